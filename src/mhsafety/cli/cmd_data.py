@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .. import data
+from ._common import data_option
+
+
+@click.group("data")
+def command() -> None:
+    """Download, inspect and split datasets."""
+
+
+@command.command("download")
+@click.option("--url", default=data.TEST_SET_URL, show_default=True,
+              help="Where to fetch the test set (a mirror of the pinned upstream file).")
+@click.option("--force", is_flag=True, help="Fetch again even if a verified copy is cached.")
+def download(url: str, force: bool) -> None:
+    """Fetch the public test set, verify its sha256 and cache it.
+
+    The cache is ~/.cache/mhsafety unless MHSAFETY_CACHE_DIR is set.
+    """
+    path = data.download_test_set(url=url, force=force)
+    click.echo(f"test set ({data.TEST_SET_SHA256[:12]}…, verified) at {path}")
+
+
+@command.command("stats")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def stats(data_path: Path | None, as_json: bool) -> None:
+    """Label counts, turn and length distributions of a dataset."""
+    examples = data.load_examples(data.resolve_data(data_path), require_label=False)
+    result = data.dataset_stats(examples)
+    click.echo(json.dumps(result, indent=2) if as_json else data.format_stats(result))
+
+
+@command.command("split")
+@data_option
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--dev-ratio", type=float, default=None,
+              help="Write train.jsonl and dev.jsonl with this share in dev (stratified).")
+@click.option("--folds", type=click.IntRange(2), default=None,
+              help="Write fold-K/train.jsonl and fold-K/test.jsonl for stratified k-fold.")
+@click.option("--seed", type=int, default=42, show_default=True)
+def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds: int | None,
+          seed: int) -> None:
+    """Seeded stratified train/dev split or k-fold split of a dataset."""
+    if (dev_ratio is None) == (folds is None):
+        raise click.UsageError("give exactly one of --dev-ratio or --folds")
+    examples = data.load_examples(data.resolve_data(data_path))
+    if dev_ratio is not None:
+        train, dev = data.train_dev_split(examples, dev_ratio, seed)
+        data.write_examples(out_dir / "train.jsonl", train)
+        data.write_examples(out_dir / "dev.jsonl", dev)
+        click.echo(f"train {len(train)}, dev {len(dev)} items in {out_dir}")
+        return
+    for k, (train_idx, test_idx) in enumerate(data.stratified_kfold(examples, folds, seed)):
+        data.write_examples(out_dir / f"fold-{k}" / "train.jsonl", [examples[i] for i in train_idx])
+        data.write_examples(out_dir / f"fold-{k}" / "test.jsonl", [examples[i] for i in test_idx])
+    click.echo(f"{folds} stratified folds of {len(examples)} items in {out_dir}")

@@ -1,0 +1,217 @@
+"""The prediction record: one JSONL line per item per run, written by every producer.
+
+Schema (``schema_version`` 1), one JSON object per line:
+
+``id``      str, the item id (the dataset's ``id`` or the item's index in its file)
+``gold``    int 0..7, or null when the item has no gold label
+``pred``    int 0..7, or null when the system gave no valid answer (counted as wrong)
+``probs``   optional list of 8 floats (probabilities over labels 0..7)
+``raw``     optional str, the system's raw output (e.g. an LLM answer)
+``error``   optional str, why ``pred`` is null (unparsable answer, request failed, ...)
+``system``  str, the system's name as it appears in tables (e.g. "BERT-base")
+``run``     str, the run within the system (a seed, a round, a fold repeat)
+``meta``    optional object, anything else a producer wants to keep
+
+Files are written atomically. A run of a system is all records with the same
+(``system``, ``run``); a file may hold one run or several.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+from .io import atomic_write
+from .taxonomy import NUM_LABELS
+
+SCHEMA_VERSION = 1
+PREDICTION_SUFFIX = ".preds.jsonl"
+
+
+@dataclass
+class PredictionRecord:
+    id: str
+    gold: int | None
+    pred: int | None
+    system: str = "system"
+    run: str = "0"
+    probs: list[float] | None = None
+    raw: str | None = None
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "id": self.id,
+            "gold": self.gold,
+            "pred": self.pred,
+            "system": self.system,
+            "run": self.run,
+        }
+        if self.probs is not None:
+            out["probs"] = [round(float(p), 6) for p in self.probs]
+        if self.raw is not None:
+            out["raw"] = self.raw
+        if self.error is not None:
+            out["error"] = self.error
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+
+def _label_or_null(value: Any, name: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < NUM_LABELS:
+        raise DataError(f"{where}: field '{name}' must be an integer 0..7 or null, got {value!r}")
+    return value
+
+
+def record_from_dict(obj: Any, where: str) -> PredictionRecord:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a prediction record object, got {type(obj).__name__}")
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise DataError(f"{where}: schema_version {version!r} is not supported "
+                        f"(this mhsafety reads {SCHEMA_VERSION})")
+    for name in ("id", "pred"):
+        if name not in obj:
+            raise DataError(f"{where}: missing field '{name}'")
+    item_id = obj["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or item_id == "":
+        raise DataError(f"{where}: field 'id' must be a non-empty string, got {item_id!r}")
+    probs = obj.get("probs")
+    if probs is not None:
+        if (not isinstance(probs, list) or len(probs) != NUM_LABELS
+                or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                           and math.isfinite(p) for p in probs)):
+            raise DataError(f"{where}: field 'probs' must be a list of 8 numbers")
+    for name in ("raw", "error", "system", "run"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, (str, int)):
+            raise DataError(f"{where}: field '{name}' must be a string, got {value!r}")
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise DataError(f"{where}: field 'meta' must be an object")
+    return PredictionRecord(
+        id=str(item_id),
+        gold=_label_or_null(obj.get("gold"), "gold", where),
+        pred=_label_or_null(obj["pred"], "pred", where),
+        system=str(obj.get("system", "system")),
+        run=str(obj.get("run", "0")),
+        probs=[float(p) for p in probs] if probs is not None else None,
+        raw=obj.get("raw"),
+        error=obj.get("error"),
+        meta=meta,
+    )
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[PredictionRecord]) -> Path:
+    """Write records as JSONL, atomically (temp file + rename)."""
+    p = Path(path)
+    with atomic_write(p) as handle:
+        for rec in records:
+            handle.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
+    return p
+
+
+def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:
+    """Read and validate one prediction file; errors name the file and line."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, expected a prediction file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not valid UTF-8 (bad byte at offset {exc.start})") from None
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{p}: invalid JSON at line {lineno}, column {exc.colno}: "
+                            f"{exc.msg}") from None
+        records.append(record_from_dict(obj, f"{p} line {lineno}"))
+    if not records:
+        raise DataError(f"{p}: no prediction records in the file")
+    return records
+
+
+def find_prediction_files(path: str | os.PathLike[str]) -> list[Path]:
+    """A file as itself; a folder as every ``*.preds.jsonl`` under it, sorted."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if p.is_file():
+        return [p]
+    files = sorted(p.rglob(f"*{PREDICTION_SUFFIX}"))
+    if not files:
+        raise DataError(f"{p}: no prediction files (*{PREDICTION_SUFFIX}) in this folder")
+    return files
+
+
+@dataclass
+class Run:
+    """All records of one run of one system."""
+
+    system: str
+    run: str
+    records: list[PredictionRecord]
+    source: str = ""
+
+    @property
+    def gold(self) -> list[int | None]:
+        return [r.gold for r in self.records]
+
+    @property
+    def pred(self) -> list[int | None]:
+        return [r.pred for r in self.records]
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
+    """Group the records of prediction files (or folders of them) into systems and runs.
+
+    Systems keep the order in which they first appear. A run whose item ids repeat is an
+    error, as is a system whose runs cover different items, since their scores would not be
+    comparable.
+    """
+    systems: dict[str, dict[str, Run]] = {}
+    for path in paths:
+        for file in find_prediction_files(path):
+            for rec in read_records(file):
+                runs = systems.setdefault(rec.system, {})
+                run = runs.get(rec.run)
+                if run is None:
+                    run = runs[rec.run] = Run(rec.system, rec.run, [], str(file))
+                run.records.append(rec)
+    out: dict[str, list[Run]] = {}
+    for system, runs in systems.items():
+        reference: set[str] | None = None
+        for run in runs.values():
+            ids = [r.id for r in run.records]
+            if len(set(ids)) != len(ids):
+                dup = next(i for i in ids if ids.count(i) > 1)
+                raise DataError(f"{run.source}: system {system!r} run {run.run!r} has item "
+                                f"{dup!r} more than once")
+            missing_gold = [r.id for r in run.records if r.gold is None]
+            if missing_gold:
+                raise DataError(f"{run.source}: item {missing_gold[0]!r} has no gold label, "
+                                "so it cannot be scored")
+            if reference is None:
+                reference = set(ids)
+            elif set(ids) != reference:
+                raise DataError(f"{run.source}: system {system!r} run {run.run!r} covers "
+                                "different items than its other runs")
+        out[system] = list(runs.values())
+    return out

@@ -1,0 +1,162 @@
+"""Table 2 in Markdown, LaTeX, CSV or JSON, for measured systems and the paper's figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .metrics import Aggregate, SystemMetrics
+
+FORMATS = ("markdown", "latex", "csv", "json")
+TABLE2_COLUMNS = ("accuracy", "precision", "recall", "f1")
+EXTRA_COLUMNS = ("macro_f1", "unsafe_recall")
+COLUMN_TITLES = {
+    "accuracy": "Acc",
+    "precision": "P",
+    "recall": "R",
+    "f1": "F1",
+    "macro_f1": "Macro-F1",
+    "unsafe_precision": "Unsafe P",
+    "unsafe_recall": "Unsafe R",
+    "unsafe_f1": "Unsafe F1",
+}
+
+
+@dataclass
+class TableRow:
+    system: str
+    scores: dict[str, Aggregate]
+    runs: int | None = None
+    invalid: int | None = None
+    source: str = "measured"
+    protocol: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# Table 2 as the paper printed it (percent, one decimal): train on 7,135 private items, test on
+# the 800 public ones, 5 runs; the fine-tuned rows picked their epoch on the test set.
+_PAPER = {
+    "ChatGPT-0301 zero-shot": (47.5, 0.6, 49.9, 0.7, 47.5, 0.6, 48.4, 0.7),
+    "ChatGPT-0301 few-shot": (48.4, 1.8, 51.0, 2.0, 48.4, 1.8, 47.9, 2.4),
+    "ChatGPT-0613 zero-shot": (43.1, 0.8, 48.9, 4.6, 43.1, 0.8, 33.5, 1.6),
+    "ChatGPT-0613 few-shot": (44.7, 4.5, 48.7, 3.2, 44.7, 4.5, 45.6, 4.0),
+    "BERT-base": (70.3, 1.2, 70.5, 0.9, 70.3, 1.2, 69.7, 1.2),
+    "RoBERTa-large": (70.4, 3.6, 71.0, 2.1, 70.4, 3.6, 69.8, 3.7),
+}
+PAPER_PROTOCOL = "paper: train on 7,135 private items, test on the 800 public items"
+
+
+def paper_rows() -> list[TableRow]:
+    """The paper's reported Table 2, labelled as such."""
+    rows = []
+    for system, v in _PAPER.items():
+        scores = {
+            name: Aggregate(v[2 * i] / 100, v[2 * i + 1] / 100, 5, [])
+            for i, name in enumerate(TABLE2_COLUMNS)
+        }
+        rows.append(TableRow(f"{system} (reported by the paper)", scores, 5, None,
+                             "reported", PAPER_PROTOCOL))
+    return rows
+
+
+def rows_from_systems(systems: Sequence[SystemMetrics], protocol: str = "") -> list[TableRow]:
+    return [
+        TableRow(s.system, s.scores, len(s.runs), s.n_invalid, "measured", protocol, s.notes)
+        for s in systems
+    ]
+
+
+def _cell(agg: Aggregate | None, decimals: int) -> str:
+    if agg is None:
+        return "–"
+    mean = f"{100 * agg.mean:.{decimals}f}"
+    if agg.std is None:
+        return mean
+    return f"{mean} ± {100 * agg.std:.{decimals}f}"
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("$", r"\$")):
+        text = text.replace(a, b)
+    return text
+
+
+def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
+                 columns: Sequence[str] = TABLE2_COLUMNS, decimals: int = 2,
+                 first_title: str = "System", count_title: str = "Runs") -> str:
+    """Render rows as a table. Scores are percentages, ``mean ± std`` over runs."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        return json.dumps([
+            {
+                "system": r.system, "source": r.source, "protocol": r.protocol, "runs": r.runs,
+                "invalid": r.invalid, "notes": r.notes,
+                "scores": {c: (r.scores[c].to_dict() if c in r.scores else None) for c in columns},
+            }
+            for r in rows
+        ], ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["system", "source", "protocol", "runs", "invalid",
+                         *[f"{c}_{s}" for c in columns for s in ("mean", "std")]])
+        for r in rows:
+            cells = []
+            for c in columns:
+                agg = r.scores.get(c)
+                cells += [f"{100 * agg.mean:.{decimals}f}" if agg else "",
+                          f"{100 * agg.std:.{decimals}f}" if agg and agg.std is not None else ""]
+            writer.writerow([r.system, r.source, r.protocol, r.runs if r.runs is not None else "",
+                             r.invalid if r.invalid is not None else "", *cells])
+        return buffer.getvalue()
+    headers = [first_title, count_title, *[COLUMN_TITLES.get(c, c) for c in columns], "Invalid"]
+    body = [
+        [r.system + (f" [{'; '.join(r.notes)}]" if r.notes else ""),
+         str(r.runs) if r.runs is not None else "–",
+         *[_cell(r.scores.get(c), decimals) for c in columns],
+         str(r.invalid) if r.invalid is not None else "–"]
+        for r in rows
+    ]
+    if fmt == "latex":
+        lines = [r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}", r"\toprule",
+                 " & ".join(headers) + r" \\", r"\midrule"]
+        lines += [" & ".join(_latex_escape(c).replace("±", r"$\pm$") for c in row) + r" \\"
+                  for row in body]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
+             "|" + "|".join(("-" * (w + 1)) + ":" if i else "-" * (w + 2)
+                            for i, w in enumerate(widths)) + "|"]
+    lines += ["| " + " | ".join((c.ljust(w) if i == 0 else c.rjust(w))
+                                for i, (c, w) in enumerate(zip(row, widths))) + " |"
+              for row in body]
+    protocols = sorted({r.protocol for r in rows if r.protocol})
+    if len(protocols) > 1 or any(r.source == "reported" for r in rows):
+        lines.append("")
+        lines += [f"- {p}" for p in protocols]
+    return "\n".join(lines)
+
+
+def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
+                     decimals: int = 2) -> str:
+    """One table per system: per-class precision/recall/F1 (mean ± std over runs)."""
+    blocks = []
+    for s in systems:
+        rows = [
+            TableRow(name, scores, None, None, "measured")
+            for name, scores in s.per_class.items()
+        ]
+        for row, support in zip(rows, s.run_metrics[0].per_class):
+            row.runs = support.support  # the "Runs" column shows the class support here
+        table = format_table(rows, fmt, ("precision", "recall", "f1"), decimals,
+                             first_title="Class", count_title="Support")
+        heading = f"### {s.system}\n" if fmt == "markdown" else s.system
+        blocks.append(f"{heading}\n{table}")
+    return "\n\n".join(blocks)
