@@ -1,0 +1,45 @@
+"""Shared fixtures: the public test set and the upstream release from ../shared."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "dialogue-safety"
+TEST_JSON = SHARED / "test.json"
+UPSTREAM_TAR = SHARED / "upstream-release.tar.xz"
+
+
+@pytest.fixture(scope="session")
+def test_json() -> Path:
+    """The 800-item public test set (never copied into the repository)."""
+    if not TEST_JSON.exists():
+        pytest.fail(f"{TEST_JSON} is missing: tests need ../shared beside the checkout")
+    return TEST_JSON
+
+
+@pytest.fixture(scope="session")
+def test_examples(test_json):
+    from mhsafety.data import load_examples
+
+    return load_examples(test_json)
+
+
+@pytest.fixture(scope="session")
+def upstream_dir(tmp_path_factory) -> Path:
+    """The upstream release extracted once per session; returns the DialogueSafety folder."""
+    if not UPSTREAM_TAR.exists():
+        pytest.fail(f"{UPSTREAM_TAR} is missing: tests need ../shared beside the checkout")
+    target = tmp_path_factory.mktemp("upstream")
+    with tarfile.open(UPSTREAM_TAR) as archive:
+        archive.extractall(target, filter="data")
+    return target / "DialogueSafety"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's real ~/.cache/mhsafety."""
+    monkeypatch.setenv("MHSAFETY_CACHE_DIR", str(tmp_path / "cache"))
