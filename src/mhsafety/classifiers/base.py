@@ -50,6 +50,9 @@ class Classifier(ABC):
     """
 
     kind: ClassVar[str] = ""
+    # False for systems that never learn from examples (LLM judges): protocols then skip
+    # fit and just predict every item.
+    needs_training: ClassVar[bool] = True
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
