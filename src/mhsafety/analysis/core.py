@@ -1,0 +1,250 @@
+"""One call from prediction files to every analysis: intervals, comparisons, error analysis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..records import load_runs
+from ..taxonomy import LABEL_NAMES
+from .errors import POOLED, ErrorAnalysis, attach_text, error_analysis
+from .predictions import INVALID, SystemPredictions, align, from_runs
+from .stats import (DEFAULT_RESAMPLES, DEFAULT_SEED, Comparison, Interval, bootstrap_distribution,
+                    bootstrap_weights, compare_all, confidence_intervals)
+
+COMPARE_METRICS = ("accuracy", "f1", "macro_f1", "unsafe_recall")
+
+
+@dataclass
+class SystemSummary:
+    system: str
+    runs: list[str]
+    n_items: int
+    n_invalid: int
+    has_probs: bool
+    notes: list[str]
+    sources: list[str]
+    intervals: dict[str, Interval]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"system": self.system, "runs": self.runs, "n_items": self.n_items,
+                "n_invalid": self.n_invalid, "has_probs": self.has_probs, "notes": self.notes,
+                "sources": self.sources,
+                "intervals": {k: v.to_dict() for k, v in self.intervals.items()}}
+
+
+@dataclass
+class Analysis:
+    systems: list[SystemSummary]
+    comparisons: list[Comparison]
+    errors: ErrorAnalysis
+    n_common: int  # items every system covers (used for comparisons)
+    left_out: dict[str, int]  # per system: items left out of the cross-system views
+    resamples: int
+    seed: int
+    level: float
+    predictions: list[SystemPredictions] = field(default_factory=list, repr=False)
+
+    def summary(self, system: str) -> SystemSummary:
+        for s in self.systems:
+            if s.system == system:
+                return s
+        raise KeyError(system)
+
+    def comparison(self, a: str, b: str) -> Comparison:
+        """The comparison of ``a`` against ``b`` (oriented as asked: differences are a - b)."""
+        for c in self.comparisons:
+            if (c.a, c.b) == (a, b):
+                return c
+            if (c.b, c.a) == (a, b):
+                return _flipped(c)
+        raise KeyError((a, b))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resamples": self.resamples, "seed": self.seed, "level": self.level,
+                "n_common": self.n_common, "left_out": self.left_out,
+                "systems": [s.to_dict() for s in self.systems],
+                "comparisons": [c.to_dict() for c in self.comparisons],
+                "errors": self.errors.to_dict()}
+
+
+def _flipped(c: Comparison) -> Comparison:
+    from dataclasses import replace
+
+    boot = {m: replace(b, a=b.b, b=b.a, difference=-b.difference, low=-b.high, high=-b.low)
+            for m, b in c.bootstrap.items()}
+    mc = c.mcnemar
+    mc = replace(mc, a=mc.b, b=mc.a, a_only=mc.b_only, b_only=mc.a_only,
+                 odds_ratio=(1 / mc.odds_ratio if mc.odds_ratio else float("inf")),
+                 accuracy_difference=-mc.accuracy_difference)
+    return Comparison(c.b, c.a, c.n, boot, mc, dict(c.holm))
+
+
+def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAULT_RESAMPLES,
+                    seed: int = DEFAULT_SEED, level: float = 0.95,
+                    compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10) -> Analysis:
+    """Intervals for every system, every pairwise comparison, and the error analysis."""
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    joint = align(systems)
+    weights_by_n: dict[int, list[np.ndarray]] = {}
+
+    def weights(n: int) -> list[np.ndarray]:
+        if n not in weights_by_n:
+            weights_by_n[n] = bootstrap_weights(n, resamples, seed)
+        return weights_by_n[n]
+
+    aligned_dist = [bootstrap_distribution(s, weights=weights(s.n_items))
+                    for s in joint.systems]
+    summaries = []
+    for own, shared, dist in zip(systems, joint.systems, aligned_dist):
+        if joint.left_out[own.system]:
+            shared, dist = own, bootstrap_distribution(own, weights=weights(own.n_items))
+        summaries.append(SystemSummary(
+            own.system, list(own.runs), own.n_items, int((own.pred == INVALID).sum()),
+            own.probs is not None, own.notes, own.sources,
+            confidence_intervals(shared, level=level, distribution=dist)))
+    comparisons = compare_all(joint.systems, aligned_dist, compare, level)
+    errors = error_analysis(systems, joint.systems, top_k)
+    if any(joint.left_out.values()):
+        errors.notes.append(
+            f"cross-system views use the {len(joint.ids)} items every system covers; left out: "
+            + ", ".join(f"{s}: {n}" for s, n in joint.left_out.items() if n))
+    return Analysis(summaries, comparisons, errors, len(joint.ids), joint.left_out, resamples,
+                    seed, level, list(systems))
+
+
+def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RESAMPLES,
+            seed: int = DEFAULT_SEED, level: float = 0.95,
+            data: str | os.PathLike[str] | None = None, top_k: int = 10) -> Analysis:
+    """Analyse prediction files or folders of ``*.preds.jsonl``.
+
+    With ``data`` (the dataset the runs were made on), items every system misses carry
+    their context and response.
+    """
+    systems = from_runs(load_runs(paths))
+    result = analyze_systems(systems, resamples, seed, level, top_k=top_k)
+    if data is not None:
+        from ..data import load_examples
+
+        examples = {ex.id if ex.id is not None else str(i): ex
+                    for i, ex in enumerate(load_examples(Path(data)))}
+        found = attach_text(result.errors.missed_by_all, examples)
+        if found < len(result.errors.missed_by_all):
+            result.errors.notes.append(
+                f"{len(result.errors.missed_by_all) - found} missed item ids are not in {data}")
+    return result
+
+
+# ------------------------------------------------------------------------- text rendering
+
+
+def _pct(x: float | None, decimals: int = 1) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{100 * x:.{decimals}f}"
+
+
+def format_interval(iv: Interval, decimals: int = 1) -> str:
+    return f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, {_pct(iv.high, decimals)}]"
+
+
+def format_p(p: float) -> str:
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.4f}"
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+SUMMARY_COLUMNS = (("accuracy", "Acc"), ("f1", "Weighted F1"), ("macro_f1", "Macro-F1"),
+                   ("unsafe_recall", "Unsafe R"), ("unsafe_precision", "Unsafe P"))
+
+
+def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20) -> str:
+    """The whole analysis as Markdown (what ``mhsafety analyze`` prints)."""
+    level = f"{100 * analysis.level:g} %"
+    out = [f"## Scores with {level} bootstrap intervals",
+           f"Percent, mean over runs [interval]; {analysis.resamples} item resamples, "
+           f"seed {analysis.seed}.", ""]
+    out.append(_md_table(
+        ["System", "Runs", "Items", *[t for _, t in SUMMARY_COLUMNS], "Invalid"],
+        [[s.system + (f" [{'; '.join(s.notes)}]" if s.notes else ""), str(len(s.runs)),
+          str(s.n_items), *[format_interval(s.intervals[k], decimals) for k, _ in SUMMARY_COLUMNS],
+          str(s.n_invalid)] for s in analysis.systems]))
+    support = {c.name: c.n_items for c in next(iter(analysis.errors.coverage.values()))}
+    out += ["", "## Recall per class", "Percent, mean over runs [interval].", ""]
+    out.append(_md_table(
+        ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
+        [[s.system, *[format_interval(s.intervals[f"recall:{n}"], decimals) for n in LABEL_NAMES]]
+         for s in analysis.systems]))
+    out += ["", "## Items of each class found", "right in at least one run / in every run / in "
+            "no run, of the class's items.", ""]
+    out.append(_md_table(
+        ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
+        [[system, *[f"{c.right_any} / {c.right_all} / {c.right_none}" for c in cov]]
+         for system, cov in analysis.errors.coverage.items()]))
+    if analysis.comparisons:
+        out += ["", "## Pairwise comparisons",
+                f"A − B in points with its {level} paired-bootstrap interval; p: bootstrap, "
+                f"Holm-adjusted over the {len(analysis.comparisons)} pairs. McNemar on "
+                "majority-over-runs correctness (exact binomial), A-only / B-only items.", ""]
+        rows = []
+        for c in analysis.comparisons:
+            acc, f1 = c.bootstrap["accuracy"], c.bootstrap["f1"]
+            m = c.mcnemar
+            rows.append([
+                f"{c.a} vs {c.b}",
+                f"{_pct(acc.difference, decimals)} [{_pct(acc.low, decimals)}, "
+                f"{_pct(acc.high, decimals)}]", format_p(c.holm["accuracy"]),
+                f"{_pct(f1.difference, decimals)} [{_pct(f1.low, decimals)}, "
+                f"{_pct(f1.high, decimals)}]", format_p(c.holm["f1"]),
+                f"{m.a_only} / {m.b_only}", format_p(m.p_value), format_p(c.holm["mcnemar"]),
+                "yes" if c.significant("accuracy") and c.holm["mcnemar"] < 0.05 else "no"])
+        out.append(_md_table(["A vs B", "ΔAcc", "p (Holm)", "ΔF1", "p (Holm)", "McNemar A/B",
+                              "p", "p (Holm)", "significant"], rows))
+    errors = analysis.errors
+    out += ["", "## Confusions that account for most errors",
+            "Errors summed over runs; share of the errors and cumulative share.", ""]
+    for system, pairs in errors.confusions.items():
+        out.append(f"**{system}**: " + "; ".join(
+            f"{p.gold_name} → {p.pred_name} {p.count} ({_pct(p.share_of_errors, 0)} %, "
+            f"cum. {_pct(p.cumulative_share, 0)} %)" for p in pairs[:5]))
+        out.append("")
+    out += ["## Run-to-run agreement", ""]
+    out.append(_md_table(
+        ["System", "Runs", "Items where runs disagree", "Mean pairwise agreement",
+         "Fleiss' κ", "Right in some runs only"],
+        [[a.system, str(a.n_runs), f"{a.items_disagree} ({_pct(a.share_disagree)} %)",
+          f"{_pct(a.mean_pairwise_agreement)} %" if a.mean_pairwise_agreement is not None
+          else "–", f"{a.fleiss_kappa:.3f}" if a.fleiss_kappa is not None else "–",
+          str(a.items_flipping_correctness)] for a in errors.agreement]))
+    missed = errors.missed_by_all
+    out += ["", f"## Items every system misses ({len(missed)} of {analysis.n_common})", ""]
+    out.append("By gold class: " + ", ".join(f"{name} {n}" for name, n
+                                             in errors.missed_by_class.items() if n))
+    for item in missed[:max_missed]:
+        said = "; ".join(f"{s}: " + ", ".join(f"{k} ×{v}" for k, v in preds.items())
+                         for s, preds in item.predictions.items())
+        text = f" — {' ⏎ '.join(item.response.splitlines())}" if item.response else ""
+        out.append(f"- item {item.id} (gold {item.gold_name}){text}: {said}")
+    if len(missed) > max_missed:
+        out.append(f"- … {len(missed) - max_missed} more (all in the JSON output)")
+    for note in errors.notes:
+        out.append(f"\nNote: {note}")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["Analysis", "SystemSummary", "analyze", "analyze_systems", "format_analysis",
+           "format_interval", "format_p", "COMPARE_METRICS", "POOLED"]
