@@ -1,0 +1,494 @@
+"""Fine-tuned encoder classifiers (BERT / RoBERTa family), the paper's strongest systems.
+
+``EncoderClassifier`` implements the one classifier interface over any Hugging Face encoder
+(a hub name or a local folder). Training runs on :mod:`accelerate`, which brings mixed
+precision, gradient accumulation and multi-process runs (``accelerate launch`` /
+``torchrun``) without code of our own. Defaults are the paper's recipe (benchmark.md section
+4); model selection uses a dev split, never the test set unless ``select_on_test`` says so.
+
+A checkpoint folder holds the backbone and tokenizer as ordinary ``save_pretrained`` files,
+the head as ``classifier_head.safetensors`` and the project's ``manifest.json`` (config, dev
+metrics, data hashes); it is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Example, examples_hash, train_dev_split
+from ..errors import DataError, UsageError
+from ..records import PredictionRecord
+from .base import Classifier
+
+log = logging.getLogger(__name__)
+
+#: The paper's recipe, plus the project's model-selection settings.
+DEFAULTS: dict[str, Any] = {
+    "model": None,              # hub name or local folder
+    "head": "cls",              # cls | roberta | pooler
+    "max_length": 512,
+    "class_weights": [2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5],
+    "learning_rate": 2e-5,
+    "weight_decay": 0.01,       # none on biases and LayerNorm weights
+    "warmup_ratio": 0.1,        # linear schedule
+    "epochs": 5,
+    "batch_size": 16,           # per optimizer step, over all processes
+    "gradient_accumulation": 1,
+    "seed": 42,
+    "dev_ratio": 0.1,           # used when fit() gets no dev set; 0 = no selection
+    "select_metric": "f1",      # a RunMetrics field: f1 (weighted), accuracy, macro_f1, ...
+    "patience": 2,              # epochs without dev improvement before stopping; 0 = never
+    "select_on_test": False,    # the paper's (leaky) protocol: the "dev" set is the test set
+    "group_by_length": True,    # batches of similar length, so dynamic padding wastes little
+    "pad_to_max_length": False,  # pad every batch to max_length (only for comparisons)
+    "precision": "auto",        # auto | fp32 | bf16 | fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)
+    "device": "auto",           # auto | cpu | cuda | cuda:N | mps
+    "eval_batch_size": 64,
+    "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
+}
+SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
+TEST_SELECTION_NOTE = "epoch selected on test set"
+
+
+class EncoderClassifier(Classifier):
+    """A Hugging Face encoder fine-tuned on (context, response) pairs."""
+
+    kind = "encoder"
+
+    def __init__(self, **config: Any) -> None:
+        unknown = set(config) - set(DEFAULTS)
+        if unknown:
+            raise UsageError(f"unknown encoder settings: {', '.join(sorted(unknown))}; "
+                             f"expected some of {', '.join(DEFAULTS)}")
+        merged = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        _validate(merged)
+        super().__init__(**merged)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self.markers: dict[str, str] = {}
+        self.history: list[dict[str, Any]] = []
+        self.dev_metrics: dict[str, Any] | None = None
+        self.dev_data_sha256: str | None = None
+        self.best_epoch: int | None = None
+
+    @classmethod
+    def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
+        if not argument:
+            raise UsageError("the encoder system needs a model: encoder:NAME_OR_PATH, "
+                             "e.g. encoder:bert-base-chinese or encoder:./my-model")
+        config.pop("model", None)
+        return cls(model=argument, seed=seed, **config)
+
+    # ------------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        """Load the backbone named by ``config['model']`` and attach a fresh head."""
+        from .encoder_model import EncoderForSafety, load_backbone, load_tokenizer, \
+            setup_role_markers
+
+        name = str(self.config["model"])
+        tokenizer = load_tokenizer(name)
+        backbone = load_backbone(name, pooler=self.config["head"] == "pooler")
+        self.markers = setup_role_markers(tokenizer, backbone)
+        self._tokenizer = tokenizer
+        self._model = EncoderForSafety(backbone, self.config["head"])
+
+    def encode(self, examples: Sequence[Example]) -> list[dict[str, list[int]]]:
+        """Token ids of each (context, response) pair, truncated to ``max_length``."""
+        from .encoder_model import apply_markers
+
+        enc = self._tokenizer(
+            [apply_markers(ex.context, self.markers) for ex in examples],
+            [apply_markers(ex.response, self.markers) for ex in examples],
+            truncation=True, max_length=int(self.config["max_length"]),
+        )
+        keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+        return [{k: enc[k][i] for k in keys} for i in range(len(examples))]
+
+    def _collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
+        if self.config["pad_to_max_length"]:
+            batch = self._tokenizer.pad(features, padding="max_length",
+                                        max_length=int(self.config["max_length"]),
+                                        return_tensors="pt")
+        else:
+            batch = self._tokenizer.pad(features, padding="longest", return_tensors="pt")
+        out = dict(batch)
+        if labels is not None:
+            out["labels"] = torch.tensor(labels, dtype=torch.long)
+        return out
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, train: Sequence[Example],
+            dev: Sequence[Example] | None = None) -> EncoderClassifier:
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from torch.utils.data import DataLoader
+        from transformers import get_linear_schedule_with_warmup
+
+        from .encoder_model import no_decay, weighted_cross_entropy
+
+        cfg = self.config
+        if not train:
+            raise DataError("cannot train an encoder on an empty training set")
+        if any(ex.label is None for ex in train):
+            raise DataError("every training item needs a label")
+        if cfg["select_on_test"] and dev is None:
+            raise UsageError("select_on_test needs the test set passed as the selection set")
+        seed = int(cfg["seed"])
+        if dev is None and cfg["dev_ratio"]:
+            train, dev = train_dev_split(train, float(cfg["dev_ratio"]), seed=seed)
+        if dev is not None and any(ex.label is None for ex in dev):
+            raise DataError("every item of the dev set needs a label")
+        self.train_data_sha256 = examples_hash(train)
+        self.dev_data_sha256 = examples_hash(dev) if dev else None
+
+        processes = _process_count()
+        batch = int(cfg["batch_size"])
+        accum = int(cfg["gradient_accumulation"])
+        per_device = batch // (processes * accum)
+        if per_device < 1 or per_device * processes * accum != batch:
+            raise UsageError(f"batch size {batch} does not split into {processes} processes x "
+                             f"{accum} accumulation steps; choose a multiple of {processes * accum}")
+        accelerator = Accelerator(mixed_precision=_mixed_precision(cfg),
+                                  gradient_accumulation_steps=accum,
+                                  cpu=_device(cfg).type == "cpu")
+        set_seed(seed)
+        self._build()
+        model = self._model
+        weights = torch.tensor(cfg["class_weights"], dtype=torch.float32)
+
+        features = self.encode(train)
+        for feat, ex in zip(features, train):
+            feat["labels"] = ex.label
+        sampler = _length_grouped_order(features, per_device * processes, seed) \
+            if cfg["group_by_length"] else None
+        generator = torch.Generator().manual_seed(seed)
+        loader = DataLoader(features, batch_size=per_device, shuffle=sampler is None,
+                            sampler=sampler, generator=generator,
+                            collate_fn=lambda b: self._collate([dict(f) for f in b]))
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW([
+            {"params": [p for n, p in params if not no_decay(n)],
+             "weight_decay": float(cfg["weight_decay"])},
+            {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
+        ], lr=float(cfg["learning_rate"]))
+        steps_per_epoch = math.ceil(len(features) / batch)
+        total = steps_per_epoch * int(cfg["epochs"])
+        if cfg["max_steps"]:
+            total = min(total, int(cfg["max_steps"]))
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(float(cfg["warmup_ratio"]) * total), total)
+        model, optimizer, loader, scheduler = accelerator.prepare(
+            model, optimizer, loader, scheduler)
+
+        best_score, best_state, stale, step = -math.inf, None, 0, 0
+        self.history = []
+        for epoch in range(1, int(cfg["epochs"]) + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            model.train()
+            started = time.perf_counter()
+            loss_sum, batches, tokens, positions = 0.0, 0, 0, 0
+            for batch_inputs in _bar(loader, accelerator, f"epoch {epoch}"):
+                labels = batch_inputs.pop("labels")
+                with accelerator.accumulate(model):
+                    logits = model(**batch_inputs)
+                    loss = weighted_cross_entropy(logits, labels, weights)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                loss_sum += float(loss.detach())
+                batches += 1
+                tokens += int(batch_inputs["attention_mask"].sum())
+                positions += int(batch_inputs["attention_mask"].numel())
+                if accelerator.sync_gradients:
+                    step += 1
+                    if cfg["max_steps"] and step >= int(cfg["max_steps"]):
+                        break
+            row: dict[str, Any] = {
+                "epoch": epoch, "steps": step, "train_loss": loss_sum / max(batches, 1),
+                "seconds": round(time.perf_counter() - started, 3),
+                # Per process: real tokens and padded positions fed to the model.
+                "tokens": tokens, "positions": positions,
+            }
+            stop = bool(cfg["max_steps"]) and step >= int(cfg["max_steps"])
+            if dev:
+                # Every process scores the whole dev set with identical weights, so they all
+                # reach the same selection and stopping decisions without communicating.
+                metrics = self._score(accelerator.unwrap_model(model), dev)
+                row["dev"] = {k: metrics[k] for k in SELECT_METRICS + ("n",)}
+                score = float(metrics[cfg["select_metric"]])
+                if score > best_score:
+                    best_score, stale, self.best_epoch = score, 0, epoch
+                    self.dev_metrics = {"epoch": epoch, **row["dev"]}
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in
+                                  accelerator.unwrap_model(model).state_dict().items()}
+                else:
+                    stale += 1
+                    if cfg["patience"] and stale >= int(cfg["patience"]):
+                        stop = True
+            self.history.append(row)
+            log.info("encoder epoch %s: %s", epoch, row)
+            if stop:
+                break
+        accelerator.wait_for_everyone()
+        final = accelerator.unwrap_model(model)
+        if best_state is not None:
+            final.load_state_dict(best_state)
+        else:
+            self.best_epoch = self.history[-1]["epoch"] if self.history else None
+        self._model = final.float().eval()
+        return self
+
+    def _score(self, model: Any, examples: Sequence[Example]) -> dict[str, Any]:
+        from ..metrics import compute_metrics
+
+        probs = self._predict(model, examples, shard=False)
+        metrics = compute_metrics([ex.label for ex in examples], probs.argmax(axis=1).tolist())
+        model.train()
+        return metrics.to_dict()
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
+        if self._model is None:
+            raise UsageError("this encoder is not trained: call fit() or load a checkpoint")
+        if not examples:
+            return np.zeros((0, 8))
+        return self._predict(self._model, examples, shard=True)
+
+    def _predict(self, model: Any, examples: Sequence[Example], shard: bool) -> np.ndarray:
+        """Probabilities in input order: items sorted by token length, batched with dynamic
+        padding; under several processes each scores a share and the shares are gathered."""
+        import torch
+
+        device = _device(self.config)
+        rank, world = _rank_world(init=True) if shard else (0, 1)
+        features = self.encode(examples)
+        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+        mine = order[rank::world]
+        model.eval()
+        if next(model.parameters()).device != device:
+            model.to(device)
+        dtype = _autocast_dtype(self.config, device)
+        size = int(self.config["eval_batch_size"])
+        out: dict[int, list[float]] = {}
+        with torch.inference_mode():
+            for start in range(0, len(mine), size):
+                idx = mine[start:start + size]
+                batch = self._collate([dict(features[i]) for i in idx])
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    logits = model(**batch)
+                probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                out.update(zip(idx, probs.tolist()))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            merged: dict[int, list[float]] = {}
+            for part in gather_object([out]):
+                merged.update(part)
+            out = merged
+        return np.array([out[i] for i in range(len(examples))], dtype=float)
+
+    def predict_records(self, examples: Sequence[Example], system: str,
+                        run: str = "0") -> list[PredictionRecord]:
+        records = super().predict_records(examples, system, run)
+        if self.config["select_on_test"]:
+            for rec in records:
+                rec.meta = {**rec.meta, "notes": [TEST_SELECTION_NOTE]}
+        return records
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, directory: Any) -> Path:
+        """Atomic save by the main process only (the others wait), so a multi-process run
+        writes one checkpoint."""
+        rank, world = _rank_world()
+        if world > 1:
+            import torch.distributed as dist
+
+            if rank == 0:
+                super().save(directory)
+            dist.barrier()
+            return Path(directory)
+        return super().save(directory)
+
+    def save_state(self, directory: Path) -> None:
+        if self._model is None:
+            raise UsageError("cannot save an untrained encoder")
+        from .encoder_model import quiet_transformers
+
+        model = self._model
+        with quiet_transformers():
+            model.backbone.save_pretrained(directory)
+        self._tokenizer.save_pretrained(directory)
+        model.save_head(directory)
+
+    def manifest_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "role_markers": self.markers,
+            "best_epoch": self.best_epoch,
+            "dev_metrics": self.dev_metrics,
+            "dev_data_sha256": self.dev_data_sha256,
+            "history": self.history,
+        }
+        if self.config["select_on_test"]:
+            extra["notes"] = [TEST_SELECTION_NOTE]
+        return extra
+
+    @classmethod
+    def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
+        from .encoder_model import EncoderForSafety, HEAD_FILE, load_backbone, load_tokenizer
+
+        if not (directory / HEAD_FILE).exists():
+            raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")
+        config = {k: v for k, v in manifest.get("config", {}).items() if k in DEFAULTS}
+        model = cls(**config)
+        extra = manifest.get("extra") or {}
+        model._tokenizer = load_tokenizer(str(directory))
+        backbone = load_backbone(str(directory), pooler=config.get("head") == "pooler")
+        model._model = EncoderForSafety(backbone, model.config["head"])
+        model._model.load_head(directory)
+        model._model.eval()
+        model.markers = dict(extra.get("role_markers") or {})
+        model.history = list(extra.get("history") or [])
+        model.dev_metrics = extra.get("dev_metrics")
+        model.dev_data_sha256 = extra.get("dev_data_sha256")
+        model.best_epoch = extra.get("best_epoch")
+        return model
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    from .encoder_model import HEADS
+
+    if cfg["head"] not in HEADS:
+        raise UsageError(f"unknown head {cfg['head']!r}; expected one of {', '.join(HEADS)}")
+    if cfg["select_metric"] not in SELECT_METRICS:
+        raise UsageError(f"unknown selection metric {cfg['select_metric']!r}; expected one of "
+                         f"{', '.join(SELECT_METRICS)}")
+    if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"unknown precision {cfg['precision']!r}; expected auto, fp32, bf16 "
+                         "or fp16")
+    weights = cfg["class_weights"]
+    if len(weights) != 8 or not all(isinstance(w, (int, float)) and w >= 0 for w in weights):
+        raise UsageError("class weights must be 8 non-negative numbers, one per label 0..7")
+    cfg["class_weights"] = [float(w) for w in weights]
+    for key in ("epochs", "batch_size", "gradient_accumulation", "max_length",
+                "eval_batch_size"):
+        if int(cfg[key]) < 1:
+            raise UsageError(f"{key.replace('_', ' ')} must be at least 1, got {cfg[key]}")
+    if not 0 <= float(cfg["dev_ratio"]) < 1:
+        raise UsageError(f"dev ratio must be in [0, 1), got {cfg['dev_ratio']}")
+
+
+def _rank_world(init: bool = False) -> tuple[int, int]:
+    """This process's rank and the number of processes; with ``init``, join the launcher's
+    process group first (``predict`` under ``accelerate launch`` / ``torchrun``)."""
+    import torch.distributed as dist
+
+    if init and _process_count() > 1 and not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState()
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _process_count() -> int:
+    """Processes of this run, from the launcher's environment (before any process group)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _device(cfg: dict[str, Any]) -> Any:
+    import os
+
+    import torch
+
+    wanted = str(cfg.get("device") or "auto")
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        # Under a launcher each process owns the GPU named by LOCAL_RANK.
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _autocast_dtype(cfg: dict[str, Any], device: Any) -> Any:
+    import torch
+
+    precision = cfg["precision"]
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def _mixed_precision(cfg: dict[str, Any]) -> str:
+    dtype = _autocast_dtype(cfg, _device(cfg))
+    if dtype is None:
+        return "no"
+    return "bf16" if "bfloat16" in str(dtype) else "fp16"
+
+
+class _LengthGroupedSampler:
+    """Shuffled indices where each run of ``group`` items has similar lengths: shuffle, cut
+    into mega-batches of 50 batches, sort each by length (what HF's group_by_length does)."""
+
+    def __init__(self, lengths: list[int], group: int, seed: int) -> None:
+        self.lengths, self.group, self.seed, self.epoch = lengths, group, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(len(self.lengths)).tolist()
+        mega = self.group * 50
+        chunks = [sorted(order[i:i + mega], key=lambda j: -self.lengths[j])
+                  for i in range(0, len(order), mega)]
+        batches = [c[i:i + self.group] for c in chunks for i in range(0, len(c), self.group)]
+        rng.shuffle(batches)  # mix batch lengths over the epoch
+        return iter([i for b in batches for i in b])
+
+
+def _length_grouped_order(features: list[dict[str, Any]], group: int,
+                          seed: int) -> _LengthGroupedSampler:
+    return _LengthGroupedSampler([len(f["input_ids"]) for f in features], group, seed)
+
+
+def _bar(loader: Any, accelerator: Any, desc: str) -> Any:
+    if not accelerator.is_main_process:
+        return loader
+    from ..progress import progress
+
+    return progress(loader, total=len(loader), desc=desc, unit="batch", leave=False)

@@ -1,0 +1,38 @@
+"""A tiny random BERT (2 layers, hidden 32) with a character vocabulary, built offline.
+
+Used by the encoder tests and by benchmarks/bench_encoder.py: no pretrained weights can be
+downloaded, so the real code path runs on this stand-in. The vocabulary holds BERT's special
+tokens, ``[unused1]``/``[unused2]`` (unless ``unused_slots=False``) and every character of the
+given texts, so a fast WordPiece tokenizer splits Chinese text into known characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def build_tiny_bert(directory: str | Path, texts: Iterable[str], *, unused_slots: bool = True,
+                    hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
+    """Write a random BertModel and its tokenizer into ``directory``; returns it."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = Path(directory)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    if unused_slots:
+        specials[1:1] = ["[unused1]", "[unused2]"]
+    chars: set[str] = set("abcdefghijklmnopqrstuvwxyz0123456789")
+    for text in texts:
+        chars.update(ch for ch in text.lower() if not ch.isspace())
+    tokens = specials + sorted(chars - set(specials))
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tokenizer = BertTokenizerFast(vocab=vocab)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=2 * hidden,
+                        max_position_embeddings=512, pad_token_id=vocab["[PAD]"])
+    torch.manual_seed(seed)
+    model = BertModel(config)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
