@@ -1,0 +1,204 @@
+"""The encoder classifier on a tiny random BERT: the real code path, offline and fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_bert import build_tiny_bert  # noqa: E402
+
+from mhsafety.classifiers import create_classifier, load_classifier, read_manifest  # noqa: E402
+from mhsafety.classifiers.encoder import TEST_SELECTION_NOTE, EncoderClassifier  # noqa: E402
+from mhsafety.errors import UsageError  # noqa: E402
+
+SMALL = {"max_length": 64, "batch_size": 8, "eval_batch_size": 16, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, test_examples) -> Path:
+    texts = [ex.context + ex.response for ex in test_examples]
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", texts)
+
+
+@pytest.fixture(scope="module")
+def small_sets(test_examples):
+    return list(test_examples[:48]), list(test_examples[48:72]), list(test_examples[100:124])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dir, small_sets):
+    train, dev, _ = small_sets
+    model = create_classifier(f"encoder:{tiny_dir}", seed=7, **{**SMALL, "epochs": 2,
+                                                                "learning_rate": 1e-3})
+    return model.fit(train, dev)
+
+
+def test_role_markers_reuse_unused_slots_and_never_split(tiny_dir):
+    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, \
+        setup_role_markers
+
+    tok = load_tokenizer(str(tiny_dir))
+    backbone = load_backbone(str(tiny_dir), pooler=False)
+    rows_before = backbone.get_input_embeddings().weight.shape[0]
+    mapping = setup_role_markers(tok, backbone)
+    assert mapping == {"[seeker]": "[unused1]", "[supporter]": "[unused2]"}
+    model = EncoderClassifier(model=str(tiny_dir))
+    model._tokenizer, model.markers = tok, mapping
+    from mhsafety.data import Example
+
+    feats = model.encode([Example("[seeker]我很难过[supporter]怎么了[seeker]好累", "[supporter]抱抱")])
+    ids = feats[0]["input_ids"]
+    vocab = tok.get_vocab()
+    assert ids.count(vocab["[unused1]"]) == 2 and ids.count(vocab["[unused2]"]) == 2
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert "[" not in pieces and "]" not in pieces and "[UNK]" not in pieces
+    assert backbone.get_input_embeddings().weight.shape[0] == rows_before  # no new rows
+
+
+def test_role_markers_added_as_new_tokens_without_unused_slots(tmp_path, test_examples):
+    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, \
+        setup_role_markers
+
+    folder = build_tiny_bert(tmp_path / "nounused",
+                             [ex.response for ex in test_examples[:50]], unused_slots=False)
+    tok = load_tokenizer(str(folder))
+    backbone = load_backbone(str(folder), pooler=False)
+    rows_before = backbone.get_input_embeddings().weight.shape[0]
+    mapping = setup_role_markers(tok, backbone)
+    assert mapping == {"[seeker]": "[seeker]", "[supporter]": "[supporter]"}
+    pieces = tok.tokenize("[seeker]你好[supporter]")
+    assert pieces[0] == "[seeker]" and pieces[-1] == "[supporter]"
+    assert backbone.get_input_embeddings().weight.shape[0] == rows_before + 2
+
+
+def test_weighted_loss_matches_hand_computation():
+    from mhsafety.classifiers.encoder_model import PAPER_CLASS_WEIGHTS, weighted_cross_entropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 8))
+    labels = np.array([0, 2, 7, 7, 5, 2])
+    w = np.array(PAPER_CLASS_WEIGHTS)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -(w[labels] * logp[np.arange(6), labels]).sum() / w[labels].sum()
+    got = weighted_cross_entropy(torch.tensor(logits), torch.tensor(labels),
+                                 torch.tensor(w, dtype=torch.float32))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_train_save_load_gives_identical_probabilities(trained, small_sets, tmp_path):
+    _, _, test = small_sets
+    assert [row["epoch"] for row in trained.history] == [1, 2]
+    assert trained.dev_metrics is not None and trained.best_epoch in (1, 2)
+    probs = trained.predict_proba(test)
+    assert probs.shape == (len(test), 8)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+    folder = trained.save(tmp_path / "ckpt")
+    names = {p.name for p in folder.iterdir()}
+    assert {"manifest.json", "config.json", "model.safetensors",
+            "classifier_head.safetensors", "tokenizer.json"} <= names
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+    manifest = read_manifest(folder)
+    assert manifest["kind"] == "encoder"
+    assert manifest["config"]["class_weights"] == [2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5]
+    assert manifest["train_data_sha256"] and manifest["extra"]["dev_data_sha256"]
+    assert manifest["extra"]["role_markers"]["[seeker]"] == "[unused1]"
+    assert json.loads((folder / "config.json").read_text())["id2label"]["7"] == "Safe Response"
+
+    reloaded = load_classifier(folder)
+    assert isinstance(reloaded, EncoderClassifier)
+    np.testing.assert_allclose(reloaded.predict_proba(test), probs, rtol=0, atol=1e-6)
+    assert reloaded.dev_metrics == trained.dev_metrics
+
+
+def test_prediction_order_and_batching_do_not_change_results(trained, small_sets):
+    _, _, test = small_sets
+    probs = trained.predict_proba(test)
+    np.testing.assert_allclose(trained.predict_proba(test[::-1]), probs[::-1], atol=1e-5)
+    one_by_one = np.vstack([trained.predict_proba([ex]) for ex in test[:6]])
+    np.testing.assert_allclose(one_by_one, probs[:6], atol=1e-5)
+    records = trained.predict_records(test, system="tiny")
+    assert [r.id for r in records] == [ex.id for ex in test]
+    assert all(r.probs is not None and not r.meta for r in records)
+
+
+def test_same_seed_same_predictions_other_seed_differs(tiny_dir, small_sets):
+    train, dev, test = small_sets
+    cfg = {**SMALL, "max_steps": 3, "dev_ratio": 0}
+    a = create_classifier(f"encoder:{tiny_dir}", seed=3, **cfg).fit(train)
+    b = create_classifier(f"encoder:{tiny_dir}", seed=3, **cfg).fit(train)
+    c = create_classifier(f"encoder:{tiny_dir}", seed=4, **cfg).fit(train)
+    pa = a.predict_proba(test)
+    np.testing.assert_array_equal(pa, b.predict_proba(test))
+    assert not np.allclose(pa, c.predict_proba(test))
+    assert a.history[-1]["steps"] == 3
+
+
+def test_early_stopping_when_dev_score_stalls(tiny_dir, small_sets):
+    train, dev, _ = small_sets
+    # With a zero learning rate the dev score cannot improve after epoch 1.
+    model = create_classifier(f"encoder:{tiny_dir}", seed=1, **{**SMALL, "epochs": 5,
+                              "patience": 1, "learning_rate": 0.0, "max_length": 32})
+    model.fit(train[:16], dev[:8])
+    assert [row["epoch"] for row in model.history] == [1, 2]
+    assert model.best_epoch == 1
+
+
+def test_select_on_test_marks_records_and_manifest(tiny_dir, small_sets, tmp_path):
+    train, _, test = small_sets
+    model = create_classifier(f"encoder:{tiny_dir}", seed=1,
+                              **{**SMALL, "max_steps": 1, "select_on_test": True})
+    model.fit(train[:16], test)
+    records = model.predict_records(test[:3], system="tiny")
+    assert all(r.meta["notes"] == [TEST_SELECTION_NOTE] for r in records)
+    manifest = read_manifest(model.save(tmp_path / "leaky"))
+    assert manifest["extra"]["notes"] == [TEST_SELECTION_NOTE]
+    with pytest.raises(UsageError, match="select_on_test"):
+        create_classifier(f"encoder:{tiny_dir}", select_on_test=True).fit(train[:4])
+
+
+def test_uncached_hub_name_fails_with_one_sentence(small_sets, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = create_classifier("encoder:no-such-org/no-such-model-xyz", **SMALL)
+    with pytest.raises(UsageError) as info:
+        model.fit(small_sets[0][:8], small_sets[1][:4])
+    message = str(info.value)
+    assert "not in the local Hugging Face cache" in message and "local folder" in message
+    assert "\n" not in message
+
+
+def test_missing_local_folder_and_bad_settings(tmp_path):
+    from mhsafety.classifiers.encoder_model import load_tokenizer
+
+    with pytest.raises(UsageError, match="no such model folder"):
+        load_tokenizer(str(tmp_path / "nope" / "model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="not a Hugging Face"):
+        load_tokenizer(str(tmp_path / "empty"))
+    with pytest.raises(UsageError, match="head"):
+        EncoderClassifier(model="x", head="mlp")
+    with pytest.raises(UsageError, match="unknown encoder settings"):
+        EncoderClassifier(model="x", lr=1)
+    with pytest.raises(UsageError, match="needs a model"):
+        create_classifier("encoder")
+
+
+@pytest.mark.parametrize("head", ["roberta", "pooler"])
+def test_other_heads_train_and_reload(tiny_dir, small_sets, tmp_path, head):
+    train, _, test = small_sets
+    model = create_classifier(f"encoder:{tiny_dir}", seed=2,
+                              **{**SMALL, "head": head, "max_steps": 2, "dev_ratio": 0})
+    model.fit(train[:16])
+    probs = model.predict_proba(test[:4])
+    reloaded = load_classifier(model.save(tmp_path / head))
+    np.testing.assert_allclose(reloaded.predict_proba(test[:4]), probs, atol=1e-6)
