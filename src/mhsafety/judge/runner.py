@@ -1,0 +1,534 @@
+"""``run_judge``: label every item with an LLM, round after round, resumably.
+
+Layout of the output folder::
+
+    manifest.json            what was run (model asked and answered, URL, sampling, prompt
+                             template hash, few-shot ids per round, seed, version)
+    log/round-<r>.jsonl      one line per answered (or finally failed) request, appended
+                             and flushed as it happens: the resume log
+    preds/round-<r>.preds.jsonl   prediction records of round r (the project's format)
+    preds/vote.preds.jsonl   majority vote over the rounds (with ``vote=True``)
+    summary.json             counts, token usage, cost estimate, timing
+
+Every log line carries ``key`` (a hash of model, base URL, sampling parameters, template,
+shots and seed) and ``prompt_hash`` (a hash of the exact messages). A rerun reuses only lines
+whose key and prompt hash match what it would send now, so a changed prompt, model or
+sampling setting never mixes with old answers; other lines stay in the log, untouched, and
+are counted as ``stale``. Each line is written with one ``write`` call on an ``O_APPEND``
+descriptor, so a killed process leaves at most one torn last line, which the next run cuts
+off (and counts) before appending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..data import Example, examples_hash
+from ..errors import UsageError
+from ..io import write_json
+from ..records import PredictionRecord, write_records
+from ..taxonomy import NUM_LABELS
+from .client import Answer, Failure, RetryPolicy, complete, make_transport
+from .parse import get_parser
+from .prompts import PromptTemplate, ShotPlan, load_template, messages_hash, plan_shots
+
+LOG_VERSION = 1
+N_SHOTS = NUM_LABELS  # few-shot means one example per label
+
+
+@dataclass
+class JudgeSettings:
+    """Everything that decides what a judge run sends and how; see ``mhsafety judge --help``."""
+
+    model: str
+    base_url: str
+    shots: int = 0
+    rounds: int = 5
+    seed: int = 42
+    max_tokens: int = 10
+    temperature: float = 1.0
+    top_p: float = 1.0
+    parser: str = "tolerant"
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    api_key_env: str = "OPENAI_API_KEY"
+    client: str = "fast"
+    system_name: str | None = None
+    vote: bool = False
+    price_in: float | None = None  # per million prompt tokens
+    price_out: float | None = None  # per million completion tokens
+
+    def check(self) -> None:
+        if self.shots not in (0, N_SHOTS):
+            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
+                             f"got {self.shots}")
+        if self.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {self.rounds}")
+        if self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.max_attempts < 1:
+            raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if self.timeout <= 0:
+            raise UsageError(f"--timeout must be positive, got {self.timeout}")
+        get_parser(self.parser)
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature,
+                "top_p": self.top_p}
+
+    @property
+    def name(self) -> str:
+        return self.system_name or f"{self.model} {'few' if self.shots else 'zero'}-shot"
+
+    def cache_key(self, template: PromptTemplate) -> str:
+        """What decides an answer besides the item and round; timeouts and retries don't."""
+        blob = json.dumps({"model": self.model, "base_url": self.base_url.rstrip("/"),
+                           "sampling": self.sampling, "template": template.sha256,
+                           "shots": self.shots, "seed": self.seed}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RoundLog:
+    """What one round's log holds for the current settings."""
+
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stale: int = 0
+    corrupt: int = 0
+    torn: int = 0
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a torn (newline-less) last line off ``path``; returns the bytes removed."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return 0
+        # Walk back to the last newline; everything after it is a line the writer never
+        # finished (the process died inside the write).
+        pos, block = size, 1 << 16
+        while pos > 0:
+            start = max(0, pos - block)
+            handle.seek(start)
+            chunk = handle.read(pos - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return size - keep
+
+
+def read_round_log(path: Path, key: str, expected: dict[str, str]) -> RoundLog:
+    """Entries of one round's log that match ``key`` and the expected prompt hash per item."""
+    out = RoundLog()
+    out.torn = repair_torn_tail(path)
+    if not path.exists():
+        return out
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                entry = json.loads(raw)
+                item_id = entry["id"]
+            except (ValueError, KeyError, TypeError):
+                out.corrupt += 1  # never fatal: the item is simply asked again
+                continue
+            if entry.get("key") != key or expected.get(item_id) != entry.get("prompt_hash"):
+                out.stale += 1
+                continue
+            if "answer" in entry:
+                out.answers.setdefault(item_id, entry)  # the first answer counts
+                out.failures.pop(item_id, None)
+            elif item_id not in out.answers:
+                out.failures[item_id] = entry
+    return out
+
+
+class _Log:
+    """Append-only JSONL files, one per round: one ``write`` per line, fsync in batches."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.fds: dict[int, int] = {}
+        self.dirty: set[int] = set()
+
+    def path(self, round_no: int) -> Path:
+        return self.folder / f"round-{round_no}.jsonl"
+
+    def append(self, round_no: int, entry: dict[str, Any]) -> None:
+        fd = self.fds.get(round_no)
+        if fd is None:
+            fd = self.fds[round_no] = os.open(self.path(round_no),
+                                               os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        # One write() on O_APPEND: the line reaches the kernel whole, surviving kill -9.
+        os.write(fd, line)
+        self.dirty.add(fd)
+
+    def take_dirty(self) -> set[int]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def sync(self, fds: set[int] | None = None) -> None:
+        for fd in self.take_dirty() if fds is None else fds:
+            os.fsync(fd)
+
+    def close(self) -> None:
+        self.sync()
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+@dataclass
+class JudgeResult:
+    out_dir: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    prediction_files: list[Path]
+    records: dict[str, list[PredictionRecord]]
+
+
+def _api_key(env_name: str) -> str | None:
+    value = os.environ.get(env_name)
+    return value or None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def vote(preds: Sequence[int | None]) -> int | None:
+    """Majority over valid predictions; a tie goes to the label that appeared first."""
+    valid = [p for p in preds if p is not None]
+    if not valid:
+        return None
+    counts = Counter(valid)
+    best = max(counts.values())
+    return next(p for p in valid if counts[p] == best)
+
+
+def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
+              settings: JudgeSettings, train: Sequence[Example] | None = None,
+              template: PromptTemplate | None = None,
+              data_source: str | None = None, train_source: str | None = None,
+              show_progress: bool = True,
+              on_message: Callable[[str], None] | None = None) -> JudgeResult:
+    """Judge ``examples`` for ``settings.rounds`` rounds, resuming whatever ``out_dir`` holds.
+
+    The API key is read from the environment variable ``settings.api_key_env`` and only ever
+    sent in the Authorization header. Raises :class:`~mhsafety.errors.UsageError` when the
+    server refuses the requests outright (bad key, unknown model); answers logged until then
+    are kept for the next run.
+    """
+    settings.check()
+    say = on_message or (lambda msg: None)
+    template = template or load_template(None)
+    if not examples:
+        raise UsageError("no items to judge")
+    plan: ShotPlan | None = None
+    if settings.shots:
+        if not train:
+            raise UsageError("few-shot judging (--shots 8) needs --train FILE with labelled "
+                             "examples to draw from")
+        plan = plan_shots(train, settings.rounds, settings.seed, train_source or "--train")
+    out = Path(out_dir)
+    log_dir = out / "log"
+    key = settings.cache_key(template)
+    ids = [ex.id or str(i) for i, ex in enumerate(examples)]
+    if len(set(ids)) != len(ids):
+        raise UsageError("item ids repeat; every item needs its own id to be resumable")
+    api_key = _api_key(settings.api_key_env)
+    if api_key is None:
+        say(f"note: ${settings.api_key_env} is not set; sending requests without an API key")
+
+    def messages(round_no: int, ex: Example) -> list[dict[str, str]]:
+        shots = plan.for_item(round_no, ex) if plan is not None else []
+        return template.messages(ex, shots)
+
+    manifest = _manifest(settings, template, key, plan, examples, train, data_source,
+                         train_source)
+    write_json(out / "manifest.json", manifest)
+
+    # What is already done, per round.
+    logs: dict[int, RoundLog] = {}
+    pending: list[tuple[int, int]] = []
+    for r in range(1, settings.rounds + 1):
+        expected = {ids[i]: messages_hash(messages(r, ex)) for i, ex in enumerate(examples)}
+        logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
+        pending += [(r, i) for i in range(len(examples)) if ids[i] not in logs[r].answers]
+    resumed = settings.rounds * len(examples) - len(pending)
+    stale = sum(lg.stale for lg in logs.values())
+    torn = sum(1 for lg in logs.values() if lg.torn)
+    if resumed:
+        say(f"resuming: {resumed} answers already in {log_dir}, {len(pending)} to go")
+    if stale:
+        say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
+            "sampling) are ignored; they stay in the log")
+
+    stats = asyncio.run(_ask_all(pending, examples, ids, messages, settings, key, api_key,
+                                 _Log(log_dir), logs, show_progress))
+
+    # Records, from the log's view of this setting (answers from earlier runs included).
+    parser = get_parser(settings.parser)
+    notes = manifest["notes"]
+    records: dict[str, list[PredictionRecord]] = {}
+    files = []
+    models: Counter[str] = Counter()
+    fingerprints: Counter[str] = Counter()
+    usage: Counter[str] = Counter()
+    per_round = {}
+    for r, lg in logs.items():
+        recs = []
+        for i, ex in enumerate(examples):
+            entry = lg.answers.get(ids[i])
+            meta: dict[str, Any] = {"notes": notes} if notes else {}
+            if entry is not None:
+                pred = parser(entry["answer"])
+                meta["model"] = entry.get("model")
+                recs.append(PredictionRecord(
+                    ids[i], ex.label, pred, settings.name, str(r), raw=entry["answer"],
+                    error=None if pred is not None else "answer names no category", meta=meta))
+                if entry.get("model"):
+                    models[entry["model"]] += 1
+                if entry.get("system_fingerprint"):
+                    fingerprints[entry["system_fingerprint"]] += 1
+                for k, v in (entry.get("usage") or {}).items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        usage[k] += v
+            else:
+                failure = lg.failures.get(ids[i])
+                reason = failure["error"] if failure else "not requested (the run stopped)"
+                recs.append(PredictionRecord(ids[i], ex.label, None, settings.name, str(r),
+                                             error=f"request failed: {reason}", meta=meta))
+        records[str(r)] = recs
+        per_round[str(r)] = {
+            "answered": sum(1 for x in recs if x.raw is not None),
+            "failed": sum(1 for x in recs if x.raw is None),
+            "invalid": sum(1 for x in recs if x.raw is not None and x.pred is None),
+        }
+        files.append(write_records(out / "preds" / f"round-{r}.preds.jsonl", recs))
+    if settings.vote and settings.rounds > 1:
+        voted = []
+        for i, ex in enumerate(examples):
+            pred = vote([records[str(r)][i].pred for r in logs])
+            voted.append(PredictionRecord(
+                ids[i], ex.label, pred, f"{settings.name} vote", "vote",
+                error=None if pred is not None else "no valid answer in any round",
+                meta={"notes": notes, "rounds": settings.rounds} if notes
+                else {"rounds": settings.rounds}))
+        records["vote"] = voted
+        files.append(write_records(out / "preds" / "vote.preds.jsonl", voted))
+
+    manifest["models_answered"] = dict(models)
+    manifest["system_fingerprints"] = dict(fingerprints)
+    if plan is not None:
+        manifest["few_shot"]["substitutions"] = {
+            str(r): subs for r, subs in sorted(plan.substitutions.items())}
+    manifest["updated"] = _now()
+    write_json(out / "manifest.json", manifest)
+
+    tokens = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
+              "completion_tokens": int(usage.get("completion_tokens", 0)),
+              "total_tokens": int(usage.get("total_tokens", 0))}
+    cost = None
+    if settings.price_in is not None or settings.price_out is not None:
+        cost = round((tokens["prompt_tokens"] * (settings.price_in or 0.0)
+                      + tokens["completion_tokens"] * (settings.price_out or 0.0)) / 1e6, 6)
+    summary = {
+        "system": settings.name, "model": settings.model, "items": len(examples),
+        "rounds": settings.rounds, "per_round": per_round,
+        "answered": sum(v["answered"] for v in per_round.values()),
+        "failed": sum(v["failed"] for v in per_round.values()),
+        "invalid": sum(v["invalid"] for v in per_round.values()),
+        "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
+        "this_run": stats, "tokens": tokens,
+        "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
+        "models_answered": dict(models),
+    }
+    write_json(out / "summary.json", summary)
+    return JudgeResult(out, summary, manifest, files, records)
+
+
+def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
+              plan: ShotPlan | None, examples: Sequence[Example],
+              train: Sequence[Example] | None, data_source: str | None,
+              train_source: str | None) -> dict[str, Any]:
+    from .. import __version__
+
+    notes = []
+    same_file = False
+    if plan is not None and train is not None:
+        same_file = examples_hash(train) == examples_hash(examples)
+        if same_file or {(e.context, e.response) for e in train} & \
+                {(e.context, e.response) for e in examples}:
+            notes.append("shots drawn from the judged items, self excluded")
+    s = asdict(settings)
+    return {
+        "kind": "mhsafety-judge-run",
+        "mhsafety_version": __version__,
+        "created": _now(),
+        "system": settings.name,
+        "model_requested": settings.model,
+        "models_answered": {},
+        "system_fingerprints": {},
+        "base_url": settings.base_url,
+        "client": settings.client,
+        "api_key_env": settings.api_key_env,
+        "sampling": settings.sampling,
+        "shots": settings.shots,
+        "rounds": settings.rounds,
+        "seed": settings.seed,
+        "parser": settings.parser,
+        "template": {"source": template.source, "sha256": template.sha256},
+        "cache_key": key,
+        "data": {"source": data_source, "items": len(examples),
+                 "sha256": examples_hash(examples)},
+        "few_shot": None if plan is None else {
+            "train": train_source, "train_items": len(train or ()),
+            "train_sha256": examples_hash(train or ()),
+            "ids_per_round": plan.ids(),
+            "excluded_self": same_file or bool(notes),
+        },
+        "requests": {k: s[k] for k in ("concurrency", "timeout", "max_attempts",
+                                      "backoff_base")},
+        "notes": notes,
+    }
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
+                   messages: Callable[[int, Example], list[dict[str, str]]],
+                   settings: JudgeSettings, key: str, api_key: str | None, log: _Log,
+                   logs: dict[int, RoundLog], show_progress: bool) -> dict[str, Any]:
+    from ..progress import progress_bar
+
+    transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
+                               settings.concurrency)
+    policy = RetryPolicy(max_attempts=settings.max_attempts, backoff_base=settings.backoff_base)
+    rng = random.Random()  # back-off jitter only; it never touches what is asked
+    work = iter(pending)
+    counts: Counter[str] = Counter()
+    bar = progress_bar(total=len(pending), desc="judge", unit="req") if show_progress \
+        else _NoBar()
+    last_postfix = 0.0
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal last_postfix
+        for round_no, i in work:
+            ex = examples[i]
+            msgs = messages(round_no, ex)
+            payload = json.dumps({"model": settings.model, "messages": msgs,
+                                  **settings.sampling}, ensure_ascii=False).encode("utf-8")
+            result = await complete(transport, payload, policy, rng, api_key)
+            entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": round_no,
+                                     "id": ids[i], "prompt_hash": messages_hash(msgs)}
+            if isinstance(result, Answer):
+                entry.update(answer=result.content, model=result.model,
+                             system_fingerprint=result.system_fingerprint, usage=result.usage,
+                             latency_s=round(result.latency_s, 4), attempts=result.attempts)
+                logs[round_no].answers[ids[i]] = entry
+                logs[round_no].failures.pop(ids[i], None)
+                counts["answered"] += 1
+                counts["retries"] += result.attempts - 1
+            else:
+                assert isinstance(result, Failure)
+                entry.update(error=result.reason, attempts=result.attempts)
+                logs[round_no].failures[ids[i]] = entry
+                counts["failed"] += 1
+                counts["retries"] += result.attempts - 1
+            entry["time"] = _now()
+            log.append(round_no, entry)
+            bar.update(1)
+            now = time.perf_counter()
+            if now - last_postfix > 0.5:
+                last_postfix = now
+                bar.set_postfix(errors=counts["failed"], retries=counts["retries"], refresh=False)
+
+    async def syncer() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if log.dirty:
+                await asyncio.to_thread(log.sync, log.take_dirty())
+
+    tasks = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency,
+                                                               max(1, len(pending))))]
+    sync_task = asyncio.create_task(syncer())
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        sync_task.cancel()
+        await asyncio.gather(*tasks, sync_task, return_exceptions=True)
+        log.close()
+        bar.close()
+        await transport.aclose()
+    wall = time.perf_counter() - start
+    done = counts["answered"] + counts["failed"]
+    return {"requests": done, "answered": counts["answered"], "failed": counts["failed"],
+            "retries": counts["retries"], "wall_s": round(wall, 3),
+            "per_second": round(done / wall, 2) if wall > 0 and done else 0.0}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a few human-readable lines (what ``mhsafety judge`` prints)."""
+    s = summary
+    lines = [f"{s['system']}: {s['items']} items x {s['rounds']} rounds; "
+             f"answered {s['answered']}, failed {s['failed']}, invalid answers {s['invalid']}"]
+    for r, v in s["per_round"].items():
+        lines.append(f"  round {r}: answered {v['answered']}, failed {v['failed']}, "
+                     f"invalid {v['invalid']}")
+    run = s["this_run"]
+    lines.append(f"this run: {run['requests']} requests ({run['retries']} retries) in "
+                 f"{run['wall_s']:.1f} s, {run['per_second']:.1f}/s; "
+                 f"{s['resumed']} answers reused from the log")
+    t = s["tokens"]
+    line = (f"tokens: {t['prompt_tokens']} prompt + {t['completion_tokens']} completion = "
+            f"{t['total_tokens']}")
+    if s.get("cost") is not None:
+        line += f"; estimated cost {s['cost']:.4f} (at the given prices per million tokens)"
+    lines.append(line)
+    if s["models_answered"]:
+        lines.append("models answering: " + ", ".join(
+            f"{m} ({n})" for m, n in s["models_answered"].items()))
+    if s["stale_ignored"]:
+        lines.append(f"ignored {s['stale_ignored']} logged answers from other settings")
+    if s["torn_lines_repaired"]:
+        lines.append(f"repaired {s['torn_lines_repaired']} torn log line(s) left by a crash")
+    if s["failed"]:
+        lines.append("failed items are recorded with their reason; rerun the same command "
+                     "to retry them")
+    return "\n".join(lines)
