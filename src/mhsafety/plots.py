@@ -66,3 +66,153 @@ def plot_confusion_matrix(matrix: np.ndarray | Sequence[Sequence[float]], title:
     if title:
         ax.set_title(title)
     return fig
+
+
+def _system_colors(n: int):
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_per_class_f1(systems: Sequence[str], means: np.ndarray | Sequence[Sequence[float]],
+                      stds: np.ndarray | Sequence[Sequence[float]] | None = None,
+                      supports: Sequence[int] | None = None, title: str = "",
+                      ylabel: str = "F1 (%)"):
+    """Grouped bars: one group per category, one bar per system (values are fractions).
+
+    ``means`` and ``stds`` have shape (systems, 8); error bars show the std over runs.
+    A NaN (class absent from the data) draws no bar.
+    """
+    plt = _pyplot()
+    values = 100 * np.asarray(means, dtype=float)
+    errors = None if stds is None else 100 * np.nan_to_num(np.asarray(stds, dtype=float))
+    k = len(systems)
+    width = 0.8 / max(k, 1)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(9.0, 1.2 * len(LABEL_NAMES) + 0.2 * k * 8)),
+                                    5.0))
+    x = np.arange(len(LABEL_NAMES))
+    for i, (name, color) in enumerate(zip(systems, _system_colors(k))):
+        ax.bar(x - 0.4 + width * (i + 0.5), values[i], width, label=name, color=color,
+               yerr=None if errors is None else errors[i], capsize=2,
+               error_kw={"elinewidth": 0.8})
+    labels = [f"{n}\n(n={s})" for n, s in zip(LABEL_NAMES, supports)] if supports is not None \
+        else list(LABEL_NAMES)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=9)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(k, 3), loc="upper center", bbox_to_anchor=(0.5, -0.28))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_score_distributions(systems: Sequence[str],
+                             run_scores: Sequence[dict[str, Sequence[float]]],
+                             metrics: Sequence[tuple[str, str]],
+                             intervals: Sequence[dict[str, tuple[float, float]]] | None = None,
+                             title: str = ""):
+    """One panel per metric: each run of each system as a dot, the mean as a bar.
+
+    ``run_scores[i][metric]`` are system i's per-run values (fractions); ``metrics`` are
+    (key, title) pairs; ``intervals[i][metric]`` (low, high), if given, are drawn as a
+    bootstrap interval beside the dots.
+    """
+    plt = _pyplot()
+    k = len(systems)
+    ncols = 2 if len(metrics) > 2 else len(metrics)
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.0, 0.8 * k + 1.5) * ncols,
+                                                    4.8 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    rng = np.random.default_rng(0)  # jitter only, for readability
+    colors = _system_colors(k)
+    for ax, (key, heading) in zip(axes.ravel(), metrics):
+        for i in range(k):
+            vals = 100 * np.asarray(run_scores[i][key], dtype=float)
+            jitter = rng.uniform(-0.12, 0.12, size=vals.size)
+            ax.scatter(np.full(vals.size, i) + jitter, vals, s=18, color=colors[i], zorder=3)
+            ax.hlines(vals.mean(), i - 0.25, i + 0.25, color="black", lw=1.5, zorder=4)
+            if intervals is not None and key in intervals[i]:
+                low, high = intervals[i][key]
+                ax.vlines(i + 0.32, 100 * low, 100 * high, color="grey", lw=2.5, zorder=2)
+        ax.set_xticks(range(k), systems, rotation=35, ha="right", fontsize=8)
+        ax.set_title(heading)
+        ax.set_ylabel("%")
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Confidence (top probability) vs accuracy of the top label, in equal-width bins.
+
+    Returns per-bin mean confidence, accuracy (NaN for empty bins), counts, and the
+    expected calibration error (count-weighted mean |accuracy - confidence|).
+    """
+    probs = np.asarray(probs, dtype=float).reshape(-1, len(LABEL_NAMES))
+    gold = np.asarray(gold).reshape(-1)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == gold
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, confidence, bins) / counts
+        accuracy = np.bincount(which, correct.astype(float), bins) / counts
+    ece = float(np.nansum(counts * np.abs(accuracy - mean_conf)) / max(counts.sum(), 1))
+    return mean_conf, accuracy, counts, ece
+
+
+def plot_reliability(probs: np.ndarray, gold: np.ndarray, bins: int = 10, title: str = ""):
+    """Reliability diagram of a system that outputs probabilities (all runs pooled)."""
+    plt = _pyplot()
+    mean_conf, accuracy, counts, ece = reliability_bins(probs, gold, bins)
+    edges = np.linspace(0, 1, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    ax.bar(centers, np.nan_to_num(accuracy), width=1 / bins, edgecolor="black",
+           color="#4c72b0", alpha=0.85, label="accuracy of the top label")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title((title + "\n" if title else "") + f"ECE = {100 * ece:.1f} %")
+    hist.bar(centers, counts, width=1 / bins, edgecolor="black", color="#999999")
+    hist.set_xlabel("confidence (top probability)")
+    hist.set_ylabel("items")
+    hist.set_xlim(0, 1)
+    return fig
+
+
+def plot_intervals(systems: Sequence[str], intervals: Sequence[dict[str, tuple[float, float,
+                                                                               float]]],
+                   metrics: Sequence[tuple[str, str]], title: str = ""):
+    """Forest plot: each system's estimate and bootstrap interval, one panel per metric.
+
+    ``intervals[i][metric]`` is (estimate, low, high) as fractions.
+    """
+    plt = _pyplot()
+    k = len(systems)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 2.5,
+                                                       0.45 * k + 1.6),
+                             sharey=True, squeeze=False)
+    colors = _system_colors(k)
+    for ax, (key, heading) in zip(axes[0], metrics):
+        for i in range(k):
+            est, low, high = (100 * v for v in intervals[i][key])
+            ax.errorbar(est, k - 1 - i, xerr=[[est - low], [high - est]], fmt="o",
+                        color=colors[i], capsize=3)
+        ax.set_title(heading, fontsize=10)
+        ax.set_xlabel("%")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(k), list(reversed(list(systems))), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ._common import emit
+
+
+@click.command("analyze")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The dataset the runs were made on: items every system "
+              "misses are shown with their response.")
+@click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Bootstrap resamples of the items.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="Confidence level of the intervals.")
+@click.option("--top", "top_k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Confusion pairs kept per system.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full analysis as JSON.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also save the figures (PNG and SVG) in this folder.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the analysis to this file instead of printing it.")
+def command(runs: tuple[Path, ...], data_path: Path | None, resamples: int, seed: int,
+            level: float, top_k: int, as_json: bool, plots_dir: Path | None,
+            out: Path | None) -> None:
+    """Confidence intervals, paired tests and error analysis of prediction files.
+
+    RUNS are *.preds.jsonl files or folders of them (e.g. the output of `mhsafety reproduce
+    --out` or `mhsafety benchmark`); records are grouped into systems and runs and joined
+    by item id.
+    """
+    from ..analysis import analyze, format_analysis
+
+    result = analyze(runs, resamples=resamples, seed=seed, level=level, data=data_path,
+                     top_k=top_k)
+    if plots_dir is not None:
+        from ..report.figures import save_all_figures
+
+        written = save_all_figures(result, plots_dir)
+        click.echo(f"wrote {len(written)} figure files under {plots_dir}", err=True)
+    text = (json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if as_json
+            else format_analysis(result))
+    emit(text, out)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Report folder to write (index.html, analysis.json, "
+              "figures/); replaced only if an earlier report made it.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The dataset the runs were made on: its hash is recorded "
+              "and missed items are shown with their text.")
+@click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Bootstrap resamples of the items.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="Confidence level of the intervals.")
+@click.option("--title", default="Dialogue safety: analysis report", show_default=True,
+              help="Title of the page.")
+def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resamples: int,
+            seed: int, level: float, title: str) -> None:
+    """Write one self-contained HTML report over prediction files or folders of them.
+
+    The page (OUT/index.html) embeds its tables and figures and needs no server and no
+    network: scores with bootstrap intervals, significance of every pair of systems,
+    per-class results, error analysis, the taxonomy and the provenance of each run.
+    """
+    from ..report.html import build_report
+    from ..report.provenance import command_line
+
+    start = time.perf_counter()
+    result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
+                          level=level, command=command_line(), title=title)
+    click.echo(f"wrote {result.html} ({len(result.analysis.systems)} systems, "
+               f"{len(result.figures)} figure files) in {time.perf_counter() - start:.1f} s",
+               err=True)
