@@ -268,13 +268,15 @@ def cached_test_set_path() -> Path:
     return cache_dir() / "dialogue-safety" / UPSTREAM_COMMIT[:12] / "test.json"
 
 
-def download_test_set(url: str = TEST_SET_URL, sha256: str = TEST_SET_SHA256,
+def download_test_set(url: str | None = None, sha256: str = TEST_SET_SHA256,
                       dest: str | os.PathLike[str] | None = None, timeout: float = 30.0,
                       force: bool = False) -> Path:
     """Fetch the public test set, verify its sha256 and store it atomically in the cache.
 
-    A file already in place with the right checksum is not fetched again.
+    A file already in place with the right checksum is not fetched again. ``url`` defaults
+    to the pinned upstream file.
     """
+    url = url or TEST_SET_URL
     target = Path(dest) if dest else cached_test_set_path()
     if target.exists() and not force and sha256_file(target) == sha256:
         return target

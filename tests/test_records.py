@@ -1,0 +1,97 @@
+import json
+import os
+
+import pytest
+
+from mhsafety import io as mio
+from mhsafety.errors import DataError
+from mhsafety.evaluate import evaluate_paths
+from mhsafety.records import PredictionRecord, load_runs, read_records, write_records
+
+
+def _recs(system, run, preds, gold=(7, 2, 0)):
+    return [PredictionRecord(str(i), g, p, system, run) for i, (g, p) in enumerate(zip(gold, preds))]
+
+
+def test_round_trip_with_optional_fields(tmp_path):
+    rec = PredictionRecord("a", 7, None, "s", "1", probs=[0.125] * 8, raw="Safe?", error="no label",
+                           meta={"notes": ["x"]})
+    path = write_records(tmp_path / "r.preds.jsonl", [rec])
+    line = json.loads(path.read_text(encoding="utf-8"))
+    assert line["schema_version"] == 1 and line["pred"] is None
+    assert read_records(path)[0] == rec
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"id": "a", "gold": 7}', "missing field 'pred'"),
+        ('{"id": "a", "gold": 9, "pred": 1}', "field 'gold' must be an integer 0..7 or null"),
+        ('{"id": "a", "gold": 1, "pred": "1"}', "field 'pred' must be an integer 0..7 or null"),
+        ('{"id": "a", "gold": 1, "pred": 1, "probs": [1]}', "field 'probs' must be a list of 8"),
+        ('{"id": "a", "gold": 1, "pred": 1, "schema_version": 9}', "schema_version 9"),
+        ('{"id": "a", "gold": 1, ', "invalid JSON at line 2, column 24"),
+    ],
+)
+def test_bad_records_name_file_and_line(tmp_path, line, expected):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"id": "z", "gold": 1, "pred": 1}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        read_records(p)
+    assert str(p) in str(err.value) and "line 2" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_runs_grouped_by_system_and_checked(tmp_path):
+    write_records(tmp_path / "a" / "1.preds.jsonl", _recs("A", "1", [7, 2, 0]))
+    write_records(tmp_path / "a" / "2.preds.jsonl", _recs("A", "2", [7, 7, None]))
+    write_records(tmp_path / "b.preds.jsonl", _recs("B", "1", [2, 2, 2]))
+    runs = load_runs([tmp_path])
+    assert list(runs) == ["A", "B"] and len(runs["A"]) == 2
+    systems = evaluate_paths([tmp_path])
+    a = systems[0]
+    assert a.scores["accuracy"].values == pytest.approx([1.0, 1 / 3])
+    assert a.n_invalid == 1
+
+
+def test_runs_with_different_items_are_refused(tmp_path):
+    write_records(tmp_path / "1.preds.jsonl", _recs("A", "1", [7, 2, 0]))
+    write_records(tmp_path / "2.preds.jsonl", _recs("A", "2", [7, 2], gold=(7, 2)))
+    with pytest.raises(DataError, match="covers different items"):
+        load_runs([tmp_path])
+
+
+def test_atomic_write_leaves_old_file_on_crash(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        with mio.atomic_write(target) as handle:
+            handle.write("half")
+            raise RuntimeError("crash")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]  # no temporary file left behind
+
+
+def test_atomic_write_of_records_never_shows_a_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "r.preds.jsonl"
+    write_records(target, _recs("A", "1", [7, 2, 0]))
+
+    def exploding():
+        yield from _recs("A", "2", [1, 1, 1])[:2]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_records(target, exploding())
+    assert [r.run for r in read_records(target)] == ["1", "1", "1"]
+
+
+def test_atomic_directory_swaps_only_on_success(tmp_path):
+    target = tmp_path / "ckpt"
+    with mio.atomic_directory(target) as tmp:
+        (tmp / "a").write_text("1", encoding="utf-8")
+    with pytest.raises(ValueError):
+        with mio.atomic_directory(target) as tmp:
+            (tmp / "a").write_text("2", encoding="utf-8")
+            raise ValueError
+    assert (target / "a").read_text(encoding="utf-8") == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
