@@ -8,8 +8,8 @@ Two parsers:
   differences, surrounding whitespace, quotes, brackets or markdown, a ``Label:`` prefix,
   the Chinese category names, and a name followed by an explanation. The verdict is read
   only at the start of the answer, where the prompt asks for it, because an explanation
-  may name other categories ("Safe Response? No, this is Nonsense" stays unparsed rather
-  than guessed).
+  may name other categories ("The response is not Nonsense" stays unparsed rather than
+  read as Nonsense).
 """
 
 from __future__ import annotations
