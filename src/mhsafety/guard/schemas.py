@@ -1,0 +1,99 @@
+"""Request and response bodies of the guard service (pydantic; imported by the service only)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Length limits are enforced by the service (413 with a message) so they can be configured;
+# the schema only states the shapes.
+
+
+class TurnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["seeker", "supporter"]
+    text: str
+
+
+class CheckItem(BaseModel):
+    """One reply to screen: the dialogue so far and the chatbot's candidate response."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[str] = Field(None, max_length=200, description="Echoed back in the result.")
+    context: Union[str, list[TurnIn]] = Field(
+        description="The dialogue so far: the upstream string with [seeker]/[supporter] "
+                    "markers (plain text is one seeker turn), or a list of turns.")
+    response: str = Field(description="The chatbot's candidate reply.")
+
+
+class CheckRequest(BaseModel):
+    """Either one item (``context`` and ``response``) or a batch (``items``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[str] = Field(None, max_length=200)
+    context: Optional[Union[str, list[TurnIn]]] = None
+    response: Optional[str] = None
+    items: Optional[list[CheckItem]] = Field(None, description="A batch of items.")
+    threshold: Optional[float] = Field(
+        None, ge=0.0, le=1.0,
+        description="Flag a reply unsafe when P(safe) is below this; default: the server's.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CheckRequest:
+        single = [name for name in ("id", "context", "response") if getattr(self, name) is not None]
+        if self.items is not None:
+            if single:
+                raise ValueError("give either 'items' (a batch) or 'context' and 'response' "
+                                 f"(one item), not both (also got {', '.join(single)})")
+            if not self.items:
+                raise ValueError("'items' is empty; give at least one item")
+        else:
+            missing = [name for name in ("context", "response") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"missing field '{missing[0]}': give 'context' and 'response' "
+                                 "for one item, or 'items' for a batch")
+        return self
+
+    def as_items(self) -> list[CheckItem]:
+        if self.items is not None:
+            return self.items
+        return [CheckItem(id=self.id, context=self.context, response=self.response)]  # type: ignore[arg-type]
+
+
+class Node(BaseModel):
+    number: int
+    title: str
+
+
+class CheckResultOut(BaseModel):
+    id: Optional[str]
+    decision: Literal["safe", "unsafe", "unverified"]
+    safe: bool = Field(description="True only for a verified safe decision.")
+    label: Optional[int]
+    label_name: Optional[str]
+    node: Optional[Node] = Field(description="The framework node that decides the label.")
+    p_safe: Optional[float]
+    probabilities: Optional[dict[str, float]]
+    model_label: Optional[int] = Field(description="The model's own argmax label.")
+    threshold: float
+    reason: Optional[str] = Field(description="Why the result is unverified.")
+
+
+class CheckResponse(BaseModel):
+    request_id: str
+    results: list[CheckResultOut]
+
+
+class ErrorResponse(BaseModel):
+    detail: Union[str, list[dict]]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    kind: str
+    threshold: float
+    detail: Optional[str] = None
