@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+
+db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="Annotation database (SQLite); created by serve/import when missing.",
+)
+id_prefix_option = click.option(
+    "--id-prefix", default="", help="Prepend this to every item id (to import files whose "
+    "ids would clash, e.g. two files without ids).")
+
+
+@click.group("annotate")
+def command() -> None:
+    """Annotate pairs along the sequential taxonomy; measure agreement; export labels."""
+
+
+@command.command("import")
+@db_option
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="JSON list or JSONL of {context, response[, label, id]}.")
+@id_prefix_option
+def import_(db_path: Path, data_path: Path, id_prefix: str) -> None:
+    """Add items to the database; their labels, if any, are kept as gold for auditing."""
+    from ..annotate.store import import_file, open_store
+
+    result = import_file(open_store(db_path), data_path, id_prefix)
+    click.echo(f"{db_path}: {result}")
+
+
+@command.command("serve")
+@db_option
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Import this file first (items already present are kept).")
+@id_prefix_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --token-env.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0 picks a free one).")
+@click.option("--token-env", default=None, metavar="VAR",
+              help="Require the shared access token held in this environment variable.")
+@click.option("--break-every", type=click.IntRange(1), default=25, show_default=True,
+              help="Remind annotators to take a break after this many items.")
+def serve(db_path: Path, data_path: Path | None, id_prefix: str, host: str, port: int,
+          token_env: str | None, break_every: int) -> None:
+    """Run the annotation web app until Ctrl-C."""
+    from ..annotate.app import create_server
+    from ..annotate.store import import_file, open_store
+
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if not token:
+            raise UsageError(f"--token-env {token_env}: the environment variable is not set "
+                             "or empty")
+    store = open_store(db_path)
+    if data_path is not None:
+        click.echo(f"{db_path}: {import_file(store, data_path, id_prefix)}", err=True)
+    if store.item_count() == 0:
+        raise UsageError(f"{db_path} holds no items; pass --data FILE or run "
+                         "`mhsafety annotate import` first")
+    server = create_server(store, host, port, token=token, break_every=break_every)
+    click.echo(f"annotation app on {server.url} ({store.item_count()} items, database "
+               f"{db_path}); Ctrl-C stops it", err=True)
+    click.echo(server.url)  # machine-readable line on stdout (port 0 picks the port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped; every acknowledged answer is in the database", err=True)
+    finally:
+        server.server_close()
+
+
+@command.command("progress")
+@db_option
+def progress(db_path: Path) -> None:
+    """Items labelled and skipped per annotator."""
+    from ..annotate.store import open_store
+
+    store = open_store(db_path, create=False)
+    rows = store.progress()
+    if not rows:
+        click.echo(f"{store.item_count()} items, no annotators yet")
+    for p in rows:
+        click.echo(f"{p.annotator}: {p.labelled} / {p.total} labelled, {p.skipped} skipped")
+
+
+@command.command("agreement")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def agreement(db_path: Path, as_json: bool) -> None:
+    """Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha, per node, vs gold."""
+    from ..annotate.agreement import agreement_report, format_report
+    from ..annotate.store import open_store
+
+    report = agreement_report(open_store(db_path, create=False))
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json
+               else format_report(report))
+
+
+@command.command("export")
+@db_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output dataset: .json for the upstream list format, anything else JSONL.")
+@click.option("--ties", type=click.Choice(["omit", "unlabelled"]), default="omit",
+              show_default=True,
+              help="Tied items: leave out, or write without a label for another round.")
+@click.option("--min-annotators", type=click.IntRange(1), default=1, show_default=True,
+              help="Leave out items with fewer annotations than this.")
+def export(db_path: Path, out: Path, ties: str, min_annotators: int) -> None:
+    """Write the majority labels in the dataset format (for train, benchmark, evaluate)."""
+    from ..annotate.agreement import export_adjudicated
+    from ..annotate.store import open_store
+
+    summary = export_adjudicated(open_store(db_path, create=False), out, ties,  # type: ignore[arg-type]
+                                 min_annotators)
+    counts = ", ".join(f"{name} {n}" for name, n in summary["labels"].items())
+    click.echo(f"wrote {summary['written']} items to {out} ({counts})")
+    if summary["tied"]:
+        verb = "left out" if ties == "omit" else "written without a label"
+        shown = ", ".join(summary["tied"][:20]) + (" ..." if len(summary["tied"]) > 20 else "")
+        click.echo(f"{len(summary['tied'])} tied items {verb}: {shown}", err=True)
+    if summary["too_few"]:
+        click.echo(f"{len(summary['too_few'])} items with fewer than {min_annotators} "
+                   "annotation(s) left out", err=True)
