@@ -10,8 +10,8 @@
   right token gets a bare 401.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations, which
+# name classes imported inside create_app().
 import asyncio
 import concurrent.futures
 import hmac
@@ -86,12 +86,12 @@ class MicroBatcher:
     ``max_batch`` examples); when the queue is empty it waits ``wait_s`` for company.
     """
 
-    def __init__(self, score: Callable[[Sequence[Example]], np.ndarray], max_batch: int,
+    def __init__(self, score: "Callable[[Sequence[Example]], np.ndarray]", max_batch: int,
                  wait_s: float) -> None:
         self._score = score
         self._max_batch = max_batch
         self._wait_s = wait_s
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._queue: "asyncio.Queue[_Job] | None" = None
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mhsafety-guard-model")
@@ -120,7 +120,7 @@ class MicroBatcher:
         self._queue.put_nowait(_Job(examples, future))
         return await asyncio.wait_for(future, timeout)
 
-    async def _collect(self) -> list[_Job]:
+    async def _collect(self) -> "list[_Job]":
         assert self._queue is not None
         jobs = [await self._queue.get()]
         size = len(jobs[0].examples)
@@ -287,20 +287,19 @@ class GuardMiddleware:
 # ---------------------------------------------------------------------- the app
 
 
-def _result_dict(result: CheckResult) -> dict[str, Any]:
-    out = result.to_dict()
-    number, title = out.pop("node"), out.pop("node_title")
-    out["node"] = None if number is None else {"number": number, "title": title}
-    out.pop("label_name", None)
-    out["label_name"] = result.label_name
-    return out
+def _result_dict(r: CheckResult) -> dict[str, Any]:
+    return {"id": r.id, "decision": r.decision, "safe": r.safe, "label": r.label,
+            "label_name": r.label_name,
+            "node": None if r.node is None else {"number": r.node, "title": r.node_title},
+            "p_safe": r.p_safe, "probabilities": r.probabilities, "model_label": r.model_label,
+            "threshold": r.threshold, "reason": r.reason}
 
 
 def _context_chars(context: Any) -> int:
     return len(context) if isinstance(context, str) else sum(len(t.text) for t in context)
 
 
-def create_app(guard: Guard, config: ServiceConfig | None = None) -> Any:
+def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> Any:
     """The FastAPI application serving ``guard`` (model loaded once, by the caller)."""
     try:
         from fastapi import FastAPI, HTTPException, Request
