@@ -87,7 +87,8 @@ def _latex_escape(text: str) -> str:
 
 def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
                  columns: Sequence[str] = TABLE2_COLUMNS, decimals: int = 2,
-                 first_title: str = "System", count_title: str = "Runs") -> str:
+                 first_title: str = "System", count_title: str = "Runs",
+                 show_invalid: bool = True) -> str:
     """Render rows as a table. Scores are percentages, ``mean ± std`` over runs."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -114,12 +115,14 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
             writer.writerow([r.system, r.source, r.protocol, r.runs if r.runs is not None else "",
                              r.invalid if r.invalid is not None else "", *cells])
         return buffer.getvalue()
-    headers = [first_title, count_title, *[COLUMN_TITLES.get(c, c) for c in columns], "Invalid"]
+    headers = [first_title, count_title, *[COLUMN_TITLES.get(c, c) for c in columns]]
+    if show_invalid:
+        headers.append("Invalid")
     body = [
         [r.system + (f" [{'; '.join(r.notes)}]" if r.notes else ""),
          str(r.runs) if r.runs is not None else "–",
          *[_cell(r.scores.get(c), decimals) for c in columns],
-         str(r.invalid) if r.invalid is not None else "–"]
+         *([str(r.invalid) if r.invalid is not None else "–"] if show_invalid else [])]
         for r in rows
     ]
     if fmt == "latex":
@@ -156,7 +159,7 @@ def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
         for row, support in zip(rows, s.run_metrics[0].per_class):
             row.runs = support.support  # the "Runs" column shows the class support here
         table = format_table(rows, fmt, ("precision", "recall", "f1"), decimals,
-                             first_title="Class", count_title="Support")
+                             first_title="Class", count_title="Support", show_invalid=False)
         heading = f"### {s.system}\n" if fmt == "markdown" else s.system
         blocks.append(f"{heading}\n{table}")
     return "\n\n".join(blocks)
