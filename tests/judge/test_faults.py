@@ -1,0 +1,88 @@
+"""Every fault a real API shows is retried until it recovers; what cannot recover is recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mhsafety.errors import UsageError
+from mhsafety.judge.client import retry_after_seconds, scrub
+from mhsafety.judge.runner import run_judge
+
+from .conftest import settings
+
+
+def _log_lines(out, round_no=1):
+    return [json.loads(line) for line in
+            (out / "log" / f"round-{round_no}.jsonl").read_text("utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("client", ["fast", "openai"])
+@pytest.mark.parametrize("fault", ["429", "500", "503", "hang", "nonjson", "nochoices", "drop"])
+def test_each_fault_recovers(server, small_examples, tmp_path, fault, client):
+    items = small_examples[:6]
+    server.faults.extend([fault, fault])
+    result = run_judge(items, tmp_path, settings(server, client=client, concurrency=2,
+                                                 timeout=0.5), show_progress=False)
+    assert server.fault_count[fault] == 2
+    assert result.summary["answered"] == 6 and result.summary["failed"] == 0
+    assert result.summary["this_run"]["retries"] >= 1 or fault == "drop"
+    recs = result.records["1"]
+    assert [r.pred for r in recs] == [7] * 6  # the fake answers "Safe Response"
+    assert len(_log_lines(tmp_path)) == 6
+
+
+def test_retry_after_is_honoured(server, small_examples, tmp_path):
+    import time
+
+    server.retry_after = "1"
+    server.faults.extend(["429"])
+    start = time.perf_counter()
+    result = run_judge(small_examples[:1], tmp_path, settings(server, backoff_base=0.0),
+                       show_progress=False)
+    assert time.perf_counter() - start >= 0.9  # waited as told, not the 0 s back-off
+    assert result.summary["answered"] == 1
+
+
+def test_exhausted_retries_are_recorded_then_retried(server, small_examples, tmp_path):
+    items = small_examples[:5]
+    bad = items[2]
+    server.fault_for = lambda prompt: "500" if bad.response in prompt else None
+    first = run_judge(items, tmp_path, settings(server, max_attempts=3), show_progress=False)
+    assert first.summary["failed"] == 1 and first.summary["answered"] == 4
+    failed = [r for r in first.records["1"] if r.pred is None]
+    assert [r.id for r in failed] == [bad.id]
+    assert "gave up after 3 attempts" in failed[0].error and "HTTP 500" in failed[0].error
+    written = (tmp_path / "preds" / "round-1.preds.jsonl").read_text("utf-8")
+    assert "request failed" in written  # recorded with its reason, not dropped
+
+    server.fault_for = None
+    second = run_judge(items, tmp_path, settings(server, max_attempts=3), show_progress=False)
+    assert second.summary["this_run"]["requests"] == 1  # only the failed item is asked again
+    assert second.summary["failed"] == 0 and second.summary["answered"] == 5
+    answers = [e for e in _log_lines(tmp_path) if "answer" in e]
+    assert sorted(e["id"] for e in answers) == sorted(ex.id for ex in items)
+
+
+def test_refusal_stops_the_run_and_hides_the_key(server, small_examples, tmp_path,
+                                                 monkeypatch):
+    key = "sk-proj-SECRETsecret123456"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    async def refuse(*args):
+        return 401, {"Content-Type": "application/json"}, json.dumps(
+            {"error": {"message": f"Incorrect API key provided: {key}"}}).encode()
+
+    server._respond = refuse
+    with pytest.raises(UsageError) as info:
+        run_judge(small_examples[:3], tmp_path, settings(server), show_progress=False)
+    assert "HTTP 401" in str(info.value) and key not in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert 0 <= retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9
+    assert scrub("key sk-abc123456789 and mysecret", "mysecret") == "key sk-*** and ***"
