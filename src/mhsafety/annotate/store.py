@@ -198,6 +198,9 @@ class AnnotationStore:
     def _check_or_init(self) -> None:
         try:
             conn = self._open()
+        except sqlite3.DatabaseError:
+            raise DataError(f"{self.path}: not an SQLite database; give a new file name "
+                            "for the annotation database") from None
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot open as SQLite ({exc})") from None
         try:
