@@ -1,0 +1,44 @@
+"""Prediction records for the analysis tests: synthetic systems and two upstream systems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_helpers import make_records, noisy_preds
+
+from mhsafety.records import write_records
+
+
+@pytest.fixture
+def gold() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    # skewed like the test set: two big classes, small others
+    return rng.choice(8, size=300, p=[.07, .02, .42, .02, .01, .02, .01, .43])
+
+
+@pytest.fixture
+def runs_dir(tmp_path, gold) -> Path:
+    """Two synthetic systems, 3 runs each: 'good' (~80 % right) and 'weak' (~45 %)."""
+    folder = tmp_path / "runs"
+    write_records(folder / "good" / "all.preds.jsonl",
+                  make_records("good", gold, noisy_preds(gold, 0.8, 3, 1, invalid=0.01)))
+    write_records(folder / "weak" / "all.preds.jsonl",
+                  make_records("weak", gold, noisy_preds(gold, 0.45, 3, 2)))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def upstream_runs(upstream_dir, tmp_path_factory) -> Path:
+    """BERT-base and ChatGPT-0613 zero-shot records of the upstream release, as files."""
+    from mhsafety.upstream import SYSTEMS, find_release_root, read_system
+
+    root = find_release_root(upstream_dir)
+    folder = tmp_path_factory.mktemp("upstream-runs")
+    for system in SYSTEMS:
+        if system.name in ("BERT-base", "ChatGPT-0613 zero-shot"):
+            for run, recs in read_system(root, system).items():
+                write_records(folder / system.name.replace(" ", "-") / f"{run}.preds.jsonl",
+                              recs)
+    return folder

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from analysis_helpers import noisy_preds
+
+from mhsafety.analysis import (SystemPredictions, bootstrap_distribution, bootstrap_indices,
+                               confidence_intervals, holm, mcnemar, paired_bootstrap,
+                               point_scores)
+from mhsafety.analysis.stats import SCORES
+from mhsafety.metrics import aggregate_runs, compute_metrics
+from mhsafety.taxonomy import LABEL_NAMES
+
+
+def _system(name: str, gold: np.ndarray, preds: np.ndarray) -> SystemPredictions:
+    ids = [str(i) for i in range(gold.size)]
+    return SystemPredictions(name, [str(r) for r in range(len(preds))], ids, gold, preds)
+
+
+def _as_labels(row: np.ndarray) -> list[int | None]:
+    return [None if p < 0 else int(p) for p in row]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_point_scores_match_compute_metrics(gold, seed):
+    preds = noisy_preds(gold, 0.6, 3, seed, invalid=0.05)
+    system = _system("s", gold, preds)
+    per_run = {str(r): compute_metrics(gold.tolist(), _as_labels(row))
+               for r, row in enumerate(preds)}
+    expected = aggregate_runs("s", per_run)
+    got = point_scores(system)
+    for name in SCORES:
+        assert got[name] == pytest.approx(expected.scores[name].mean, abs=1e-12), name
+    for name in LABEL_NAMES:
+        assert got[f"recall:{name}"] == pytest.approx(
+            expected.per_class[name]["recall"].mean, abs=1e-12)
+        assert got[f"f1:{name}"] == pytest.approx(expected.per_class[name]["f1"].mean,
+                                                  abs=1e-12)
+
+
+def test_bootstrap_values_equal_scores_of_the_resampled_items(gold):
+    """The count-vector shortcut must give what scoring the drawn items directly gives."""
+    preds = noisy_preds(gold, 0.55, 2, 3, invalid=0.02)
+    system = _system("s", gold, preds)
+    dist = bootstrap_distribution(system, resamples=6, seed=11)
+    indices = bootstrap_indices(gold.size, 6, 11)
+    for b, idx in enumerate(indices):
+        runs = [compute_metrics(gold[idx].tolist(), _as_labels(row[idx])) for row in preds]
+        for name in ("accuracy", "precision", "f1", "macro_f1", "unsafe_recall",
+                     "unsafe_precision"):
+            assert dist[name][b] == pytest.approx(np.mean([m.score(name) for m in runs]),
+                                                  abs=1e-9), (name, b)
+
+
+def test_intervals_are_seeded_and_have_the_binomial_width():
+    rng = np.random.default_rng(5)
+    gold = rng.integers(0, 8, 800)
+    preds = np.where(rng.random((1, 800)) < 0.7, gold, (gold + 1) % 8)
+    system = _system("s", gold, preds)
+    first = confidence_intervals(system, resamples=4000, seed=3)
+    again = confidence_intervals(system, resamples=4000, seed=3)
+    other = confidence_intervals(system, resamples=4000, seed=4)
+    acc = first["accuracy"]
+    assert acc == again["accuracy"]
+    assert (acc.low, acc.high) != (other["accuracy"].low, other["accuracy"].high)
+    assert acc.low < acc.estimate < acc.high
+    p = acc.estimate
+    expected_width = 2 * 1.96 * math.sqrt(p * (1 - p) / 800)
+    assert acc.high - acc.low == pytest.approx(expected_width, rel=0.15)
+
+
+def test_rare_class_absent_from_a_resample_is_skipped_not_zero():
+    gold = np.array([0] + [7] * 99)
+    preds = gold[None, :].copy()  # always right
+    ci = confidence_intervals(_system("s", gold, preds), resamples=500, seed=0)
+    nonsense = ci["recall:Nonsense"]
+    assert nonsense.estimate == 1.0 and nonsense.low == 1.0 and nonsense.high == 1.0
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one(gold):
+    good = _system("good", gold, noisy_preds(gold, 0.8, 3, 1))
+    weak = _system("weak", gold, noisy_preds(gold, 0.45, 3, 2))
+    twin = _system("twin", gold, good.pred.copy())
+    result = paired_bootstrap(weak, good, "accuracy", resamples=2000, seed=0)
+    assert result.difference < 0 and result.high < 0
+    assert result.p_value < 0.01
+    same = paired_bootstrap(good, twin, "accuracy", resamples=2000, seed=0)
+    assert same.difference == 0 and same.p_value == 1.0
+
+
+def test_paired_tests_refuse_unaligned_systems(gold):
+    a = _system("a", gold, noisy_preds(gold, 0.8, 1, 1))
+    b = _system("b", gold[:-1], noisy_preds(gold[:-1], 0.8, 1, 2))
+    with pytest.raises(ValueError, match="aligned"):
+        paired_bootstrap(a, b, resamples=10)
+    with pytest.raises(ValueError, match="aligned"):
+        mcnemar(a, b)
+
+
+def test_mcnemar_counts_discordant_items_and_matches_the_exact_test():
+    gold = np.zeros(40, dtype=int)
+    a = np.zeros(40, dtype=int)
+    b = np.zeros(40, dtype=int)
+    a[:2] = 1  # A wrong, B right on 2 items
+    b[2:12] = 1  # B wrong, A right on 10 items
+    a[12:15] = b[12:15] = 3  # both wrong on 3 items
+    result = mcnemar(_system("A", gold, a[None]), _system("B", gold, b[None]))
+    assert (result.a_only, result.b_only) == (10, 2)
+    # exact two-sided binomial: 2 * P(X <= 2), X ~ Bin(12, 1/2)
+    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert result.odds_ratio == pytest.approx(5.0)
+    assert result.accuracy_difference == pytest.approx(8 / 40)
+    sm = pytest.importorskip("statsmodels.stats.contingency_tables")
+    table = [[25, 10], [2, 3]]  # rows: A right/wrong, cols: B right/wrong
+    assert result.p_value == pytest.approx(sm.mcnemar(table, exact=True).pvalue)
+
+
+def test_mcnemar_uses_majority_over_runs():
+    gold = np.zeros(5, dtype=int)
+    a = np.array([[0, 0, 0, 1, 1], [0, 0, 1, 1, 1], [0, 1, 1, 1, 1]])  # item 1 right 2/3
+    b = np.ones((1, 5), dtype=int)
+    result = mcnemar(_system("A", gold, a), _system("B", gold, b))
+    assert result.a_only == 2  # items 0 and 1; item 2 is right in 1 of 3 runs only
+
+
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
