@@ -31,8 +31,14 @@ def build_tiny_bert(directory: str | Path, texts: Iterable[str], *, unused_slots
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=2 * hidden,
                         max_position_embeddings=512, pad_token_id=vocab["[PAD]"])
+    from transformers.utils import logging as hf_logging
+
     torch.manual_seed(seed)
     model = BertModel(config)
-    model.save_pretrained(directory)
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in test logs
+    try:
+        model.save_pretrained(directory)
+    finally:
+        hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
     return directory
