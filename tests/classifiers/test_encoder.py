@@ -155,6 +155,9 @@ def test_early_stopping_when_dev_score_stalls(tiny_dir, small_sets):
 
 
 def test_select_on_test_marks_records_and_manifest(tiny_dir, small_sets, tmp_path):
+    from mhsafety.upstream import SELECTED_ON_TEST
+
+    assert TEST_SELECTION_NOTE == SELECTED_ON_TEST  # one wording in every table
     train, _, test = small_sets
     model = create_classifier(f"encoder:{tiny_dir}", seed=1,
                               **{**SMALL, "max_steps": 1, "select_on_test": True})
