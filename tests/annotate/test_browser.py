@@ -85,6 +85,9 @@ def test_keyboard_annotation_survives_reload_and_exports(driver, live_server, st
     _keys(driver, "y", "n", "u", "n", "n", "n")
     _wait_for(driver, "leaf", "2")
     _keys(driver, "1")
+    _wait_for(driver, "break", "3")  # the fixture's server reminds after every 3 items
+    assert "3 items" in driver.find_element(By.ID, "break-text").text
+    _keys(driver, Keys.ENTER)
     _wait_for(driver, "question", "3")
 
     # Undo on a fresh item reopens the previous one; relabel it Toxic Language (leaf 2).

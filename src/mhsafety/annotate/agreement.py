@@ -258,9 +258,9 @@ def _fmt(value: float | None, pct: bool = False) -> str:
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The agreement report as plain text."""
-    lines = [f"items: {report['items']}, annotated: {report['annotated_items']}, "
+    lines = [(f"items: {report['items']}, annotated: {report['annotated_items']}, "
              f"annotations: {report['annotations']}, annotators: "
-             f"{', '.join(report['annotators'])}", ""]
+             f"{', '.join(report['annotators'])}"), ""]
 
     def block(title: str, s: Mapping[str, Any]) -> str:
         f, k = s["fleiss"], s["krippendorff"]

@@ -90,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the terminal shows the URL and errors only
 
     # ------------------------------------------------------------------ plumbing
@@ -162,13 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routes
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch({
             "/": lambda: self._page("index.html"),
             "/index.html": lambda: self._page("index.html"),
             "/static/app.js": lambda: self._page("app.js"),
             "/static/app.css": lambda: self._page("app.css"),
             "/healthz": lambda: {"ok": True},
+            "/favicon.ico": self._no_content,
             "/api/config": self._config,
             "/api/progress": lambda: {"progress": [p.to_dict()
                                                    for p in self.server.store.progress()]},
@@ -176,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch({
             "/api/session": self._session,
             "/api/note": self._note,
@@ -185,6 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/skip": self._skip,
             "/api/undo": self._undo,
         })
+
+    def _no_content(self) -> None:
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _page(self, name: str) -> None:
         self._send(HTTPStatus.OK, _static(name), STATIC_FILES[name])
