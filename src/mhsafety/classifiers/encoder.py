@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",           # auto | cpu | cuda | cuda:N | mps
     "eval_batch_size": 64,
     "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
+    "work_dir": None,           # keep per-epoch training state here, to resume after a crash
 }
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 # The same words as upstream.SELECTED_ON_TEST, so tables mark our leaky runs like the paper's.
@@ -196,7 +197,22 @@ class EncoderClassifier(Classifier):
 
         best_score, best_state, stale, step = -math.inf, None, 0, 0
         self.history = []
-        for epoch in range(1, int(cfg["epochs"]) + 1):
+        first_epoch, stopped = 1, False
+        resume = _Resume(cfg["work_dir"], self._resume_key()) if cfg["work_dir"] else None
+        if resume is not None and resume.progress is not None:
+            prog = resume.progress
+            accelerator.load_state(str(resume.folder / prog["state"]))
+            best_state = resume.load_best(prog)
+            best_score = prog["best_score"] if prog["best_score"] is not None else -math.inf
+            stale, step, stopped = prog["stale"], prog["step"], prog["stopped"]
+            self.history, self.best_epoch = prog["history"], prog["best_epoch"]
+            self.dev_metrics = prog["dev_metrics"]
+            first_epoch = prog["epoch"] + 1
+            log.info("resuming encoder training after epoch %s from %s", prog["epoch"],
+                     resume.folder)
+        for epoch in range(first_epoch, int(cfg["epochs"]) + 1):
+            if stopped:
+                break
             if sampler is not None:
                 sampler.set_epoch(epoch)
             model.train()
@@ -243,8 +259,13 @@ class EncoderClassifier(Classifier):
                         stop = True
             self.history.append(row)
             log.info("encoder epoch %s: %s", epoch, row)
-            if stop:
-                break
+            if resume is not None:
+                resume.commit(accelerator, epoch, {
+                    "epoch": epoch, "step": step, "stale": stale, "stopped": stop,
+                    "best_score": best_score if best_state is not None else None,
+                    "best_epoch": self.best_epoch, "dev_metrics": self.dev_metrics,
+                    "history": self.history}, best_state)
+            stopped = stop
         accelerator.wait_for_everyone()
         final = accelerator.unwrap_model(model)
         if best_state is not None:
@@ -253,6 +274,15 @@ class EncoderClassifier(Classifier):
             self.best_epoch = self.history[-1]["epoch"] if self.history else None
         self._model = final.float().eval()
         return self
+
+    def _resume_key(self) -> dict[str, Any]:
+        """What must match for a work folder's state to be resumed: data and settings that
+        change the result (not the work folder itself, nor eval batch size or device)."""
+        ignore = {"work_dir", "eval_batch_size", "device"}
+        return {"train_data_sha256": self.train_data_sha256,
+                "dev_data_sha256": self.dev_data_sha256,
+                "config": {k: v for k, v in self.config.items() if k not in ignore},
+                "processes": _process_count()}
 
     def _score(self, model: Any, examples: Sequence[Example]) -> dict[str, Any]:
         from ..metrics import compute_metrics
@@ -456,6 +486,65 @@ def _mixed_precision(cfg: dict[str, Any]) -> str:
     if dtype is None:
         return "no"
     return "bf16" if "bfloat16" in str(dtype) else "fp16"
+
+
+class _Resume:
+    """Per-epoch training state in a work folder, so a killed run resumes after its last
+    finished epoch. ``progress.json`` is the commit point: it is rewritten atomically only
+    after the epoch's state folder (model, optimizer, scheduler, RNG; accelerate's
+    ``save_state``) and the best weights so far are complete, so a crash at any moment leaves
+    a consistent, resumable folder."""
+
+    def __init__(self, folder: str, key: dict[str, Any]) -> None:
+        import json
+
+        self.folder, self.key = Path(folder), key
+        self.progress: dict[str, Any] | None = None
+        path = self.folder / "progress.json"
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise DataError(f"{path}: not valid JSON; delete the work folder to start "
+                                "over") from None
+            if saved.get("key") != key:
+                raise UsageError(f"{self.folder}: holds a training run with other data or "
+                                 "settings; pass another work folder or delete this one")
+            self.progress = saved
+
+    def load_best(self, prog: dict[str, Any]) -> dict[str, Any] | None:
+        if not prog.get("best"):
+            return None
+        from safetensors.torch import load_file
+
+        return load_file(str(self.folder / prog["best"]))
+
+    def commit(self, accelerator: Any, epoch: int, state: dict[str, Any],
+               best_state: dict[str, Any] | None) -> None:
+        import shutil
+
+        from ..io import write_json
+
+        name = f"epoch-{epoch}"
+        accelerator.save_state(str(self.folder / name))  # every process writes its RNG state
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            best = None
+            if best_state is not None and state["best_epoch"] is not None:
+                from safetensors.torch import save_file
+
+                best = f"best-epoch-{state['best_epoch']}.safetensors"
+                if not (self.folder / best).exists():
+                    tmp = self.folder / f".{best}.tmp"
+                    save_file(best_state, str(tmp))
+                    tmp.replace(self.folder / best)
+            write_json(self.folder / "progress.json",
+                       {**state, "key": self.key, "state": name, "best": best})
+            # Older epochs and superseded best weights are no longer referenced.
+            for old in self.folder.iterdir():
+                if old.name.startswith(("epoch-", "best-epoch-")) and old.name not in (name, best):
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        accelerator.wait_for_everyone()
 
 
 class _LengthGroupedSampler:
