@@ -335,7 +335,8 @@ def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> Any:
     app.state.guard = guard
     app.state.batcher = batcher
     app.state.config = cfg
-    errors = {413: {"model": schemas.ErrorResponse, "description": "Over a limit"},
+    errors = {400: {"model": schemas.ErrorResponse, "description": "Body is not UTF-8 text"},
+              413: {"model": schemas.ErrorResponse, "description": "Over a limit"},
               422: {"model": schemas.ErrorResponse, "description": "Invalid request"}}
     if cfg.token:
         errors[401] = {"model": schemas.ErrorResponse, "description": "Missing or wrong token"}
