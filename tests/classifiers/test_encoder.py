@@ -228,7 +228,8 @@ def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path,
     work = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
         create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
-    progress = json.loads((work / "progress.json").read_text())
+    (run_folder,) = work.iterdir()
+    progress = json.loads((run_folder / "progress.json").read_text())
     assert progress["epoch"] == 1
     monkeypatch.setattr(em, "weighted_cross_entropy", real_loss)
 
@@ -236,5 +237,8 @@ def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path,
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     np.testing.assert_allclose(resumed.predict_proba(test), straight.predict_proba(test),
                                atol=1e-6)
-    with pytest.raises(UsageError, match="other data or settings"):
-        create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
+    other = create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
+    assert len(list(work.iterdir())) == 2  # another seed: its own state, no mix-up
+    resumed.save(tmp_path / "ckpt")
+    other.save(tmp_path / "ckpt-other")
+    assert not work.exists()  # saved runs drop their resumable state

@@ -13,6 +13,7 @@ metrics, data hashes); it is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -52,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",           # auto | cpu | cuda | cuda:N | mps
     "eval_batch_size": 64,
     "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
-    "work_dir": None,           # keep per-epoch training state here, to resume after a crash
+    "work_dir": None,           # keep per-epoch state here to resume after a crash (removed on save)
 }
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 # The same words as upstream.SELECTED_ON_TEST, so tables mark our leaky runs like the paper's.
@@ -79,6 +80,7 @@ class EncoderClassifier(Classifier):
         self.dev_metrics: dict[str, Any] | None = None
         self.dev_data_sha256: str | None = None
         self.best_epoch: int | None = None
+        self._work_folder: Path | None = None
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
@@ -199,6 +201,7 @@ class EncoderClassifier(Classifier):
         self.history = []
         first_epoch, stopped = 1, False
         resume = _Resume(cfg["work_dir"], self._resume_key()) if cfg["work_dir"] else None
+        self._work_folder = resume.folder if resume is not None else None
         if resume is not None and resume.progress is not None:
             prog = resume.progress
             accelerator.load_state(str(resume.folder / prog["state"]))
@@ -349,14 +352,21 @@ class EncoderClassifier(Classifier):
         """Atomic save by the main process only (the others wait), so a multi-process run
         writes one checkpoint."""
         rank, world = _rank_world()
+        if rank == 0:
+            super().save(directory)
+            # The run is safely saved: its resumable state (optimizer included) can go.
+            if self._work_folder is not None and self._work_folder.exists():
+                import shutil
+
+                shutil.rmtree(self._work_folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    self._work_folder.parent.rmdir()  # only when no other run is in it
+                self._work_folder = None
         if world > 1:
             import torch.distributed as dist
 
-            if rank == 0:
-                super().save(directory)
             dist.barrier()
-            return Path(directory)
-        return super().save(directory)
+        return Path(directory)
 
     def save_state(self, directory: Path) -> None:
         if self._model is None:
@@ -495,10 +505,14 @@ class _Resume:
     ``save_state``) and the best weights so far are complete, so a crash at any moment leaves
     a consistent, resumable folder."""
 
-    def __init__(self, folder: str, key: dict[str, Any]) -> None:
+    def __init__(self, work_dir: str, key: dict[str, Any]) -> None:
+        import hashlib
         import json
 
-        self.folder, self.key = Path(folder), key
+        # One subfolder per distinct run (seed, data, settings), so several seeds or folds
+        # can share a work folder and rerunning the same command finds its own state.
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        self.folder, self.key = Path(work_dir) / f"run-{digest[:16]}", key
         self.progress: dict[str, Any] | None = None
         path = self.folder / "progress.json"
         if path.exists():
