@@ -86,4 +86,6 @@ def command(checkpoint: Path, context: str | None, response: str | None,
         results = guard.check_examples(examples, guard.threshold)
         for result in results:
             _emit_json(result.to_dict())
-    return 1 if exit_code and any(not r.safe for r in results) else 0
+    if exit_code and any(not r.safe for r in results):
+        click.get_current_context().exit(1)
+    return 0

@@ -65,7 +65,14 @@ class CheckResult:
         return self.decision != "unverified"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON shape used by ``mhsafety check`` and the HTTP service alike."""
+        return {"id": self.id, "decision": self.decision, "safe": self.safe,
+                "label": self.label, "label_name": self.label_name,
+                "node": None if self.node is None else {"number": self.node,
+                                                        "title": self.node_title},
+                "p_safe": self.p_safe, "probabilities": self.probabilities,
+                "model_label": self.model_label, "threshold": self.threshold,
+                "reason": self.reason}
 
 
 def validate_threshold(threshold: float, what: str = "threshold") -> float:

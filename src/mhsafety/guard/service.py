@@ -287,14 +287,6 @@ class GuardMiddleware:
 # ---------------------------------------------------------------------- the app
 
 
-def _result_dict(r: CheckResult) -> dict[str, Any]:
-    return {"id": r.id, "decision": r.decision, "safe": r.safe, "label": r.label,
-            "label_name": r.label_name,
-            "node": None if r.node is None else {"number": r.node, "title": r.node_title},
-            "p_safe": r.p_safe, "probabilities": r.probabilities, "model_label": r.model_label,
-            "threshold": r.threshold, "reason": r.reason}
-
-
 def _context_chars(context: Any) -> int:
     return len(context) if isinstance(context, str) else sum(len(t.text) for t in context)
 
@@ -378,7 +370,7 @@ def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> Any:
         info["decisions"] = Counter(r.decision for r in results)
         # Built by hand (matches CheckResponse) to skip a second validation pass per request.
         return JSONResponse({"request_id": info["request_id"],
-                             "results": [_result_dict(r) for r in results]})
+                             "results": [r.to_dict() for r in results]})
 
     taxonomy_body = taxonomy.as_dict()
 

@@ -1,0 +1,94 @@
+"""`mhsafety check` (one item, JSONL from stdin or a file, --calibrate) and `serve` usage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from mhsafety.cli import cli
+
+
+def run(args, input=None):
+    return CliRunner().invoke(cli, args, input=input, catch_exceptions=True)
+
+
+def test_check_one_item(fake_kind, fake_checkpoint):
+    result = run(["check", "--checkpoint", str(fake_checkpoint), "--context", "[seeker]hi",
+                  "--response", "this is unsafe"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["decision"] == "unsafe" and body["label_name"] == "Toxic Language"
+
+
+def test_check_jsonl_from_stdin_in_order(fake_kind, fake_checkpoint):
+    lines = [{"id": "a", "context": "c", "response": "fine"},
+             {"context": [{"role": "seeker", "text": "c"}], "response": "unsafe"},
+             {"id": "c", "context": "c", "response": "RAISE"}]
+    stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
+    result = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"], input=stdin)
+    out = [json.loads(line) for line in result.output.splitlines()]
+    # One model call for the whole input: RAISE makes every item unverified (fail closed).
+    assert [r["id"] for r in out] == ["a", "2", "c"]
+    assert all(r["decision"] == "unverified" for r in out)
+    assert result.exit_code == 1
+    good = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"],
+               input=json.dumps(lines[0]) + "\n")
+    assert good.exit_code == 0 and json.loads(good.output)["decision"] == "safe"
+
+
+def test_check_bad_stdin_names_the_line(fake_kind, fake_checkpoint):
+    from mhsafety.errors import DataError
+
+    result = run(["check", "--checkpoint", str(fake_checkpoint)],
+                 input='{"context": "a", "response": "b"}\n{"context": "a"}\n')
+    assert isinstance(result.exception, DataError)
+    assert "<stdin> line 2: missing field 'response'" in str(result.exception)
+    assert result.output == ""  # nothing screened before the input is valid
+
+
+def test_check_usage_errors(fake_kind, fake_checkpoint):
+    from mhsafety.errors import UsageError
+
+    for args in (["--context", "a"], ["--write"], ["--context", "a", "--response", "b",
+                                                   "--input", "x.jsonl"]):
+        result = run(["check", "--checkpoint", str(fake_checkpoint), *args])
+        assert isinstance(result.exception, UsageError), args
+
+
+def test_calibrate_and_write(fake_kind, fake_checkpoint, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(fake_checkpoint, ckpt)
+    data = tmp_path / "dev.jsonl"
+    rows = [("unsafe", 4), ("border", 2), ("fine", 7), ("fine", 7)]
+    data.write_text("".join(json.dumps({"context": "c", "response": r, "label": lab}) + "\n"
+                            for r, lab in rows))
+    result = run(["check", "--checkpoint", str(ckpt), "--calibrate", str(data),
+                  "--target-recall", "1.0", "--write", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["unsafe_recall"] == 1.0 and body["false_alarm_rate"] == 0.0
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert manifest["extra"]["guard_threshold"] == pytest.approx(body["threshold"])
+    # The stored threshold is the new default.
+    border = run(["check", "--checkpoint", str(ckpt), "--context", "c", "--response", "border"])
+    assert json.loads(border.output)["decision"] == "unsafe"
+
+
+def test_serve_refuses_an_empty_token(fake_kind, fake_checkpoint, monkeypatch):
+    from mhsafety.errors import UsageError
+
+    monkeypatch.setenv("MHSAFETY_GUARD_TOKEN", " ")
+    result = run(["serve", "--checkpoint", str(fake_checkpoint), "--port", "0"])
+    assert isinstance(result.exception, UsageError)
+    assert "MHSAFETY_GUARD_TOKEN is set but empty" in str(result.exception)
+
+
+def test_serve_missing_checkpoint_is_one_sentence(tmp_path):
+    from mhsafety.errors import DataError
+
+    result = run(["serve", "--checkpoint", str(tmp_path / "nope")])
+    assert isinstance(result.exception, DataError)
+    assert "no such checkpoint folder" in str(result.exception)
