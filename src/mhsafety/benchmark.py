@@ -1,0 +1,410 @@
+"""Benchmark protocols over the one classifier interface, and the results folder they write.
+
+Two protocols:
+
+- ``cv`` (default, needs no private data): repeated stratified k-fold cross-validation on one
+  labelled file (the public test set). One run per repeat, seeds 42..46; a run's predictions
+  are the out-of-fold predictions of its k folds, so every run covers every item once.
+- ``train-test`` (the paper's): fit on a training file, predict the test file, once per seed.
+
+Systems are named by specs resolved through :func:`classifiers.base.create_classifier`
+(``baseline``, ``encoder:NAME_OR_PATH``, ``judge:...``), optionally with a display name:
+``"My BERT=encoder:bert-base-chinese"``. Systems that never learn (``needs_training`` False)
+just predict every item once per run.
+
+The results folder (written file by file, atomically, and resumable: rerunning with the same
+``out_dir`` reuses finished runs when the data and settings match)::
+
+    predictions/<system>/<run>.preds.jsonl   prediction records of each run
+    metrics.json                             SystemMetrics per system + protocol + settings
+    table.md                                 Table 2: measured rows beside the paper's
+    confusion-<system>.png                   confusion matrix summed over runs
+    state.json                               what the folder holds (for resuming)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Example, examples_hash, load_examples, resolve_data, train_dev_split
+from .errors import DataError, UsageError
+from .io import write_json, write_text
+from .metrics import SystemMetrics, aggregate_runs, compute_metrics
+from .records import PredictionRecord, read_records, write_records
+
+DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
+DEFAULT_FOLDS = 5
+BASELINE_NAME = "Baseline (char n-grams + dialogue features, LR)"
+
+
+# --------------------------------------------------------------------------- systems
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A system to benchmark: its display name and its ``kind[:argument]`` spec."""
+
+    name: str
+    spec: str
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-")[:80] or "system"
+
+
+def parse_system(text: str) -> SystemSpec:
+    """``baseline``, ``encoder:NAME``, ``judge:...`` or ``DISPLAY NAME=SPEC``."""
+    name, sep, spec = text.partition("=")
+    if not sep:
+        name, spec = "", text
+    spec = spec.strip()
+    if not spec:
+        raise UsageError(f"system {text!r}: expected a spec such as baseline or encoder:NAME")
+    if not name.strip():
+        name = BASELINE_NAME if spec == "baseline" else spec
+    return SystemSpec(name.strip(), spec)
+
+
+def model_spec(model: str) -> str:
+    """The spec for ``train --model``: ``baseline``, a ``kind:arg`` spec, or an encoder name."""
+    from .classifiers.base import KINDS
+
+    kind = model.partition(":")[0]
+    if model == "baseline" or kind in KINDS:
+        return model
+    return f"encoder:{model}"  # a Hugging Face model name or a local path
+
+
+def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
+                seed: int = 42, config: dict[str, Any] | None = None):
+    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it."""
+    from .classifiers.base import create_classifier
+
+    clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
+    if clf.needs_training:
+        clf.fit(train, dev)
+    clf.train_data_sha256 = examples_hash(train)
+    return clf
+
+
+def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str | os.PathLike[str],
+                      seeds: Sequence[int] = (42,), dev_path: str | os.PathLike[str] | None = None,
+                      dev_ratio: float | None = None, config: dict[str, Any] | None = None,
+                      log: Callable[[str], None] | None = None) -> list[Path]:
+    """Train one checkpoint per seed: ``out`` itself for one seed, ``out/seed-N`` for several.
+
+    ``dev_path`` gives a dev set; otherwise ``dev_ratio`` splits one off the training file
+    (seeded, stratified). The dev set is for model selection only, never the test set.
+    """
+    if dev_path is not None and dev_ratio is not None:
+        raise UsageError("give either --dev or --dev-ratio, not both")
+    if not seeds:
+        raise UsageError("give at least one seed")
+    train_all = load_examples(train_path)
+    dev_fixed = load_examples(dev_path) if dev_path is not None else None
+    written = []
+    for seed in seeds:
+        train, dev = train_all, dev_fixed
+        if dev_ratio is not None:
+            train, dev = train_dev_split(train_all, dev_ratio, seed)
+        target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
+        clf = train_model(model, train, dev, seed, config)
+        clf.save(target)
+        written.append(target)
+        if log:
+            log(f"seed {seed}: saved {target}")
+    return written
+
+
+def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str] | None,
+                 out: str | os.PathLike[str], system: str | None = None, run: str = "0") -> int:
+    """Load any checkpoint, predict ``data`` (labels optional), write records; returns count."""
+    from .classifiers.base import load_classifier
+
+    clf = load_classifier(checkpoint)
+    examples = load_examples(resolve_data(data), require_label=False)
+    name = system or Path(checkpoint).resolve().name
+    records = clf.predict_records(examples, name, run)
+    write_records(out, records)
+    return len(records)
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+@dataclass
+class Protocol:
+    name: str  # "cv" or "train-test"
+    description: str
+    seeds: tuple[int, ...]
+    folds: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "seeds": list(self.seeds),
+                "folds": self.folds}
+
+
+def cv_protocol(n_items: int, seeds: Sequence[int] = DEFAULT_SEEDS,
+                folds: int = DEFAULT_FOLDS, data_name: str = "the data") -> Protocol:
+    return Protocol("cv", f"measured here: {len(seeds)}×{folds}-fold cross-validation within "
+                    f"the {n_items} items of {data_name}, not the paper's protocol",
+                    tuple(seeds), folds)
+
+
+def train_test_protocol(n_train: int, n_test: int, seeds: Sequence[int] = DEFAULT_SEEDS,
+                        train_name: str = "the training file", test_name: str = "the test file"
+                        ) -> Protocol:
+    return Protocol("train-test", f"measured here: trained on the {n_train:,} items of "
+                    f"{train_name}, tested on the {n_test:,} items of {test_name}, "
+                    f"{len(seeds)} seeds", tuple(seeds))
+
+
+def _records(clf, examples: Sequence[Example], system: str, run: str,
+             notes: list[str]) -> list[PredictionRecord]:
+    records = clf.predict_records(examples, system, run)
+    for rec in records:
+        rec.meta = {**rec.meta, "notes": notes}
+    return records
+
+
+def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system: str,
+           notes: list[str], config: dict[str, Any] | None = None,
+           on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
+    """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
+    from .classifiers.base import create_classifier
+    from .data import stratified_kfold
+
+    run = f"seed-{seed}"
+    clf = create_classifier(spec, seed=seed, **(config or {}))
+    if not clf.needs_training:
+        out = _records(clf, examples, system, run, notes)
+        if on_fit:
+            on_fit()
+        return out
+    slots: list[PredictionRecord | None] = [None] * len(examples)
+    for train_idx, test_idx in stratified_kfold(examples, folds, seed):
+        overlap = set(train_idx.tolist()) & set(test_idx.tolist())
+        if overlap:  # cannot happen with StratifiedKFold; guard the protocol's promise anyway
+            raise RuntimeError(f"fold puts items {sorted(overlap)[:5]} in train and test")
+        clf = create_classifier(spec, seed=seed, **(config or {}))
+        clf.fit([examples[i] for i in train_idx])
+        fold_records = _records(clf, [examples[i] for i in test_idx], system, run, notes)
+        for i, rec in zip(test_idx, fold_records):
+            rec.id = examples[i].id or str(i)
+            slots[i] = rec
+        if on_fit:
+            on_fit()
+    return [rec for rec in slots if rec is not None]
+
+
+def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example], seed: int,
+                   system: str, notes: list[str], config: dict[str, Any] | None = None,
+                   on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
+    from .classifiers.base import create_classifier
+
+    clf = create_classifier(spec, seed=seed, **(config or {}))
+    if clf.needs_training:
+        clf.fit(train)
+    if on_fit:
+        on_fit()
+    return _records(clf, test, system, f"seed-{seed}", notes)
+
+
+# --------------------------------------------------------------------------- results folder
+
+
+@dataclass
+class BenchmarkResult:
+    out_dir: Path
+    protocol: Protocol
+    systems: list[SystemMetrics]
+    table: str
+    reused_runs: int = 0
+    seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+
+def default_out_dir() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"benchmark-{stamp}"
+
+
+def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
+               config: dict[str, Any]) -> str:
+    blob = json.dumps([protocol.to_dict(), data_hash, train_hash, config], sort_keys=True,
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_out_dir(out_dir: Path, key: str) -> None:
+    state = out_dir / "state.json"
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if state.exists():
+        try:
+            old = json.loads(state.read_text(encoding="utf-8")).get("key")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            old = None
+        if old != key:
+            raise UsageError(f"{out_dir}: holds a benchmark with other data or settings; "
+                             "choose another --out (or remove that folder)")
+    elif any(out_dir.iterdir()):
+        raise UsageError(f"{out_dir}: exists and is not a benchmark results folder; "
+                         "choose another --out")
+
+
+def _load_finished(path: Path, system: SystemSpec, run: str,
+                   ids: list[str]) -> list[PredictionRecord] | None:
+    """A finished run's records when they match the items, else None (recompute it)."""
+    if not path.exists():
+        return None
+    try:
+        records = read_records(path)
+    except DataError:
+        return None
+    if [r.id for r in records] != ids or any(r.system != system.name or r.run != run
+                                             for r in records):
+        return None
+    return records
+
+
+def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
+                  data: str | os.PathLike[str] | None = None,
+                  train: str | os.PathLike[str] | None = None,
+                  seeds: Sequence[int] = DEFAULT_SEEDS, folds: int = DEFAULT_FOLDS,
+                  out_dir: str | os.PathLike[str] | None = None,
+                  config: dict[str, Any] | None = None, include_paper: bool = True,
+                  decimals: int = 2, show_progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> BenchmarkResult:
+    """Benchmark ``systems`` and write the results folder; returns the scores and the table.
+
+    Without ``train``: the ``cv`` protocol on ``data`` (default: the cached public test set).
+    With ``train``: the paper's protocol, fit on ``train`` and test on ``data``.
+    """
+    from .progress import progress_bar
+    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows, \
+        rows_from_systems
+
+    start = time.perf_counter()
+    if not seeds:
+        raise UsageError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError("seeds must be different from each other")
+    specs = [s if isinstance(s, SystemSpec) else parse_system(s) for s in systems]
+    if not specs:
+        raise UsageError("give at least one system")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names) or len({s.slug for s in specs}) != len(specs):
+        raise UsageError("two systems have the same name; name them with NAME=SPEC")
+    # Resolve every system before any work, so a typo fails in a second, not after an hour.
+    from .classifiers.base import classifier_class
+
+    needs_fit = {}
+    for s in specs:
+        needs_fit[s.name] = classifier_class(s.spec.partition(":")[0]).needs_training
+
+    test_path = resolve_data(data)
+    test = load_examples(test_path)
+    train_examples = load_examples(train) if train is not None else None
+    if train_examples is None:
+        if folds < 2:
+            raise UsageError(f"--folds must be at least 2, got {folds}")
+        counts = np.bincount([ex.label for ex in test])  # type: ignore[misc]
+        if counts.max() < folds:
+            raise UsageError(f"{test_path}: no label has {folds} items, too few for "
+                             f"{folds}-fold cross-validation")
+        protocol = cv_protocol(len(test), seeds, folds, Path(test_path).name)
+    else:
+        protocol = train_test_protocol(len(train_examples), len(test), seeds,
+                                       Path(train).name, Path(test_path).name)  # type: ignore[arg-type]
+    notes = [protocol.description]
+
+    out = Path(out_dir) if out_dir is not None else default_out_dir()
+    key = _state_key(protocol, examples_hash(test),
+                     examples_hash(train_examples) if train_examples else None, config or {})
+    _check_out_dir(out, key)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "state.json", {
+        "key": key, "protocol": protocol.to_dict(), "data": str(test_path),
+        "train": str(train) if train is not None else None,
+        "systems": [{"name": s.name, "spec": s.spec} for s in specs], "config": config or {},
+    })
+
+    ids = [ex.id or str(i) for i, ex in enumerate(test)]
+    fits_per_run = {s.name: (folds if train_examples is None else 1) if needs_fit[s.name] else 1
+                    for s in specs}
+    total = sum(fits_per_run[s.name] * len(seeds) for s in specs)
+    bar = progress_bar(total=total, desc="benchmark", unit="fit") if show_progress else None
+    reused = 0
+    measured: list[SystemMetrics] = []
+    files: list[Path] = []
+    all_runs: dict[str, list[list[PredictionRecord]]] = {}
+    try:
+        for s in specs:
+            runs: list[list[PredictionRecord]] = []
+            for seed in seeds:
+                run = f"seed-{seed}"
+                path = out / "predictions" / s.slug / f"{run}.preds.jsonl"
+                records = _load_finished(path, s, run, ids)
+                if records is not None:
+                    reused += 1
+                    if bar is not None:
+                        bar.update(fits_per_run[s.name])
+                else:
+                    tick = (lambda: bar.update(1)) if bar is not None else None
+                    if train_examples is None:
+                        records = cv_run(s.spec, test, seed, folds, s.name, notes, config, tick)
+                    else:
+                        records = train_test_run(s.spec, train_examples, test, seed, s.name,
+                                                 notes, config, tick)
+                    write_records(path, records)
+                files.append(path)
+                runs.append(records)
+            all_runs[s.name] = runs
+            metrics = {f"seed-{seed}": compute_metrics([r.gold for r in recs],  # type: ignore[misc]
+                                                       [r.pred for r in recs])
+                       for seed, recs in zip(seeds, runs)}
+            measured.append(aggregate_runs(s.name, metrics, notes))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    rows = rows_from_systems(measured, protocol.description)
+    columns = TABLE2_COLUMNS + EXTRA_COLUMNS
+    table = format_table([*rows, *(paper_rows() if include_paper else [])], "markdown",
+                         columns, decimals)
+    write_text(out / "table.md", table + "\n")
+    write_json(out / "metrics.json", {
+        "protocol": protocol.to_dict(),
+        "data": {"path": str(test_path), "items": len(test), "sha256": examples_hash(test)},
+        "train": ({"path": str(train), "items": len(train_examples),
+                   "sha256": examples_hash(train_examples)} if train_examples else None),
+        "config": config or {},
+        "systems": [{"spec": s.spec, **m.to_dict()} for s, m in zip(specs, measured)],
+        "seconds": round(time.perf_counter() - start, 3),
+    })
+    files += [out / "table.md", out / "metrics.json"]
+    from .plots import plot_confusion_matrix, save_figure
+
+    for s, m in zip(specs, measured):
+        matrix = np.sum([np.asarray(r.confusion) for r in m.run_metrics], axis=0)
+        fig = plot_confusion_matrix(matrix, f"{s.name}\n{protocol.description}, summed over "
+                                    f"{len(m.runs)} runs")
+        files += save_figure(fig, out / f"confusion-{s.slug}.png")
+    if log and reused:
+        log(f"reused {reused} finished run(s) from {out}")
+    return BenchmarkResult(out, protocol, measured, table, reused,
+                           time.perf_counter() - start, files)

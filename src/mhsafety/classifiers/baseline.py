@@ -1,0 +1,487 @@
+"""The offline baseline: character n-grams of the response plus features of how the response
+relates to the dialogue, a class-weighted logistic regression, and a calibration step.
+
+CPU only, no downloads, scikit-learn for fitting. What the features aim at (see the taxonomy):
+
+- Nonsense (node 1): repetition inside the response, lines echoing each other, copying long
+  stretches of the seeker's words back, speaking as the seeker (first-person pronouns where
+  the seeker's words are parroted), broken punctuation.
+- Humanoid Mimicry (node 2): first-person experience ("我也", "如果是我"), caught by n-grams.
+- Linguistic Neglect (node 3): generic or off-topic replies that share little with the seeker's
+  last turn, question-back patterns ("能具体说说吗", "你说的…是指?"), asking for a name,
+  replies to single-turn question posts.
+- The unsafe leaves of node 4 are rare (a handful of items each); n-grams and class weights
+  are all a linear model can do for them.
+
+Hyperparameters: the regularisation strength ``C`` is picked from a small grid by
+cross-validation inside the training data only (never on the data being scored), and the same
+out-of-fold scores fit the calibration: a temperature and a per-class bias on the logits
+(vector scaling), which also undoes the prior shift that class weighting introduces, so
+P(safe) can be thresholded.
+
+Saved without pickles: ``vocab.json`` (the n-gram vocabulary in column order) and
+``arrays.npz`` (idf, scaler, coefficients, calibration), loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Example, examples_hash, parse_turns
+from ..errors import DataError
+from ..taxonomy import NUM_LABELS
+from .base import Classifier
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 42,
+    "ngram_min": 1,
+    "ngram_max": 3,
+    "min_df": 1,
+    "c_grid": [0.5, 2.0, 8.0],  # searched by inner CV on the training data
+    "inner_folds": 3,
+    "class_weight": "sqrt",  # "balanced", "sqrt" (square root of balanced) or "none"
+    "dense_weight": 1.0,  # scale of the dialogue-relation block against the n-gram block
+    "seeker_ngrams": True,  # n-grams of the response that also occur in the last seeker turn
+    "calibrate": True,
+    "max_iter": 2000,
+}
+
+_QUESTION = re.compile(r"[?？吗呢么]")
+_PUNCT = re.compile(r"[，。,.!！?？；;：:、…~～\s\"“”'‘’()（）]")
+_FIRST = ("我",)
+_SECOND = ("你", "您")
+_THIRD = ("他", "她", "它")
+
+DENSE_FEATURES: tuple[str, ...] = (
+    "log_response_chars", "response_lines", "response_has_newline",
+    "log_context_chars", "context_turns", "single_turn", "context_ends_question",
+    "last_turn_is_supporter",
+    "bigram_overlap_last_seeker", "bigram_overlap_context", "seeker_bigrams_covered",
+    "longest_copy_last_seeker", "longest_copy_context", "longest_copy_chars",
+    "copies_previous_supporter", "repeated_trigrams", "repeated_line",
+    "question_marks", "ends_with_question", "first_person", "second_person", "third_person",
+    "first_person_share", "seeker_first_person", "pronoun_flip",
+    "punct_share", "latin_share", "digit_share", "quote_marks",
+    "response_seen_in_context",
+)
+
+
+def response_text(ex: Example) -> str:
+    return "".join(t.text for t in parse_turns(ex.response, default_role="supporter"))
+
+
+def _clean(text: str) -> str:
+    return _PUNCT.sub("", text)
+
+
+def _ngrams(text: str, n: int) -> list[str]:
+    return [text[i:i + n] for i in range(len(text) - n + 1)]
+
+
+def _longest_common(a: str, b: str) -> int:
+    """Length of the longest substring of ``a`` that also occurs in ``b``."""
+    if not a or not b:
+        return 0
+    best = 0
+    # Grow the length while some substring of that length still occurs: cheap for short texts.
+    for n in range(1, len(a) + 1):
+        if any(a[i:i + n] in b for i in range(len(a) - n + 1)):
+            best = n
+        else:
+            break
+    return best
+
+
+def _overlap(a: list[str], b: set[str]) -> float:
+    return sum(1 for g in a if g in b) / len(a) if a else 0.0
+
+
+@lru_cache(maxsize=8192)
+def _context_info(context: str) -> tuple[Any, ...]:
+    """What the features need from a context; cached since many replies share one context."""
+    turns = parse_turns(context, default_role="seeker")
+    seeker_turns = [t.text for t in turns if t.role == "seeker"]
+    last_seeker = seeker_turns[-1] if seeker_turns else ""
+    s = _clean(last_seeker)
+    c = _clean("".join(t.text for t in turns))
+    supporters = tuple(_clean(t.text) for t in turns if t.role == "supporter")
+    last_is_supporter = bool(turns) and turns[-1].role == "supporter"
+    return (len(turns), last_seeker, s, c, frozenset(_ngrams(s, 2)), frozenset(_ngrams(c, 2)),
+            supporters, last_is_supporter)
+
+
+def dense_features(ex: Example) -> list[float]:
+    """How the response relates to the dialogue, in the order of :data:`DENSE_FEATURES`."""
+    resp = response_text(ex)
+    n_turns, last_seeker, s, c, s2, c2, supporters, last_is_supporter = \
+        _context_info(ex.context)
+    r = _clean(resp)
+    r2 = _ngrams(r, 2)
+    r3 = _ngrams(r, 3)
+    lines = [ln for ln in resp.split("\n") if ln.strip()]
+    clean_lines = [_clean(ln) for ln in lines]
+    longest_seeker = _longest_common(r, s)
+    longest_context = _longest_common(r, c)
+    n = max(len(resp), 1)
+    first = sum(resp.count(p) for p in _FIRST)
+    second = sum(resp.count(p) for p in _SECOND)
+    third = sum(resp.count(p) for p in _THIRD)
+    seeker_first = sum(last_seeker.count(p) for p in _FIRST)
+    # The supporter speaking as the seeker: "I" in the reply where the seeker said "I".
+    flip = float(first > 0 and seeker_first > 0 and second == 0)
+    prev_support = max((_longest_common(r, t) for t in supporters), default=0)
+    return [
+        math.log1p(len(resp)),
+        float(len(lines)),
+        float("\n" in resp.strip()),
+        math.log1p(len(ex.context)),
+        float(n_turns),
+        float(n_turns <= 1),
+        float(bool(ex.context.rstrip()) and ex.context.rstrip()[-1] in "?？"),
+        float(last_is_supporter),
+        _overlap(r2, s2),
+        _overlap(r2, c2),
+        _overlap(list(s2), set(r2)),
+        longest_seeker / max(len(r), 1),
+        longest_context / max(len(r), 1),
+        math.log1p(longest_seeker),
+        prev_support / max(len(r), 1),
+        1.0 - len(set(r3)) / len(r3) if r3 else 0.0,
+        float(len(set(clean_lines)) < len(clean_lines)),
+        float(len(_QUESTION.findall(resp))),
+        float(resp.rstrip()[-1:] in ("?", "？", "吗", "呢")),
+        float(first),
+        float(second),
+        float(third),
+        first / max(first + second, 1),
+        float(seeker_first),
+        flip,
+        len(_PUNCT.findall(resp)) / n,
+        sum(ch.isascii() and ch.isalpha() for ch in resp) / n,
+        sum(ch.isdigit() for ch in resp) / n,
+        float(sum(resp.count(q) for q in "\"“”")),
+        float(bool(r) and r in c),
+    ]
+
+
+class NgramVectorizer:
+    """TF-IDF of character n-grams (sublinear tf, smooth idf, l2 rows); plain data, no pickle."""
+
+    def __init__(self, ngram_min: int = 1, ngram_max: int = 3,
+                 vocabulary: dict[str, int] | None = None, idf: np.ndarray | None = None) -> None:
+        self.ngram_min, self.ngram_max = ngram_min, ngram_max
+        self.vocabulary = vocabulary or {}
+        self.idf = idf if idf is not None else np.zeros(0)
+
+    def grams(self, text: str) -> list[str]:
+        text = f"\x02{text}\x03"  # start/end marks: how a reply opens and closes matters
+        return [g for n in range(self.ngram_min, self.ngram_max + 1) for g in _ngrams(text, n)]
+
+    def fit(self, docs: Sequence[list[str]], min_df: int = 1) -> NgramVectorizer:
+        df: Counter[str] = Counter()
+        for grams in docs:
+            df.update(set(grams))
+        kept = sorted(g for g, count in df.items() if count >= min_df)
+        self.vocabulary = {g: i for i, g in enumerate(kept)}
+        counts = np.array([df[g] for g in kept], dtype=float)
+        self.idf = np.log((1 + len(docs)) / (1 + counts)) + 1.0
+        return self
+
+    def transform(self, docs: Sequence[list[str]]):
+        from scipy.sparse import csr_matrix
+        from sklearn.preprocessing import normalize
+
+        # One pass of dict look-ups in Python, the rest vectorised: duplicates are summed by
+        # scipy, then sublinear tf * idf and l2 rows.
+        vocab = self.vocabulary
+        indptr, indices = [0], []
+        for grams in docs:
+            cols = [vocab[g] for g in grams if g in vocab]
+            indices.extend(cols)
+            indptr.append(len(indices))
+        matrix = csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int64), indptr),
+                            shape=(len(docs), len(vocab)))
+        matrix.sum_duplicates()
+        matrix.data = (1.0 + np.log(matrix.data)) * self.idf[matrix.indices]
+        return normalize(matrix, copy=False)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_vector_scaling(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Temperature and per-class bias minimising the log loss of held-out logits."""
+    from scipy.optimize import minimize
+
+    k = logits.shape[1]
+    onehot = np.eye(k)[y]
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        log_t, b = params[0], params[1:]
+        t = math.exp(log_t)
+        z = logits / t + b
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        p = np.exp(logp)
+        value = -(onehot * logp).sum() / len(y) + 1e-3 * (b @ b)
+        g_z = (p - onehot) / len(y)
+        grad_b = g_z.sum(axis=0) + 2e-3 * b
+        grad_logt = float((g_z * (-logits / t)).sum())
+        return value, np.concatenate([[grad_logt], grad_b])
+
+    res = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B",
+                   bounds=[(-3.0, 3.0)] + [(None, None)] * k)
+    return float(math.exp(res.x[0])), res.x[1:]
+
+
+class BaselineClassifier(Classifier):
+    """Character n-grams + dialogue-relation features -> calibrated logistic regression."""
+
+    kind = "baseline"
+
+    def __init__(self, **config: Any) -> None:
+        unknown = sorted(set(config) - set(DEFAULTS))
+        if unknown:
+            from ..errors import UsageError
+
+            raise UsageError(f"unknown baseline setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(DEFAULTS)}")
+        super().__init__(**{**DEFAULTS, **config})
+        self._vectorizer: NgramVectorizer | None = None
+        self._copy_vectorizer: NgramVectorizer | None = None
+        self._arrays: dict[str, np.ndarray] = {}
+        self._extra: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ features
+
+    def _docs(self, examples: Sequence[Example]) -> tuple[list[list[str]], list[list[str]]]:
+        vec = self._vectorizer or NgramVectorizer(self.config["ngram_min"],
+                                                  self.config["ngram_max"])
+        resp_docs, copy_docs = [], []
+        for ex in examples:
+            grams = vec.grams(response_text(ex))
+            resp_docs.append(grams)
+            if self.config["seeker_ngrams"]:
+                # Which of the response's 2-3-grams echo the seeker's last turn: a separate
+                # vocabulary, so "copied" and "own" words get separate weights.
+                seeker = _context_info(ex.context)[1]
+                copy_docs.append([g for g in grams if len(g) >= 2 and g in seeker])
+        return resp_docs, copy_docs
+
+    def _features(self, examples: Sequence[Example], fit: bool = False):
+        from scipy.sparse import csr_matrix, hstack
+
+        resp_docs, copy_docs = self._docs(examples)
+        if fit:
+            self._vectorizer = NgramVectorizer(self.config["ngram_min"],
+                                               self.config["ngram_max"]).fit(
+                resp_docs, self.config["min_df"])
+            if self.config["seeker_ngrams"]:
+                self._copy_vectorizer = NgramVectorizer().fit(copy_docs, 2)
+        assert self._vectorizer is not None
+        blocks = [self._vectorizer.transform(resp_docs)]
+        if self.config["seeker_ngrams"] and self._copy_vectorizer is not None:
+            blocks.append(self._copy_vectorizer.transform(copy_docs) * 0.5)
+        dense = np.array([dense_features(ex) for ex in examples], dtype=float)
+        if fit:
+            self._arrays["dense_mean"] = dense.mean(axis=0)
+            scale = dense.std(axis=0)
+            self._arrays["dense_scale"] = np.where(scale > 1e-9, scale, 1.0)
+        dense = (dense - self._arrays["dense_mean"]) / self._arrays["dense_scale"]
+        # Clip so one extreme value (a very long reply) cannot dominate a linear score.
+        dense = np.clip(dense, -5, 5) * (self.config["dense_weight"] / math.sqrt(dense.shape[1]))
+        blocks.append(csr_matrix(dense))
+        return hstack(blocks, format="csr")
+
+    # ------------------------------------------------------------------ training
+
+    def _class_weights(self, y: np.ndarray) -> dict[int, float] | None:
+        mode = self.config["class_weight"]
+        if mode == "none":
+            return None
+        counts = Counter(y.tolist())
+        k = len(counts)
+        weights = {c: len(y) / (k * n) for c, n in counts.items()}
+        if mode == "sqrt":
+            weights = {c: math.sqrt(w) for c, w in weights.items()}
+        elif mode != "balanced":
+            from ..errors import UsageError
+
+            raise UsageError(f"class_weight must be 'balanced', 'sqrt' or 'none', got {mode!r}")
+        return weights
+
+    def _logreg(self, c: float, y: np.ndarray):
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=c, class_weight=self._class_weights(y),
+                                  max_iter=self.config["max_iter"], tol=1e-4)
+
+    def _inner_logits(self, x, y: np.ndarray, c: float, folds) -> np.ndarray:
+        classes = np.unique(y)
+        out = np.zeros((len(y), len(classes)))
+        for train_idx, test_idx in folds:
+            model = self._logreg(c, y[train_idx]).fit(x[train_idx], y[train_idx])
+            z = np.full((len(test_idx), len(classes)), -30.0)  # class unseen in this fold
+            cols = np.searchsorted(classes, model.classes_)
+            z[:, cols] = model.decision_function(x[test_idx]).reshape(len(test_idx), -1) \
+                if len(model.classes_) > 2 else np.column_stack(
+                    [-model.decision_function(x[test_idx]) / 2,
+                     model.decision_function(x[test_idx]) / 2])
+            out[test_idx] = z
+        return out
+
+    def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None
+            ) -> BaselineClassifier:
+        import warnings
+
+        from ..data import stratified_kfold
+
+        if not train:
+            raise DataError("cannot train the baseline on an empty dataset")
+        if any(ex.label is None for ex in train):
+            raise DataError("every training item needs a label")
+        y = np.array([ex.label for ex in train])
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise DataError("the training data must contain at least two different labels")
+        from threadpoolctl import threadpool_limits
+
+        self._arrays = {}
+        # The problems are small: BLAS threads only add contention (measured 8x slower fits
+        # on a busy 2-core machine), so fitting runs single-threaded.
+        with threadpool_limits(limits=1):
+            return self._fit(train, dev, y, classes)
+
+    def _fit(self, train: Sequence[Example], dev: Sequence[Example] | None, y: np.ndarray,
+             classes: np.ndarray) -> BaselineClassifier:
+        import warnings
+
+        from ..data import stratified_kfold
+
+        x = self._features(train, fit=True)
+        grid = [float(c) for c in self.config["c_grid"]]
+        k = min(int(self.config["inner_folds"]), int(np.bincount(y).max()))
+        folds = stratified_kfold(train, k, self.config["seed"]) if k >= 2 else []
+        scores: dict[float, dict[str, float]] = {}
+        best_c, best_logits = grid[0], None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter on tiny folds
+            if folds and (len(grid) > 1 or self.config["calibrate"]):
+                best_key = None
+                for c in grid:
+                    logits = self._inner_logits(x, y, c, folds)
+                    pred = classes[logits.argmax(axis=1)]
+                    acc = float(np.mean(pred == y))
+                    logp = np.log(np.clip(_softmax(logits)[np.arange(len(y)),
+                                                           np.searchsorted(classes, y)], 1e-12, 1))
+                    scores[c] = {"inner_accuracy": acc, "inner_log_loss": float(-logp.mean())}
+                    key = (acc, -scores[c]["inner_log_loss"])
+                    if best_key is None or key > best_key:
+                        best_key, best_c, best_logits = key, c, logits
+            model = self._logreg(best_c, y).fit(x, y)
+        coef = model.coef_ if len(classes) > 2 else np.vstack([-model.coef_ / 2, model.coef_ / 2])
+        intercept = model.intercept_ if len(classes) > 2 else np.array(
+            [-model.intercept_[0] / 2, model.intercept_[0] / 2])
+        temperature, bias = 1.0, np.zeros(len(classes))
+        if self.config["calibrate"] and best_logits is not None:
+            temperature, bias = _fit_vector_scaling(best_logits, np.searchsorted(classes, y))
+        self._arrays.update(
+            idf=self._vectorizer.idf, coef=np.asarray(coef, dtype=float),  # type: ignore[union-attr]
+            intercept=np.asarray(intercept, dtype=float), classes=classes.astype(np.int64),
+            temperature=np.array([temperature]), bias=np.asarray(bias, dtype=float),
+        )
+        if self._copy_vectorizer is not None:
+            self._arrays["copy_idf"] = self._copy_vectorizer.idf
+        self.train_data_sha256 = examples_hash(train)
+        self._extra = {"chosen_C": best_c, "inner_cv": {str(c): s for c, s in scores.items()},
+                       "temperature": temperature, "n_train": len(train),
+                       "n_features": int(x.shape[1])}
+        if dev:
+            from ..metrics import compute_metrics
+
+            dev_gold = [ex.label for ex in dev]
+            if all(g is not None for g in dev_gold):
+                m = compute_metrics(dev_gold, self.predict(dev).tolist())  # type: ignore[arg-type]
+                self._extra["dev"] = {"n": m.n, "accuracy": m.accuracy, "f1": m.f1,
+                                      "macro_f1": m.macro_f1}
+        return self
+
+    # ------------------------------------------------------------------ prediction
+
+    def decision_logits(self, examples: Sequence[Example]) -> np.ndarray:
+        if "coef" not in self._arrays:
+            raise DataError("the baseline is not trained yet: call fit() or load a checkpoint")
+        x = self._features(examples)
+        return (x @ self._arrays["coef"].T + self._arrays["intercept"]) \
+            / float(self._arrays["temperature"][0]) + self._arrays["bias"]
+
+    def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
+        out = np.zeros((len(examples), NUM_LABELS))
+        if not len(examples):
+            return out
+        out[:, self._arrays.get("classes", np.arange(0))] = _softmax(
+            np.asarray(self.decision_logits(examples)))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def manifest_extra(self) -> dict[str, Any]:
+        return dict(self._extra)
+
+    def save_state(self, directory: Path) -> None:
+        if "coef" not in self._arrays:
+            raise DataError("cannot save an untrained baseline")
+        assert self._vectorizer is not None
+        vocab = {"response": sorted(self._vectorizer.vocabulary,
+                                    key=self._vectorizer.vocabulary.__getitem__)}
+        if self._copy_vectorizer is not None:
+            vocab["copied"] = sorted(self._copy_vectorizer.vocabulary,
+                                     key=self._copy_vectorizer.vocabulary.__getitem__)
+        (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False),
+                                              encoding="utf-8")
+        with open(directory / "arrays.npz", "wb") as handle:
+            np.savez(handle, **self._arrays)
+
+    @classmethod
+    def load_state(cls, directory: Path, manifest: dict[str, Any]) -> BaselineClassifier:
+        config = {k: v for k, v in manifest.get("config", {}).items() if k in DEFAULTS}
+        model = cls(**config)
+        try:
+            vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+            with np.load(directory / "arrays.npz", allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except FileNotFoundError as exc:
+            raise DataError(f"{directory}: baseline checkpoint is missing "
+                            f"{Path(exc.filename).name}") from None
+        except (ValueError, OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{directory}: baseline checkpoint files are unreadable ({exc})") \
+                from None
+        needed = {"idf", "coef", "intercept", "classes", "temperature", "bias",
+                  "dense_mean", "dense_scale"}
+        if not needed <= set(arrays) or "response" not in vocab:
+            raise DataError(f"{directory}: baseline checkpoint is incomplete "
+                            f"(missing {', '.join(sorted(needed - set(arrays))) or 'vocab'})")
+        model._vectorizer = NgramVectorizer(
+            model.config["ngram_min"], model.config["ngram_max"],
+            {g: i for i, g in enumerate(vocab["response"])}, arrays["idf"])
+        if "copied" in vocab and "copy_idf" in arrays:
+            model._copy_vectorizer = NgramVectorizer(
+                vocabulary={g: i for i, g in enumerate(vocab["copied"])}, idf=arrays["copy_idf"])
+        n_cols = len(vocab["response"]) + len(vocab.get("copied", [])) + len(DENSE_FEATURES)
+        if arrays["coef"].shape != (len(arrays["classes"]), n_cols):
+            raise DataError(f"{directory}: baseline checkpoint arrays do not match its vocabulary")
+        model._arrays = arrays
+        model._extra = dict(manifest.get("extra") or {})
+        return model
