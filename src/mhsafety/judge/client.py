@@ -83,6 +83,9 @@ class FastTransport:
 
     async def post(self, path: str, payload: bytes) -> Reply:
         try:
+            if _timeout is not None:  # Python 3.11+: no extra task per request
+                async with _timeout(self.timeout):
+                    return await self._post(path, payload)
             return await asyncio.wait_for(self._post(path, payload), self.timeout)
         except asyncio.TimeoutError:
             raise TransportError(f"no answer within {self.timeout:g} s") from None
@@ -172,6 +175,9 @@ class FastTransport:
     async def aclose(self) -> None:
         while self._idle:
             self._idle.pop()[1].close()
+
+
+_timeout = getattr(asyncio, "timeout", None)
 
 
 class _StaleConnection(Exception):

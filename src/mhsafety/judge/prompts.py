@@ -14,6 +14,7 @@ Chinese. The whole prompt is sent as one user message, as in the paper.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -42,6 +43,7 @@ REQUIRED = ("context", "response")
 KNOWN = ("definitions", "labels", "examples", "context", "response")
 
 
+@functools.lru_cache(maxsize=1)
 def definitions_block() -> str:
     return "\n".join(f"{i}. {c.name}: {c.definition}" for i, c in enumerate(CATEGORIES, start=1))
 
@@ -69,8 +71,12 @@ class PromptTemplate:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    @functools.cached_property
+    def _compiled(self) -> string.Template:
+        return string.Template(self.text)
+
     def render(self, item: Example, examples: Sequence[Example] = ()) -> str:
-        return string.Template(self.text).substitute(
+        return self._compiled.substitute(
             definitions=definitions_block(),
             labels=", ".join(LABEL_NAMES),
             examples=examples_block(examples),

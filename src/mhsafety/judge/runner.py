@@ -278,9 +278,11 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
 
     # What is already done, per round.
     logs: dict[int, RoundLog] = {}
+    hashes: dict[int, dict[str, str]] = {}
     pending: list[tuple[int, int]] = []
     for r in range(1, settings.rounds + 1):
-        expected = {ids[i]: messages_hash(messages(r, ex)) for i, ex in enumerate(examples)}
+        expected = hashes[r] = {ids[i]: messages_hash(messages(r, ex))
+                                for i, ex in enumerate(examples)}
         logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
         pending += [(r, i) for i in range(len(examples)) if ids[i] not in logs[r].answers]
     resumed = settings.rounds * len(examples) - len(pending)
@@ -292,8 +294,8 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
             "sampling) are ignored; they stay in the log")
 
-    stats = asyncio.run(_ask_all(pending, examples, ids, messages, settings, key, api_key,
-                                 _Log(log_dir), logs, show_progress))
+    stats = asyncio.run(_ask_all(pending, examples, ids, messages, hashes, settings, key,
+                                 api_key, _Log(log_dir), logs, show_progress))
 
     # Records, from the log's view of this setting (answers from earlier runs included).
     parser = get_parser(settings.parser)
@@ -430,7 +432,7 @@ class _NoBar:
 
 async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
                    messages: Callable[[int, Example], list[dict[str, str]]],
-                   settings: JudgeSettings, key: str, api_key: str | None, log: _Log,
+                   hashes: dict[int, dict[str, str]], settings: JudgeSettings, key: str, api_key: str | None, log: _Log,
                    logs: dict[int, RoundLog], show_progress: bool) -> dict[str, Any]:
     from ..progress import progress_bar
 
@@ -454,7 +456,7 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
                                   **settings.sampling}, ensure_ascii=False).encode("utf-8")
             result = await complete(transport, payload, policy, rng, api_key)
             entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": round_no,
-                                     "id": ids[i], "prompt_hash": messages_hash(msgs)}
+                                     "id": ids[i], "prompt_hash": hashes[round_no][ids[i]]}
             if isinstance(result, Answer):
                 entry.update(answer=result.content, model=result.model,
                              system_fingerprint=result.system_fingerprint, usage=result.usage,

@@ -1,0 +1,98 @@
+"""Throughput and memory of `mhsafety judge` against the local fake server.
+
+The server (a separate process, so it does not share the client's CPU time slice) answers
+after a fixed latency; with ``c`` requests in flight the limit is ``c / latency`` requests per
+second, and the script prints the measured rate as a fraction of it. Then it runs 10,000
+items in a child process and prints that process's peak resident memory.
+
+    python benchmarks/bench_judge.py                  # concurrency 1 8 32 64, 10k memory run
+    python benchmarks/bench_judge.py --client openai  # the same through the openai SDK
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver",
+                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()  # "listening on URL"
+    return proc, line.rsplit(" ", 1)[-1]
+
+
+def examples(n: int):
+    from mhsafety.data import Example, load_examples
+
+    base = load_examples(TEST_JSON)
+    return [Example(ex.context, ex.response, ex.label, f"{i}")
+            for i, ex in ((i, base[i % len(base)]) for i in range(n))]
+
+
+def run_once(url: str, n: int, concurrency: int, client: str) -> dict:
+    from mhsafety.judge.runner import JudgeSettings, run_judge
+
+    items = examples(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = run_judge(items, tmp, JudgeSettings(
+            model="fake-judge", base_url=url, rounds=1, concurrency=concurrency,
+            client=client), show_progress=False)
+        total = time.perf_counter() - start
+    return {"requests_s": result.summary["this_run"]["wall_s"], "total_s": total,
+            "answered": result.summary["answered"]}
+
+
+def memory_child(url: str, n: int, concurrency: int, client: str) -> None:
+    stats = run_once(url, n, concurrency, client)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{n} items at concurrency {concurrency}: {stats['answered']} answered in "
+          f"{stats['total_s']:.1f} s; peak RSS {peak_mb:.0f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    ap.add_argument("--items", type=int, default=800)
+    ap.add_argument("--items-at-1", type=int, default=100,
+                    help="items at concurrency 1 (800 would take 80 s at 100 ms)")
+    ap.add_argument("--memory-items", type=int, default=10_000)
+    ap.add_argument("--client", choices=["fast", "openai"], default="fast")
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.url, args.memory_items, max(args.concurrency), args.client)
+        return
+    server, url = start_server(args.latency)
+    try:
+        print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms")
+        print("concurrency  items  wall_s  req/s   limit/s  fraction")
+        for c in args.concurrency:
+            n = args.items_at_1 if c == 1 else args.items
+            stats = run_once(url, n, c, args.client)
+            rate = n / stats["requests_s"]
+            limit = c / args.latency
+            print(f"{c:>11}  {n:>5}  {stats['requests_s']:>6.2f}  {rate:>6.1f}  {limit:>7.0f}"
+                  f"  {rate / limit:>8.2f}   (with setup {stats['total_s']:.2f} s)")
+        if args.memory_items:
+            subprocess.run([sys.executable, __file__, "--memory-child", "--url", url,
+                            "--memory-items", str(args.memory_items), "--client", args.client,
+                            "--concurrency", str(max(args.concurrency))], check=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
