@@ -70,7 +70,7 @@ def test_import_agreement_progress_export(tmp_path, capsys, small_data):
     assert "Fleiss" in out and "agreement with gold labels" in out
     target = tmp_path / "adjudicated.json"
     code, out, err = run(capsys, "annotate", "export", "--db", str(db), "--out", str(target))
-    assert code == 0 and "wrote 3 items" in out and "1 tied items left out: 1" in err
+    assert code == 0 and "wrote 3 items" in out and "tied items left out (1): 1" in err
     assert [row["label"] for row in json.loads(target.read_text())] == [0, 2, 7]
 
 

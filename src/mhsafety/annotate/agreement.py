@@ -346,6 +346,9 @@ def export_adjudicated(store: Any, out: str | os.PathLike[str], ties: TiePolicy 
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     counts = Counter(r.get("label") for r in rows)
+    labels = {label_name(k): v for k, v in sorted(counts.items(), key=lambda kv: (
+        kv[0] is None, kv[0] or 0)) if k is not None}
+    if None in counts:
+        labels["unlabelled (tied)"] = counts[None]
     return {"written": len(rows), "tied": tied, "too_few": too_few, "ties": ties,
-            "labels": {label_name(k): v for k, v in sorted(counts.items(), key=lambda kv: (
-                kv[0] is None, kv[0] or 0)) if k is not None}}
+            "labels": labels}

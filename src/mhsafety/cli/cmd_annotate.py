@@ -126,7 +126,8 @@ def export(db_path: Path, out: Path, ties: str, min_annotators: int) -> None:
     if summary["tied"]:
         verb = "left out" if ties == "omit" else "written without a label"
         shown = ", ".join(summary["tied"][:20]) + (" ..." if len(summary["tied"]) > 20 else "")
-        click.echo(f"{len(summary['tied'])} tied items {verb}: {shown}", err=True)
+        click.echo(f"tied items {verb} ({len(summary['tied'])}): {shown}", err=True)
     if summary["too_few"]:
-        click.echo(f"{len(summary['too_few'])} items with fewer than {min_annotators} "
-                   "annotation(s) left out", err=True)
+        why = ("not annotated yet" if min_annotators == 1
+               else f"with fewer than {min_annotators} annotations")
+        click.echo(f"left out {len(summary['too_few'])} items {why}", err=True)
