@@ -34,7 +34,8 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
 
     start = time.perf_counter()
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
-                          level=level, command=command_line(), title=title)
+                          level=level, command=command_line(click.get_current_context()),
+                          title=title)
     click.echo(f"wrote {result.html} ({len(result.analysis.systems)} systems, "
                f"{len(result.figures)} figure files) in {time.perf_counter() - start:.1f} s",
                err=True)

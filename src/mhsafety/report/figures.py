@@ -36,14 +36,18 @@ def _render(fig, slug: str, title: str, caption: str,
             out_dir: Path | None) -> RenderedFigure:
     import io as _io
 
-    from ..plots import save_figure
+    from ..io import atomic_write
+    from ..plots import _pyplot, save_figure
 
     buffer = _io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", dpi=110)
-    files = save_figure(fig, out_dir / slug, FORMATS) if out_dir is not None else []
-    if out_dir is None:
-        from ..plots import _pyplot
-
+    files: list[Path] = []
+    if out_dir is not None:
+        # the PNG is rendered once and reused; only the SVG needs a second pass
+        with atomic_write(out_dir / f"{slug}.png", "wb") as handle:
+            handle.write(buffer.getvalue())
+        files = [out_dir / f"{slug}.png", *save_figure(fig, out_dir / slug, ("svg",))]
+    else:
         _pyplot().close(fig)
     return RenderedFigure(slug, title, caption, buffer.getvalue(), files)
 
@@ -77,12 +81,10 @@ def render_figures(analysis: Analysis, out_dir: str | os.PathLike[str] | None = 
 
     supports = [int(np.sum(systems[0].gold == c)) for c in range(len(LABEL_NAMES))] \
         if len({s.n_items for s in systems}) == 1 else None
-    f1_runs = np.array([[v[f"f1:{name}"] for name in LABEL_NAMES] for v in per_run])
-    # f1_runs: (systems, 8, runs); a class with no items is NaN in every run
-    with np.errstate(invalid="ignore"):
-        means = f1_runs.mean(axis=2)
-        stds = np.where(f1_runs.shape[2] > 1, f1_runs.std(axis=2, ddof=min(1, f1_runs.shape[2]
-                                                                           - 1)), 0.0)
+    # Systems may have different numbers of runs; a class with no items is NaN in every run.
+    means = np.array([[np.mean(v[f"f1:{name}"]) for name in LABEL_NAMES] for v in per_run])
+    stds = np.array([[np.std(v[f"f1:{name}"], ddof=1) if len(v[f"f1:{name}"]) > 1 else 0.0
+                      for name in LABEL_NAMES] for v in per_run])
     fig = plot_per_class_f1(names, means, stds, supports)
     out.append(_render(fig, "per-class-f1", "F1 per class",
                        "Mean over runs; error bars: standard deviation over runs. n = gold "

@@ -183,11 +183,32 @@ def collect_provenance(paths: Sequence[str | os.PathLike[str]],
     )
 
 
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as typed (shell-quoted), for the report."""
+def command_line(ctx=None) -> str:
+    """The command that reproduces this run, shell-quoted.
+
+    Inside a click command (``ctx``), it is rebuilt from the parsed parameters, defaults
+    included, so it says exactly what ran even when called as ``main([...])``; otherwise
+    it is ``sys.argv``.
+    """
     import shlex
 
-    args = list(sys.argv if argv is None else argv)
-    if args and Path(args[0]).name in ("mhsafety", "__main__.py"):
-        args[0] = "mhsafety"
-    return " ".join(shlex.quote(a) for a in args)
+    if ctx is None:
+        args = list(sys.argv)
+        if args and Path(args[0]).name in ("mhsafety", "__main__.py"):
+            args[0] = "mhsafety"
+        return " ".join(shlex.quote(a) for a in args)
+    words = ctx.command_path.split()
+    if words:
+        words[0] = "mhsafety"
+    positional = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            positional += [str(v) for v in (value if isinstance(value, (list, tuple))
+                                            else [value]) if v is not None]
+        elif getattr(param, "is_flag", False):
+            if value:
+                words.append(param.opts[0])
+        elif value is not None:
+            words += [param.opts[0], str(value)]
+    return " ".join(shlex.quote(w) for w in words + positional)
