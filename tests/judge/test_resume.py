@@ -122,3 +122,15 @@ def test_api_key_is_sent_but_never_written(server, small_examples, tmp_path, mon
     assert manifest["system_fingerprints"] == {"fp_fake": 16}
     assert set(manifest["few_shot"]["ids_per_round"]) == {"1", "2"}
     assert manifest["few_shot"]["excluded_self"] is True
+
+
+def test_fewer_rounds_leave_no_stale_prediction_files(server, small_examples, tmp_path):
+    items = small_examples[:3]
+    run_judge(items, tmp_path, settings(server, rounds=3, vote=True), show_progress=False)
+    names = sorted(p.name for p in (tmp_path / "preds").iterdir())
+    assert names == ["round-1.preds.jsonl", "round-2.preds.jsonl", "round-3.preds.jsonl",
+                     "vote.preds.jsonl"]
+    run_judge(items, tmp_path, settings(server, rounds=2), show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == names[:2]
+    assert server.requests == 9  # rounds 1-2 reused, nothing asked again
+    assert len((tmp_path / "log" / "round-3.jsonl").read_text("utf-8").splitlines()) == 3

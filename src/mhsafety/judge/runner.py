@@ -348,6 +348,12 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         records["vote"] = voted
         files.append(write_records(out / "preds" / "vote.preds.jsonl", voted))
 
+    # Records of rounds (or a vote) that this run no longer has would be scored with the
+    # current ones; they are derived files (the log keeps every answer), so remove them.
+    for stale_file in (out / "preds").glob("*.preds.jsonl"):
+        if stale_file not in files:
+            stale_file.unlink()
+
     manifest["models_answered"] = dict(models)
     manifest["system_fingerprints"] = dict(fingerprints)
     if plan is not None:
