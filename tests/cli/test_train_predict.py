@@ -1,0 +1,133 @@
+"""`mhsafety train`, `predict` and `benchmark` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mhsafety.cli import main
+from mhsafety.data import write_examples
+from mhsafety.records import read_records
+
+FAST = ["--config", "c_grid=[1.0]", "--config", "inner_folds=2"]
+
+
+def run(argv, capsys):
+    """Run the CLI; returns (exit code, stdout, stderr)."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def small_file(test_examples, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "small.jsonl"
+    write_examples(path, test_examples[::5])
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "base"
+    main(["train", "--train", str(small_file), "--out", str(out), *FAST])  # exits only on error
+    return out
+
+
+def test_train_then_predict_writes_records_with_probabilities(checkpoint, small_file, tmp_path,
+                                                              capsys):
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    assert manifest["kind"] == "baseline" and manifest["config"]["inner_folds"] == 2
+    out = tmp_path / "preds.jsonl"
+    code, _, err = run(["predict", "--checkpoint", str(checkpoint), "--data", str(small_file),
+                        "--out", str(out), "--system", "Base"], capsys)
+    assert code == 0 and "wrote 160 prediction records" in err
+    records = read_records(out)
+    assert len(records) == 160 and {r.system for r in records} == {"Base"}
+    assert all(r.gold is not None and len(r.probs) == 8 for r in records)
+    code, table, _ = run(["evaluate", str(out)], capsys)
+    assert code == 0 and "| Base" in table
+
+
+def test_predict_accepts_unlabelled_data(checkpoint, tmp_path, capsys):
+    data = tmp_path / "unlabelled.jsonl"
+    data.write_text(json.dumps({"context": "[seeker]我好难过", "response": "[supporter]怎么了?"},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    code, _, _ = run(["predict", "--checkpoint", str(checkpoint), "--data", str(data),
+                      "--out", str(tmp_path / "p.jsonl")], capsys)
+    assert code == 0
+    [record] = read_records(tmp_path / "p.jsonl")
+    assert record.gold is None and record.system == "base"
+
+
+def test_train_several_seeds_makes_one_checkpoint_each(small_file, tmp_path, capsys):
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "m"),
+                        "--seeds", "1,2", "--dev-ratio", "0.2", *FAST], capsys)
+    assert code == 0, err
+    for seed in (1, 2):
+        manifest = json.loads((tmp_path / "m" / f"seed-{seed}" / "manifest.json").read_text())
+        assert manifest["config"]["seed"] == seed
+        assert manifest["extra"]["dev"]["n"] > 0
+
+
+def one_error_line(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mhsafety: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_train_bad_inputs(small_file, tmp_path, capsys):
+    code, _, err = run(["train", "--train", str(tmp_path / "nope.json"), "--out",
+                        str(tmp_path / "o")], capsys)
+    one_error_line(code, err, "nope.json", "no such file")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"context": "x"}', encoding="utf-8")
+    code, _, err = run(["train", "--train", str(bad), "--out", str(tmp_path / "o")], capsys)
+    one_error_line(code, err, "bad.json", "missing field 'response'")
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
+                        "--config", "depth=3"], capsys)
+    one_error_line(code, err, "unknown baseline setting")
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
+                        "--dev", str(small_file), "--dev-ratio", "0.1"], capsys)
+    one_error_line(code, err, "not both")
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_bad_inputs(checkpoint, small_file, tmp_path, capsys):
+    def predict(ckpt, data=small_file):
+        return run(["predict", "--checkpoint", str(ckpt), "--data", str(data),
+                    "--out", str(tmp_path / "p.jsonl")], capsys)
+
+    one_error_line(*predict(tmp_path / "missing")[::2], "no such checkpoint folder")
+    (tmp_path / "plain").mkdir()
+    one_error_line(*predict(tmp_path / "plain")[::2], "not an mhsafety checkpoint")
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    (wrong / "manifest.json").write_text(json.dumps({**manifest, "kind": "svm"}))
+    one_error_line(*predict(wrong)[::2], "unknown checkpoint kind 'svm'")
+    (wrong / "manifest.json").write_text(json.dumps(manifest))  # baseline kind, no arrays
+    one_error_line(*predict(wrong)[::2], "missing")
+    one_error_line(*predict(checkpoint, tmp_path / "none.json")[::2], "none.json",
+                   "no such file")
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_benchmark_command_prints_table_and_writes_folder(small_file, tmp_path, capsys):
+    out = tmp_path / "res"
+    code, table, err = run(["benchmark", "--data", str(small_file), "--seeds", "42,43",
+                            "--folds", "2", "--out", str(out), *FAST], capsys)
+    assert code == 0, err
+    assert "Baseline (char n-grams" in table and "(reported by the paper)" in table
+    assert "2×2-fold cross-validation" in table
+    assert f"results written to {out}" in err
+    assert (out / "table.md").read_text().strip() == table.strip()
+    assert (out / "metrics.json").exists() and list(out.glob("confusion-*.png"))
+    code, _, err = run(["benchmark", "--data", str(small_file), "--seeds", "4x"], capsys)
+    one_error_line(code, err, "--seeds")
