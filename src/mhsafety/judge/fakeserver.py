@@ -252,8 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     responder: Responder = (ReplayResponder(args.replay) if args.replay
                             else constant(args.answer))
+    model = responder.model if isinstance(responder, ReplayResponder) else "fake-judge"
     server = FakeServer(responder, latency=args.latency, faults=args.fault, host=args.host,
-                        port=args.port).start()
+                        port=args.port, model=model).start()
     print(f"listening on {server.url}", flush=True)
     try:
         threading.Event().wait()
