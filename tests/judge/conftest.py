@@ -27,7 +27,7 @@ def small_examples(test_examples):
 def settings(server, **kw):
     from mhsafety.judge.runner import JudgeSettings
 
-    base = dict(model="fake-judge", base_url=server.url, rounds=1, concurrency=8,
-                timeout=1.0, max_attempts=4, backoff_base=0.01)
+    base = {"model": "fake-judge", "base_url": server.url, "rounds": 1, "concurrency": 8,
+            "timeout": 1.0, "max_attempts": 4, "backoff_base": 0.01}
     base.update(kw)
     return JudgeSettings(**base)

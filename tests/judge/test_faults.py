@@ -78,6 +78,7 @@ def test_refusal_stops_the_run_and_hides_the_key(server, small_examples, tmp_pat
     with pytest.raises(UsageError) as info:
         run_judge(small_examples[:3], tmp_path, settings(server), show_progress=False)
     assert "HTTP 401" in str(info.value) and key not in str(info.value)
+    assert "$OPENAI_API_KEY" in str(info.value)
     assert "SECRET" not in str(info.value)
 
 

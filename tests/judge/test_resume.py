@@ -47,7 +47,7 @@ def test_kill_9_then_rerun_answers_each_item_once_per_round(server, test_json, t
     assert 0 < partial < 800  # really killed mid-run
     assert not (out / "preds").exists()
 
-    done = subprocess.run(cmd + ["--concurrency", "32"], env=env, capture_output=True,
+    done = subprocess.run(cmd + ["--concurrency", "32"], env=env, check=False, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr

@@ -146,7 +146,7 @@ class FakeServer:
             self._thread.join(10)
         self._loop = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> FakeServer:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

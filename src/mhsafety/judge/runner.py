@@ -39,7 +39,7 @@ from ..errors import UsageError
 from ..io import write_json
 from ..records import PredictionRecord, write_records
 from ..taxonomy import NUM_LABELS
-from .client import Answer, Failure, RetryPolicy, complete, make_transport
+from .client import Answer, Failure, FatalAPIError, RetryPolicy, complete, make_transport
 from .parse import get_parser
 from .prompts import PromptTemplate, ShotPlan, load_template, messages_hash, plan_shots
 
@@ -294,8 +294,16 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
             "sampling) are ignored; they stay in the log")
 
-    stats = asyncio.run(_ask_all(pending, examples, ids, messages, hashes, settings, key,
-                                 api_key, _Log(log_dir), logs, show_progress))
+    try:
+        stats = asyncio.run(_ask_all(pending, examples, ids, messages, hashes, settings, key,
+                                     api_key, _Log(log_dir), logs, show_progress))
+    except FatalAPIError as exc:
+        hint = ""
+        if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
+            hint = (f" (check the API key in ${settings.api_key_env}"
+                    f"{'' if api_key else ', which is not set'})")
+        raise FatalAPIError(f"{exc}{hint}; answers received so far are kept in {log_dir}"
+                            ) from None
 
     # Records, from the log's view of this setting (answers from earlier runs included).
     parser = get_parser(settings.parser)
@@ -514,8 +522,9 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a few human-readable lines (what ``mhsafety judge`` prints)."""
     s = summary
-    lines = [f"{s['system']}: {s['items']} items x {s['rounds']} rounds; "
-             f"answered {s['answered']}, failed {s['failed']}, invalid answers {s['invalid']}"]
+    lines = [(f"{s['system']}: {s['items']} items x {s['rounds']} rounds; "
+              f"answered {s['answered']}, failed {s['failed']}, "
+              f"invalid answers {s['invalid']}")]
     for r, v in s["per_round"].items():
         lines.append(f"  round {r}: answered {v['answered']}, failed {v['failed']}, "
                      f"invalid {v['invalid']}")
