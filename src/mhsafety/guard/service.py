@@ -309,6 +309,12 @@ def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: Any):
         await batcher.start()
+        # One call before the first request: lazy imports and caches inside the model
+        # would otherwise land on the first client (seconds for the baseline).
+        try:
+            await batcher.score([make_example("你好", "你好")], cfg.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - requests will fail closed on their own
+            LOG.warning("warm-up call failed: %s", type(exc).__name__)
         try:
             yield
         finally:
@@ -437,7 +443,8 @@ def serve(guard: Guard, host: str = "127.0.0.1", port: int = 8000,
     if host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
         LOG.warning("listening on %s without a token: anyone who can reach it can use it", host)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=5))
+                                           lifespan="on", timeout_graceful_shutdown=5,
+                                           timeout_keep_alive=30))
     url = f"http://{shown_host}:{bound_port}"
     (announce or (lambda u: print(f"mhsafety guard listening on {u}", file=sys.stderr,
                                   flush=True)))(url)
