@@ -67,3 +67,13 @@ def test_user_template(tmp_path):
 def test_bad_templates(text, message):
     with pytest.raises(DataError, match=message):
         check_template(text, "t.txt")
+
+
+def test_few_shot_needs_examples_placeholder(tmp_path, test_examples):
+    from mhsafety.judge.runner import JudgeSettings, run_judge
+
+    tpl = check_template("$context $response", "plain.txt")
+    with pytest.raises(UsageError, match="needs \\$examples"):
+        run_judge(test_examples[:2], tmp_path / "o", JudgeSettings(
+            model="m", base_url="http://127.0.0.1:9/v1", shots=8), train=test_examples,
+            template=tpl, show_progress=False)

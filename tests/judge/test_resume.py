@@ -17,10 +17,12 @@ from mhsafety.judge.runner import run_judge
 from .conftest import settings
 
 
-def _answers(out: Path, round_no: int) -> Counter[str]:
+def _answers(out: Path, round_no: int, skip: str | None = None) -> Counter[str]:
     counts: Counter[str] = Counter()
     for line in (out / "log" / f"round-{round_no}.jsonl").read_text("utf-8").splitlines():
-        entry = json.loads(line)  # every line must be whole JSON after the rerun
+        if skip and skip in line:
+            continue
+        entry = json.loads(line)  # every other line must be whole JSON after the rerun
         if "answer" in entry:
             counts[entry["id"]] += 1
     return counts
@@ -67,12 +69,14 @@ def test_torn_last_line_is_cut_off_and_the_item_asked_again(server, small_exampl
     run_judge(items, tmp_path, settings(server), show_progress=False)
     log = tmp_path / "log" / "round-1.jsonl"
     lines = log.read_bytes().splitlines(keepends=True)
-    log.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])  # a write cut short by a crash
+    # A garbled line in the middle (a disk error, a hand edit) and a write cut short by a crash.
+    log.write_bytes(lines[0] + b"\x00\x00garbage\n" + b"".join(lines[1:-1]) + lines[-1][:25])
     before = server.requests
     result = run_judge(items, tmp_path, settings(server), show_progress=False)
     assert server.requests - before == 1
     assert result.summary["torn_lines_repaired"] == 1
-    assert sorted(_answers(tmp_path, 1).values()) == [1, 1, 1, 1]
+    assert result.summary["answered"] == 4
+    assert sorted(_answers(tmp_path, 1, skip="garbage").values()) == [1, 1, 1, 1]
 
 
 def test_changed_prompt_or_model_never_reuses_old_answers(server, small_examples, tmp_path):
@@ -134,3 +138,16 @@ def test_fewer_rounds_leave_no_stale_prediction_files(server, small_examples, tm
     assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == names[:2]
     assert server.requests == 9  # rounds 1-2 reused, nothing asked again
     assert len((tmp_path / "log" / "round-3.jsonl").read_text("utf-8").splitlines()) == 3
+
+
+def test_two_runs_never_write_the_same_folder(server, small_examples, tmp_path):
+    import pytest
+
+    from mhsafety.errors import UsageError
+    from mhsafety.judge.runner import _exclusive
+
+    with _exclusive(tmp_path), pytest.raises(UsageError, match="another `mhsafety judge`"):
+        run_judge(small_examples[:2], tmp_path, settings(server), show_progress=False)
+    assert server.requests == 0
+    run_judge(small_examples[:2], tmp_path, settings(server), show_progress=False)
+    assert server.requests == 2

@@ -71,6 +71,10 @@ class PromptTemplate:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    @property
+    def placeholders(self) -> set[str]:
+        return set(self._compiled.get_identifiers())
+
     @functools.cached_property
     def _compiled(self) -> string.Template:
         return string.Template(self.text)

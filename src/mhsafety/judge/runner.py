@@ -22,13 +22,14 @@ off (and counts) before appending.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -248,6 +249,42 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     are kept for the next run.
     """
     settings.check()
+    out = Path(out_dir)
+    with _exclusive(out):
+        return _run_judge(examples, out, settings, train, template, data_source, train_source,
+                          show_progress, on_message)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``out`` so two runs never append to the same logs at once
+    (the kernel drops it when the process dies, kill -9 included)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform: run unguarded
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{out}: another `mhsafety judge` is writing to this folder; "
+                             "wait for it to finish or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
+              settings: JudgeSettings, train: Sequence[Example] | None = None,
+              template: PromptTemplate | None = None,
+              data_source: str | None = None, train_source: str | None = None,
+              show_progress: bool = True,
+              on_message: Callable[[str], None] | None = None) -> JudgeResult:
+    """:func:`run_judge` under the folder lock."""
+    settings.check()
     say = on_message or (lambda msg: None)
     template = template or load_template(None)
     if not examples:
@@ -257,9 +294,14 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         if not train:
             raise UsageError("few-shot judging (--shots 8) needs --train FILE with labelled "
                              "examples to draw from")
+        if "examples" not in template.placeholders:
+            raise UsageError(f"{template.source}: few-shot judging needs $examples in the "
+                             "template")
         plan = plan_shots(train, settings.rounds, settings.seed, train_source or "--train")
     out = Path(out_dir)
     log_dir = out / "log"
+    if settings.vote and settings.rounds < 2:
+        say("note: a vote needs at least 2 rounds; no vote is written")
     key = settings.cache_key(template)
     ids = [ex.id or str(i) for i, ex in enumerate(examples)]
     if len(set(ids)) != len(ids):
