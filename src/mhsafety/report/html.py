@@ -46,7 +46,7 @@ figure img{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#444;mar
 pre{background:#f6f7f9;padding:.6rem;overflow-x:auto;font-size:.8rem;white-space:pre-wrap;
 word-break:break-all}nav ol{columns:2;font-size:.9rem}.note{background:#eef6ff;
 border-left:4px solid #4c72b0;padding:.4rem .8rem;margin:.8rem 0}
-.key{font-weight:600}details{margin:.4rem 0}summary{cursor:pointer}
+.key{font-weight:600}.wrap{overflow-x:auto;max-width:100%}details{margin:.4rem 0}summary{cursor:pointer}
 """
 
 
@@ -79,7 +79,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: i
             ("<td class='num'>" if i >= numeric_from else "<td>") + (c if raw else esc(c))
             + "</td>" for i, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # the wrapper scrolls a wide table instead of the whole page
+    return (f"<div class='wrap'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 @dataclass
@@ -275,12 +277,16 @@ def _provenance_section(prov: Provenance) -> Section:
         rows.append([esc(r.system), esc(", ".join(r.runs)), str(r.n_items),
                      esc("; ".join(r.notes)) or "–", meta, errs, files])
     parts.append(table(["System", "Runs", "Items", "Notes", "Record metadata",
-                        "Record errors", "Files"], rows, numeric_from=2, raw=True))
+                        "Record errors", "Files"], rows, numeric_from=99, raw=True))
     parts.append("<h3>Manifests found beside the records</h3>")
     if prov.manifests:
         for m in prov.manifests:
             cut = " (truncated)" if m.truncated else ""
-            parts.append(f"<details><summary>{esc(m.path)}{cut}</summary>"
+            parts.append(f"<h4>{esc(m.path)}</h4>")
+            if m.summary:
+                parts.append(table(["Field", "Value"], list(m.summary.items()),
+                                   numeric_from=99))
+            parts.append(f"<details><summary>full file{cut}</summary>"
                          f"<pre>{esc(m.text)}</pre></details>")
     else:
         parts.append("<p>None: the input folders hold only prediction records, so the "

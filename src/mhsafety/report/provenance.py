@@ -77,6 +77,18 @@ class Manifest:
     path: str
     text: str
     truncated: bool
+    # top-level fields that describe the protocol, shown before the full text
+    summary: dict[str, str] = field(default_factory=dict)
+
+
+SUMMARY_KEYS = ("protocol", "data", "train", "config", "model", "base_url", "template",
+                "seeds", "seed", "folds", "created", "seconds", "command", "version")
+
+
+def _summary(obj: Any) -> dict[str, str]:
+    if not isinstance(obj, dict):
+        return {}
+    return {key: _short(obj[key], 400) for key in SUMMARY_KEYS if key in obj}
 
 
 def find_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[Manifest]:
@@ -95,13 +107,15 @@ def find_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[Manifest]:
                 found.append(Manifest(str(file), f"(not shown: {file.stat().st_size} bytes)",
                                       True))
                 continue
+            obj = None
             try:
-                text = json.dumps(json.loads(file.read_text(encoding="utf-8")),
-                                  ensure_ascii=False, indent=2)
+                obj = json.loads(file.read_text(encoding="utf-8"))
+                text = json.dumps(obj, ensure_ascii=False, indent=2)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 text = f"(not valid JSON: {exc})"
             truncated = len(text) > MANIFEST_SHOWN_CHARS
-            found.append(Manifest(str(file), text[:MANIFEST_SHOWN_CHARS], truncated))
+            found.append(Manifest(str(file), text[:MANIFEST_SHOWN_CHARS], truncated,
+                                  _summary(obj)))
     return found
 
 
@@ -116,10 +130,10 @@ class RunSource:
     errors: dict[str, int]  # error message -> how many records carry it
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int = 120) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                            sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "…"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def describe_runs(systems: Mapping[str, Sequence[Run]]) -> list[RunSource]:
