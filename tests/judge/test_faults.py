@@ -33,16 +33,24 @@ def test_each_fault_recovers(server, small_examples, tmp_path, fault, client):
     assert len(_log_lines(tmp_path)) == 6
 
 
-def test_retry_after_is_honoured(server, small_examples, tmp_path):
-    import time
+def test_retry_after_is_honoured(server, small_examples, tmp_path, monkeypatch):
+    from mhsafety.judge import client
 
-    server.retry_after = "1"
-    server.faults.extend(["429"])
-    start = time.perf_counter()
-    result = run_judge(small_examples[:1], tmp_path, settings(server, backoff_base=0.0),
+    waits = []
+    real_sleep = client._sleep
+
+    async def record(delay):
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(client, "_sleep", record)
+    server.retry_after = "7"
+    server.faults.extend(["429", "503"])
+    result = run_judge(small_examples[:1], tmp_path, settings(server, backoff_base=0.5),
                        show_progress=False)
-    assert time.perf_counter() - start >= 0.9  # waited as told, not the 0 s back-off
     assert result.summary["answered"] == 1
+    assert waits[0] == 7.0  # as the server asked, not the back-off
+    assert 0 <= waits[1] <= 0.5 * 2  # second attempt: jittered back-off up to base * 2**1
 
 
 def test_exhausted_retries_are_recorded_then_retried(server, small_examples, tmp_path):
@@ -87,3 +95,17 @@ def test_retry_after_forms():
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert 0 <= retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9
     assert scrub("key sk-abc123456789 and mysecret", "mysecret") == "key sk-*** and ***"
+
+
+def test_backoff_is_exponential_with_full_jitter():
+    import random
+
+    from mhsafety.judge.client import RetryPolicy
+
+    policy = RetryPolicy(backoff_base=1.0, backoff_cap=60.0)
+    rng = random.Random(0)
+    for attempt, ceiling in [(0, 1.0), (3, 8.0), (10, 60.0)]:
+        delays = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > 0.8 * ceiling  # spread over the whole window, not fixed
+        assert len(set(delays)) > 100

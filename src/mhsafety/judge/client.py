@@ -178,6 +178,7 @@ class FastTransport:
 
 
 _timeout = getattr(asyncio, "timeout", None)
+_sleep = asyncio.sleep  # the retry wait; tests replace it to see the delays
 
 
 class _StaleConnection(Exception):
@@ -340,6 +341,6 @@ async def complete(transport: FastTransport | OpenAITransport, payload: bytes,
         if attempt + 1 < policy.max_attempts:
             delay = (min(wait, policy.retry_after_cap) if wait is not None
                      else policy.backoff(attempt, rng))
-            await asyncio.sleep(delay)
+            await _sleep(delay)
     return Failure(f"gave up after {policy.max_attempts} attempts; last error: {history[-1]}",
                    policy.max_attempts, history)
