@@ -128,15 +128,23 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
 
 
 def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str] | None,
-                 out: str | os.PathLike[str], system: str | None = None, run: str = "0") -> int:
-    """Load any checkpoint, predict ``data`` (labels optional), write records; returns count."""
+                 out: str | os.PathLike[str], system: str | None = None, run: str = "0",
+                 settings: dict[str, Any] | None = None) -> int:
+    """Load any checkpoint, predict ``data`` (labels optional), write records; returns count.
+
+    ``settings`` override inference-only config of the checkpoint (an encoder's batch size,
+    device, precision). Under a multi-process launcher (``RANK`` set) every process predicts
+    its share and only process 0 writes the file.
+    """
     from .classifiers.base import load_classifier
 
     clf = load_classifier(checkpoint)
+    clf.config.update(settings or {})
     examples = load_examples(resolve_data(data), require_label=False)
     name = system or Path(checkpoint).resolve().name
     records = clf.predict_records(examples, name, run)
-    write_records(out, records)
+    if os.environ.get("RANK", "0") == "0":
+        write_records(out, records)
     return len(records)
 
 
@@ -174,7 +182,9 @@ def _records(clf, examples: Sequence[Example], system: str, run: str,
              notes: list[str]) -> list[PredictionRecord]:
     records = clf.predict_records(examples, system, run)
     for rec in records:
-        rec.meta = {**rec.meta, "notes": notes}
+        # Keep a system's own notes (e.g. an encoder whose epoch was picked on the test set).
+        own = [n for n in rec.meta.get("notes", []) if n not in notes]
+        rec.meta = {**rec.meta, "notes": [*notes, *own]}
     return records
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -61,6 +63,22 @@ def test_train_select_on_test_marks_checkpoint(files, capsys):
     assert manifest["extra"]["notes"] == ["epoch picked on the test set"]
     assert not (root / "leaky.work").exists()  # resumable state removed after the save
 
+    preds = root / "leaky.preds.jsonl"
+    code, _, err = run_cli(["predict", "--checkpoint", str(out), "--data",
+                            str(root / "test.json"), "--batch-size", "4", "--device", "cpu",
+                            "--precision", "fp32", "--out", str(preds)], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in preds.read_text().splitlines()]
+    expected_ids = [str(ex.get("id", i)) for i, ex in
+                    enumerate(json.loads((root / "test.json").read_text()))]
+    assert [r["id"] for r in records] == expected_ids
+    assert all(len(r["probs"]) == 8 and r["pred"] == max(range(8), key=r["probs"].__getitem__)
+               for r in records)
+    assert all(r["meta"]["notes"] == ["epoch picked on the test set"] for r in records)
+    code, table, err = run_cli(["evaluate", str(preds)], capsys)
+    assert code == 0, err
+    assert "epoch picked on the test set" in table
+
 
 def test_encoder_options_and_model_errors_are_one_sentence(files, capsys):
     root, model = files
@@ -76,6 +94,9 @@ def test_encoder_options_and_model_errors_are_one_sentence(files, capsys):
     assert code == 2 and "--select-on-test replaces --dev" in err
     code, _, err = run_cli([*base, "--model", str(model), "--class-weights", "1,2"], capsys)
     assert code == 2 and "needs 8 numbers" in err
+    code, _, err = run_cli(["predict", "--checkpoint", str(root / "nothing"), "--out",
+                            str(root / "p.jsonl"), "--data", str(root / "test.json")], capsys)
+    assert code == 2 and "no such checkpoint folder" in err
     assert not (root / "x").exists()
 
 
@@ -105,3 +126,15 @@ def test_two_process_cpu_run_writes_one_checkpoint(files, tmp_path):
 
     probs = load_classifier(out).predict_proba(load_examples(root / "test.json"))
     assert probs.shape == (16, 8)
+
+    # predict under torchrun: each process scores a share, process 0 writes every record.
+    preds = tmp_path / "ddp.preds.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+           "mhsafety", "predict", "--checkpoint", str(out), "--data", str(root / "test.json"),
+           "--out", str(preds)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert [r["id"] for r in records] == [ex.id for ex in load_examples(root / "test.json")]
+    np.testing.assert_allclose([r["probs"] for r in records], probs, atol=1e-5)

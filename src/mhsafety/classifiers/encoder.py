@@ -310,7 +310,7 @@ class EncoderClassifier(Classifier):
         import torch
 
         device = _device(self.config)
-        rank, world = _rank_world(init=True) if shard else (0, 1)
+        rank, world = _rank_world(init=True, cpu=device.type == "cpu") if shard else (0, 1)
         features = self.encode(examples)
         order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
         mine = order[rank::world]
@@ -439,7 +439,7 @@ def _validate(cfg: dict[str, Any]) -> None:
         raise UsageError(f"dev ratio must be in [0, 1), got {cfg['dev_ratio']}")
 
 
-def _rank_world(init: bool = False) -> tuple[int, int]:
+def _rank_world(init: bool = False, cpu: bool = False) -> tuple[int, int]:
     """This process's rank and the number of processes; with ``init``, join the launcher's
     process group first (``predict`` under ``accelerate launch`` / ``torchrun``)."""
     import torch.distributed as dist
@@ -447,7 +447,7 @@ def _rank_world(init: bool = False) -> tuple[int, int]:
     if init and _process_count() > 1 and not dist.is_initialized():
         from accelerate import PartialState
 
-        PartialState()
+        PartialState(cpu=cpu)  # without cpu=True, a GPU-less machine would not join (gloo)
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
