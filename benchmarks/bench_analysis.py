@@ -43,7 +43,7 @@ def bench_bootstrap(resamples: int, repeats: int) -> None:
         preds = np.where(rng.random((runs, 800)) < 0.7, gold, rng.integers(0, 8, (runs, 800)))
         system = SystemPredictions("s", [str(r) for r in range(runs)],
                                    [str(i) for i in range(800)], gold, preds)
-        best, median = timed(lambda: bootstrap_distribution(system, resamples, 0), repeats)
+        best, median = timed(lambda s=system: bootstrap_distribution(s, resamples, 0), repeats)
         print(f"bootstrap, {resamples} resamples x 800 items, {runs} run(s), all "
               f"{len(bootstrap_distribution(system, 10, 0))} scores: best {best:.3f} s, "
               f"median {median:.3f} s")

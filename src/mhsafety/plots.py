@@ -120,7 +120,7 @@ def plot_score_distributions(systems: Sequence[str],
     """
     plt = _pyplot()
     k = len(systems)
-    ncols = 2 if len(metrics) > 2 else len(metrics)
+    ncols = min(len(metrics), 2)
     nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.0, 0.8 * k + 1.5) * ncols,
                                                     4.8 * nrows), squeeze=False)
@@ -171,7 +171,7 @@ def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10
 def plot_reliability(probs: np.ndarray, gold: np.ndarray, bins: int = 10, title: str = ""):
     """Reliability diagram of a system that outputs probabilities (all runs pooled)."""
     plt = _pyplot()
-    mean_conf, accuracy, counts, ece = reliability_bins(probs, gold, bins)
+    _, accuracy, counts, ece = reliability_bins(probs, gold, bins)
     edges = np.linspace(0, 1, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True,

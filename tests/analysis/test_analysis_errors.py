@@ -3,8 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mhsafety.analysis import (SystemPredictions, align, class_coverage, missed_by_all,
-                               run_agreement, top_confusions)
+from mhsafety.analysis import (
+    SystemPredictions,
+    align,
+    class_coverage,
+    missed_by_all,
+    run_agreement,
+    top_confusions,
+)
 from mhsafety.errors import DataError
 
 GOLD = np.array([0, 0, 0, 2, 2, 7, 7, 7])

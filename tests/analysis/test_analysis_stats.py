@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 from analysis_helpers import noisy_preds
 
-from mhsafety.analysis import (SystemPredictions, bootstrap_distribution, bootstrap_indices,
-                               confidence_intervals, holm, mcnemar, paired_bootstrap,
-                               point_scores)
+from mhsafety.analysis import (
+    SystemPredictions,
+    bootstrap_distribution,
+    bootstrap_indices,
+    confidence_intervals,
+    holm,
+    mcnemar,
+    paired_bootstrap,
+    point_scores,
+)
 from mhsafety.analysis.stats import SCORES
 from mhsafety.metrics import aggregate_runs, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES

@@ -5,12 +5,35 @@ tests, coverage per class, missed items, confusions, run agreement) are public t
 """
 
 from .core import Analysis, SystemSummary, analyze, analyze_systems, format_analysis
-from .errors import (ClassCoverage, ConfusionPair, ErrorAnalysis, MissedItem, RunAgreement,
-                     class_coverage, error_analysis, missed_by_all, run_agreement, top_confusions)
+from .errors import (
+                     ClassCoverage,
+                     ConfusionPair,
+                     ErrorAnalysis,
+                     MissedItem,
+                     RunAgreement,
+                     class_coverage,
+                     error_analysis,
+                     missed_by_all,
+                     run_agreement,
+                     top_confusions,
+)
 from .predictions import Alignment, SystemPredictions, align, from_runs, system_predictions
-from .stats import (Comparison, Interval, McNemar, PairedBootstrap, bootstrap_distribution,
-                    bootstrap_indices, bootstrap_weights, compare_all, confidence_intervals,
-                    holm, mcnemar, paired_bootstrap, point_scores, scores_from_confusion)
+from .stats import (
+                     Comparison,
+                     Interval,
+                     McNemar,
+                     PairedBootstrap,
+                     bootstrap_distribution,
+                     bootstrap_indices,
+                     bootstrap_weights,
+                     compare_all,
+                     confidence_intervals,
+                     holm,
+                     mcnemar,
+                     paired_bootstrap,
+                     point_scores,
+                     scores_from_confusion,
+)
 
 __all__ = [
     "Alignment", "Analysis", "ClassCoverage", "Comparison", "ConfusionPair", "ErrorAnalysis",

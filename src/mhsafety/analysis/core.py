@@ -14,8 +14,16 @@ from ..records import load_runs
 from ..taxonomy import LABEL_NAMES
 from .errors import POOLED, ErrorAnalysis, attach_text, error_analysis
 from .predictions import INVALID, SystemPredictions, align, from_runs
-from .stats import (DEFAULT_RESAMPLES, DEFAULT_SEED, Comparison, Interval, bootstrap_distribution,
-                    bootstrap_weights, compare_all, confidence_intervals)
+from .stats import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    Comparison,
+    Interval,
+    bootstrap_distribution,
+    bootstrap_weights,
+    compare_all,
+    confidence_intervals,
+)
 
 COMPARE_METRICS = ("accuracy", "f1", "macro_f1", "unsafe_recall")
 
@@ -168,6 +176,11 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _diff(result, decimals: int) -> str:
+    return (f"{_pct(result.difference, decimals)} [{_pct(result.low, decimals)}, "
+            f"{_pct(result.high, decimals)}]")
+
+
 SUMMARY_COLUMNS = (("accuracy", "Acc"), ("f1", "Weighted F1"), ("macro_f1", "Macro-F1"),
                    ("unsafe_recall", "Unsafe R"), ("unsafe_precision", "Unsafe P"))
 
@@ -176,8 +189,8 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
     """The whole analysis as Markdown (what ``mhsafety analyze`` prints)."""
     level = f"{100 * analysis.level:g} %"
     out = [f"## Scores with {level} bootstrap intervals",
-           f"Percent, mean over runs [interval]; {analysis.resamples} item resamples, "
-           f"seed {analysis.seed}.", ""]
+           (f"Percent, mean over runs [interval]; {analysis.resamples} item resamples, "
+            f"seed {analysis.seed}."), ""]
     out.append(_md_table(
         ["System", "Runs", "Items", *[t for _, t in SUMMARY_COLUMNS], "Invalid"],
         [[s.system + (f" [{'; '.join(s.notes)}]" if s.notes else ""), str(len(s.runs)),
@@ -189,27 +202,25 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
         [[s.system, *[format_interval(s.intervals[f"recall:{n}"], decimals) for n in LABEL_NAMES]]
          for s in analysis.systems]))
-    out += ["", "## Items of each class found", "right in at least one run / in every run / in "
-            "no run, of the class's items.", ""]
+    out += ["", "## Items of each class found",
+            "right in at least one run / in every run / in no run, of the class's items.", ""]
     out.append(_md_table(
         ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
         [[system, *[f"{c.right_any} / {c.right_all} / {c.right_none}" for c in cov]]
          for system, cov in analysis.errors.coverage.items()]))
     if analysis.comparisons:
         out += ["", "## Pairwise comparisons",
-                f"A − B in points with its {level} paired-bootstrap interval; p: bootstrap, "
-                f"Holm-adjusted over the {len(analysis.comparisons)} pairs. McNemar on "
-                "majority-over-runs correctness (exact binomial), A-only / B-only items.", ""]
+                (f"A − B in points with its {level} paired-bootstrap interval; p: bootstrap, "
+                 f"Holm-adjusted over the {len(analysis.comparisons)} pairs. McNemar on "
+                 "majority-over-runs correctness (exact binomial), A-only / B-only items."), ""]
         rows = []
         for c in analysis.comparisons:
             acc, f1 = c.bootstrap["accuracy"], c.bootstrap["f1"]
             m = c.mcnemar
             rows.append([
                 f"{c.a} vs {c.b}",
-                f"{_pct(acc.difference, decimals)} [{_pct(acc.low, decimals)}, "
-                f"{_pct(acc.high, decimals)}]", format_p(c.holm["accuracy"]),
-                f"{_pct(f1.difference, decimals)} [{_pct(f1.low, decimals)}, "
-                f"{_pct(f1.high, decimals)}]", format_p(c.holm["f1"]),
+                _diff(acc, decimals), format_p(c.holm["accuracy"]),
+                _diff(f1, decimals), format_p(c.holm["f1"]),
                 f"{m.a_only} / {m.b_only}", format_p(m.p_value), format_p(c.holm["mcnemar"]),
                 "yes" if c.significant("accuracy") and c.holm["mcnemar"] < 0.05 else "no"])
         out.append(_md_table(["A vs B", "ΔAcc", "p (Holm)", "ΔF1", "p (Holm)", "McNemar A/B",
@@ -246,5 +257,14 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
     return "\n".join(out) + "\n"
 
 
-__all__ = ["Analysis", "SystemSummary", "analyze", "analyze_systems", "format_analysis",
-           "format_interval", "format_p", "COMPARE_METRICS", "POOLED"]
+__all__ = [
+    "COMPARE_METRICS",
+    "POOLED",
+    "Analysis",
+    "SystemSummary",
+    "analyze",
+    "analyze_systems",
+    "format_analysis",
+    "format_interval",
+    "format_p",
+]

@@ -55,8 +55,13 @@ def _render(fig, slug: str, title: str, caption: str,
 def render_figures(analysis: Analysis, out_dir: str | os.PathLike[str] | None = None
                    ) -> list[RenderedFigure]:
     """Every figure of the report; with ``out_dir``, each is also saved as PNG and SVG."""
-    from ..plots import (plot_confusion_matrix, plot_intervals, plot_per_class_f1,
-                         plot_reliability, plot_score_distributions)
+    from ..plots import (
+        plot_confusion_matrix,
+        plot_intervals,
+        plot_per_class_f1,
+        plot_reliability,
+        plot_score_distributions,
+    )
 
     target = Path(out_dir) if out_dir is not None else None
     systems = analysis.predictions

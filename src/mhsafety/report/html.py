@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def esc(value: Any) -> str:
 
 
 def _pct(x: float | None, decimals: int = 1) -> str:
-    if x is None or x != x:  # None or NaN
+    if x is None or math.isnan(x):
         return "–"
     return f"{100 * x:.{decimals}f}"
 
@@ -146,6 +147,11 @@ def _class_section(analysis: Analysis) -> Section:
     return Section("classes", "Per class", body)
 
 
+def _delta(result) -> str:
+    return (f"{_pct(result.difference)} <span class='small'>[{_pct(result.low)}, "
+            f"{_pct(result.high)}]</span>")
+
+
 def _significance_section(analysis: Analysis) -> Section:
     comps = analysis.comparisons
     if not comps:
@@ -159,12 +165,9 @@ def _significance_section(analysis: Analysis) -> Section:
         sig = c.significant("accuracy", ALPHA) and c.holm["mcnemar"] < ALPHA
         rows.append([
             f"{esc(c.a)} <b>vs</b> {esc(c.b)}",
-            f"{_pct(acc.difference)} <span class='small'>[{_pct(acc.low)}, "
-            f"{_pct(acc.high)}]</span>", _p(c.holm["accuracy"]),
-            f"{_pct(f1.difference)} <span class='small'>[{_pct(f1.low)}, {_pct(f1.high)}]"
-            "</span>", _p(c.holm["f1"]),
-            f"{_pct(mf1.difference)} <span class='small'>[{_pct(mf1.low)}, {_pct(mf1.high)}]"
-            "</span>", _p(c.holm["macro_f1"]),
+            _delta(acc), _p(c.holm["accuracy"]),
+            _delta(f1), _p(c.holm["f1"]),
+            _delta(mf1), _p(c.holm["macro_f1"]),
             f"{m.a_only} / {m.b_only}", _p(m.p_value), _p(c.holm["mcnemar"]),
             "∞" if m.odds_ratio == float("inf") else f"{m.odds_ratio:.2f}",
             "<b>yes</b>" if sig else "no"])
@@ -202,8 +205,8 @@ def _significance_section(analysis: Analysis) -> Section:
 
 def _errors_section(analysis: Analysis) -> Section:
     errors = analysis.errors
-    parts = ["<h3>Confusions that account for most errors</h3><p>Errors summed over runs; "
-             "share of all the system's errors and the cumulative share.</p>"]
+    parts = [("<h3>Confusions that account for most errors</h3><p>Errors summed over runs; "
+              "share of all the system's errors and the cumulative share.</p>")]
     for system, pairs in errors.confusions.items():
         title = "All systems pooled" if system == POOLED else system
         parts.append(f"<h4>{esc(title)}</h4>" + table(
