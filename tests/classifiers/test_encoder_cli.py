@@ -138,3 +138,17 @@ def test_two_process_cpu_run_writes_one_checkpoint(files, tmp_path):
     records = [json.loads(line) for line in preds.read_text().splitlines()]
     assert [r["id"] for r in records] == [ex.id for ex in load_examples(root / "test.json")]
     np.testing.assert_allclose([r["probs"] for r in records], probs, atol=1e-5)
+
+
+def test_benchmark_encoder_paper_protocol_marks_test_selection(files, capsys):
+    root, model = files
+    code, table, err = run_cli(
+        ["benchmark", "--system", f"Tiny=encoder:{model}", "--train", str(root / "train.json"),
+         "--data", str(root / "test.json"), "--seeds", "42", "--config", "epochs=1",
+         "--config", "max_length=32", "--config", "select_on_test=true", "--no-paper",
+         "--out", str(root / "bench")], capsys)
+    assert code == 0, err
+    row = next(line for line in table.splitlines() if line.startswith("| Tiny"))
+    assert "epoch picked on the test set" in row
+    records = (root / "bench" / "predictions" / "Tiny" / "seed-42.preds.jsonl").read_text()
+    assert records.count("epoch picked on the test set") == 16
