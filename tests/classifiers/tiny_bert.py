@@ -42,3 +42,25 @@ def build_tiny_bert(directory: str | Path, texts: Iterable[str], *, unused_slots
         hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def main() -> None:
+    """``python tests/classifiers/tiny_bert.py --data FILE --out DIR``: a stand-in model for
+    trying the encoder commands without downloading weights."""
+    import argparse
+
+    from mhsafety.data import load_examples
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", required=True, help="dataset whose characters make the vocabulary")
+    parser.add_argument("--out", required=True, help="folder to write the model into")
+    parser.add_argument("--no-unused-slots", action="store_true",
+                        help="leave [unused1]/[unused2] out of the vocabulary")
+    args = parser.parse_args()
+    texts = [ex.context + ex.response for ex in load_examples(args.data)]
+    folder = build_tiny_bert(args.out, texts, unused_slots=not args.no_unused_slots)
+    print(f"wrote a tiny random BERT to {folder}")
+
+
+if __name__ == "__main__":
+    main()
