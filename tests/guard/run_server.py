@@ -3,12 +3,13 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__":  # guarded: --workers spawns processes that import this module
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fakeclf  # noqa: E402
+    import fakeclf
 
-fakeclf.register()
+    fakeclf.register()
 
-from mhsafety.cli import main  # noqa: E402
+    from mhsafety.cli import main
 
-main()
+    main()

@@ -36,7 +36,7 @@ def test_api_never_errors(baseline_server, mode):
             continue  # GETs without parameters have no invalid form to generate
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=40 if operation.method == "post" else 5, deadline=None,
+        @settings(max_examples=25 if operation.method == "post" else 5, deadline=None,
                   database=None, suppress_health_check=list(HealthCheck))
         def run(case):
             response = case.call(base_url=baseline_server.url, timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 
 import httpx
 import numpy as np
@@ -153,12 +154,17 @@ def test_logs_carry_ids_and_sizes_but_never_text(baseline_server):
     assert response.status_code == 200
     bad = post(baseline_server, {"context": SECRET, "response": SECRET, "extra": SECRET})
     assert bad.status_code == 422
-    log = baseline_server.log_text()
+    wanted = f"request_id={bad.headers['x-request-id']}"
+    for _ in range(100):  # the line is written just after the response is sent
+        log = baseline_server.log_text()
+        if wanted in log:
+            break
+        time.sleep(0.05)
     assert SECRET not in log
     line = next(line for line in log.splitlines() if "request_id=log-check-1" in line)
     assert re.search(r"status=200 bytes=\d+ items=1 latency_ms=[\d.]+ decisions=(safe|unsafe):1",
                      line), line
-    assert f"request_id={bad.headers['x-request-id']}" in log
+    assert wanted in log
 
 
 def test_request_id_header_is_sanitised(baseline_server):
@@ -232,3 +238,28 @@ def test_microbatcher_shares_model_calls():
     results = asyncio.run(run())
     assert [float(r[0, 0]) for r in results] == list(range(30))  # each got its own row
     assert sum(calls) == 30 and len(calls) < 30
+
+
+def test_several_worker_processes_share_one_port(baseline_checkpoint, tmp_path, test_examples):
+    from conftest import start_server, stop_server
+
+    server = start_server(baseline_checkpoint, tmp_path / "workers.log", "--workers", "2",
+                          env={"MHSAFETY_GUARD_TOKEN": TOKEN})
+    try:
+        async def run():
+            headers = {"authorization": f"Bearer {TOKEN}"}
+            async with httpx.AsyncClient(base_url=server.url, timeout=30,
+                                         headers=headers) as client:
+                return await asyncio.gather(*[
+                    client.post("/v1/check", json={"id": ex.id, "context": ex.context,
+                                                   "response": ex.response})
+                    for ex in test_examples[:20]])
+
+        responses = asyncio.run(run())
+        assert [r.json()["results"][0]["id"] for r in responses] == \
+            [ex.id for ex in test_examples[:20]]
+        assert post(server, GOOD).status_code == 401  # the token reached the workers
+        assert len(re.findall(r"Started server process", server.log_text())) == 2
+        assert TOKEN not in server.log_text()
+    finally:
+        stop_server(server)

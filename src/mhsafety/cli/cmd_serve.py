@@ -25,11 +25,13 @@ import click
               show_default=True, help="Seconds before a request's results become unverified.")
 @click.option("--batch-wait-ms", type=click.FloatRange(0), default=1.0, show_default=True,
               help="How long an idle model waits to batch concurrent requests.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Server processes, each with its own copy of the model (uses more cores).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def command(checkpoint: Path, host: str, port: int, threshold: float | None, token_env: str,
             max_body_bytes: int, max_batch: int, max_text_chars: int, timeout_s: float,
-            batch_wait_ms: float, log_level: str) -> None:
+            batch_wait_ms: float, workers: int, log_level: str) -> None:
     """Serve the guard over HTTP: POST /v1/check, GET /v1/taxonomy, GET /healthz, /docs.
 
     Request text never reaches the logs: each line has the request id, sizes, latency,
@@ -40,4 +42,5 @@ def command(checkpoint: Path, host: str, port: int, threshold: float | None, tok
     config = ServiceConfig(max_body_bytes=max_body_bytes, max_batch=max_batch,
                            max_text_chars=max_text_chars, timeout_s=timeout_s,
                            batch_wait_ms=batch_wait_ms)
-    serve_checkpoint(str(checkpoint), host, port, threshold, config, token_env, log_level)
+    serve_checkpoint(str(checkpoint), host, port, threshold, config, token_env, log_level,
+                     workers)

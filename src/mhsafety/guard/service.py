@@ -415,19 +415,10 @@ def configure_logging(level: str = "info") -> None:
     LOG.propagate = False
 
 
-def serve(guard: Guard, host: str = "127.0.0.1", port: int = 8000,
-          config: ServiceConfig | None = None, log_level: str = "info",
-          announce: Callable[[str], None] | None = None) -> None:
-    """Run the service until interrupted. ``announce`` gets the bound URL (port 0 works)."""
-    try:
-        import uvicorn
-    except ModuleNotFoundError:
-        from ..errors import missing_extra
+_SPEC_ENV = "MHSAFETY_GUARD_SERVE_SPEC"
 
-        raise missing_extra("uvicorn", "serve") from None
-    cfg = config or ServiceConfig()
-    configure_logging(log_level)
-    app = create_app(guard, cfg)
+
+def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -438,25 +429,71 @@ def serve(guard: Guard, host: str = "127.0.0.1", port: int = 8000,
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.setblocking(False)
-    bound_port = sock.getsockname()[1]
+    return sock
+
+
+def _uvicorn():
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        from ..errors import missing_extra
+
+        raise missing_extra("uvicorn", "serve") from None
+    return uvicorn
+
+
+def _announce(sock: socket.socket, host: str, cfg: ServiceConfig,
+              announce: Callable[[str], None] | None) -> None:
     shown_host = f"[{host}]" if ":" in host else host
     if host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
         LOG.warning("listening on %s without a token: anyone who can reach it can use it", host)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=5,
-                                           timeout_keep_alive=30))
-    url = f"http://{shown_host}:{bound_port}"
+    url = f"http://{shown_host}:{sock.getsockname()[1]}"
     (announce or (lambda u: print(f"mhsafety guard listening on {u}", file=sys.stderr,
                                   flush=True)))(url)
+
+
+def _uvicorn_options(log_level: str) -> dict[str, Any]:
+    return {"log_level": log_level, "access_log": False, "lifespan": "on",
+            "timeout_graceful_shutdown": 5, "timeout_keep_alive": 30}
+
+
+def serve(guard: Guard, host: str = "127.0.0.1", port: int = 8000,
+          config: ServiceConfig | None = None, log_level: str = "info",
+          announce: Callable[[str], None] | None = None) -> None:
+    """Run the service in this process until interrupted. ``announce`` gets the bound URL
+    (port 0 picks a free port)."""
+    uvicorn = _uvicorn()
+    cfg = config or ServiceConfig()
+    configure_logging(log_level)
+    app = create_app(guard, cfg)
+    sock = _bind(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(log_level)))
+    _announce(sock, host, cfg, announce)
     server.run(sockets=[sock])
+
+
+def app_from_env() -> Any:
+    """App factory for worker processes: each loads its own copy of the model."""
+    import os
+
+    spec = json.loads(os.environ[_SPEC_ENV])
+    configure_logging(spec["log_level"])
+    token = os.environ.get(spec["token_env"]) or None
+    cfg = ServiceConfig(**spec["config"], token=token)
+    return create_app(Guard.load(spec["checkpoint"], spec["threshold"]), cfg)
 
 
 def serve_checkpoint(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
                      threshold: float | None = None, config: ServiceConfig | None = None,
-                     token_env: str = TOKEN_ENV, log_level: str = "info") -> None:
-    """Load a checkpoint once and serve it; the bearer token comes from ``token_env``."""
+                     token_env: str = TOKEN_ENV, log_level: str = "info",
+                     workers: int = 1) -> None:
+    """Load a checkpoint and serve it; the bearer token comes from ``token_env``.
+
+    ``workers`` > 1 runs that many processes on one socket, each with its own model and
+    micro-batcher, so HTTP handling and model calls use several cores.
+    """
     import os
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     cfg = config or ServiceConfig()
     token = os.environ.get(token_env)
@@ -465,5 +502,25 @@ def serve_checkpoint(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
             raise UsageError(f"the environment variable {token_env} is set but empty; unset "
                              "it to serve without auth, or give a real token")
         cfg = replace(cfg, token=token)
-    guard = Guard.load(checkpoint, threshold)
-    serve(guard, host, port, cfg, log_level)
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
+    guard = Guard.load(checkpoint, threshold)  # fail here, once, on a bad checkpoint
+    if workers == 1:
+        serve(guard, host, port, cfg, log_level)
+        return
+    uvicorn = _uvicorn()
+    from uvicorn.supervisors import Multiprocess
+
+    configure_logging(log_level)
+    settings = {k: v for k, v in asdict(cfg).items() if k != "token"}
+    # The spec travels to the spawned workers in the environment; the token stays in its
+    # own variable and is never written into the spec.
+    os.environ[_SPEC_ENV] = json.dumps({"checkpoint": str(checkpoint), "threshold":
+                                        guard.threshold, "config": settings,
+                                        "token_env": token_env, "log_level": log_level})
+    del guard
+    sock = _bind(host, port)
+    config_ = uvicorn.Config("mhsafety.guard.service:app_from_env", factory=True,
+                             workers=workers, **_uvicorn_options(log_level))
+    _announce(sock, host, cfg, None)
+    Multiprocess(config_, sockets=[sock]).run()
