@@ -36,6 +36,7 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
                           level=level, command=command_line(click.get_current_context()),
                           title=title)
-    click.echo(f"wrote {result.html} ({len(result.analysis.systems)} systems, "
+    n = len(result.analysis.systems)
+    click.echo(f"wrote {result.html} ({n} system{'' if n == 1 else 's'}, "
                f"{len(result.figures)} figure files) in {time.perf_counter() - start:.1f} s",
                err=True)
