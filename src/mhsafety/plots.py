@@ -147,30 +147,11 @@ def plot_score_distributions(systems: Sequence[str],
     return fig
 
 
-def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Confidence (top probability) vs accuracy of the top label, in equal-width bins.
-
-    Returns per-bin mean confidence, accuracy (NaN for empty bins), counts, and the
-    expected calibration error (count-weighted mean |accuracy - confidence|).
-    """
-    probs = np.asarray(probs, dtype=float).reshape(-1, len(LABEL_NAMES))
-    gold = np.asarray(gold).reshape(-1)
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == gold
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(which, confidence, bins) / counts
-        accuracy = np.bincount(which, correct.astype(float), bins) / counts
-    ece = float(np.nansum(counts * np.abs(accuracy - mean_conf)) / max(counts.sum(), 1))
-    return mean_conf, accuracy, counts, ece
-
-
 def plot_reliability(probs: np.ndarray, gold: np.ndarray, bins: int = 10, title: str = ""):
     """Reliability diagram of a system that outputs probabilities (all runs pooled)."""
     plt = _pyplot()
+    from .analysis.stats import reliability_bins
+
     _, accuracy, counts, ece = reliability_bins(probs, gold, bins)
     edges = np.linspace(0, 1, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2

@@ -16,7 +16,7 @@ from mhsafety.analysis import (
     paired_bootstrap,
     point_scores,
 )
-from mhsafety.analysis.stats import SCORES
+from mhsafety.analysis.stats import SCORES, reliability_bins
 from mhsafety.metrics import aggregate_runs, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES
 
@@ -136,3 +136,21 @@ def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
     assert holm([]) == []
+
+
+def test_reliability_bins_and_calibration_error():
+    n = 1000
+    gold = np.zeros(n, dtype=int)
+    probs = np.full((n, 8), 0.1 / 7)
+    top = np.where(np.arange(n) < 900, 0, 1)  # the top label (p = 0.9) is right 90 % of the time
+    probs[np.arange(n), top] = 0.9
+    conf, acc, counts, ece = reliability_bins(probs, gold)
+    assert counts.sum() == n and counts[8] == n  # 0.9 falls in the (0.8, 0.9] bin
+    assert acc[8] == pytest.approx(0.9) and conf[8] == pytest.approx(0.9)
+    assert ece == pytest.approx(0.0, abs=1e-12)
+    overconfident = np.where(np.arange(n) < 500, 0, 1)
+    probs2 = np.full((n, 8), 0.1 / 7)
+    probs2[np.arange(n), overconfident] = 0.9
+    assert reliability_bins(probs2, gold)[3] == pytest.approx(0.4)
+    # runs are pooled: (runs, n, 8) with gold (n,)
+    assert reliability_bins(np.stack([probs, probs2]), gold)[3] == pytest.approx(0.2)

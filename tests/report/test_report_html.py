@@ -35,6 +35,7 @@ def test_report_is_self_contained_and_complete(report_runs, tmp_path, test_json)
     # the reliability diagram appears for the system with probabilities only
     assert "Reliability diagram: baseline" in page
     assert "Reliability diagram: judge" not in page
+    assert "Calibration of the systems that output probabilities" in page
     assert (out / "figures" / "reliability-baseline.svg").exists()
     assert (out / "figures" / "per-class-f1.png").exists()
     data = json.loads((out / "analysis.json").read_text())

@@ -23,6 +23,7 @@ from .stats import (
     bootstrap_weights,
     compare_all,
     confidence_intervals,
+    reliability_bins,
 )
 
 COMPARE_METRICS = ("accuracy", "f1", "macro_f1", "unsafe_recall")
@@ -38,10 +39,13 @@ class SystemSummary:
     notes: list[str]
     sources: list[str]
     intervals: dict[str, Interval]
+    # expected calibration error of the top label (10 bins, runs pooled), with probabilities
+    ece: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"system": self.system, "runs": self.runs, "n_items": self.n_items,
-                "n_invalid": self.n_invalid, "has_probs": self.has_probs, "notes": self.notes,
+                "n_invalid": self.n_invalid, "has_probs": self.has_probs, "ece": self.ece,
+                "notes": self.notes,
                 "sources": self.sources,
                 "intervals": {k: v.to_dict() for k, v in self.intervals.items()}}
 
@@ -116,7 +120,8 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
         summaries.append(SystemSummary(
             own.system, list(own.runs), own.n_items, int((own.pred == INVALID).sum()),
             own.probs is not None, own.notes, own.sources,
-            confidence_intervals(shared, level=level, distribution=dist)))
+            confidence_intervals(shared, level=level, distribution=dist),
+            None if own.probs is None else reliability_bins(own.probs, own.gold)[3]))
     comparisons = compare_all(joint.systems, aligned_dist, compare, level)
     errors = error_analysis(systems, joint.systems, top_k)
     if any(joint.left_out.values()):
@@ -196,6 +201,10 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         [[s.system + (f" [{'; '.join(s.notes)}]" if s.notes else ""), str(len(s.runs)),
           str(s.n_items), *[format_interval(s.intervals[k], decimals) for k, _ in SUMMARY_COLUMNS],
           str(s.n_invalid)] for s in analysis.systems]))
+    calibrated = [s for s in analysis.systems if s.ece is not None]
+    if calibrated:
+        out += ["", "Calibration (expected calibration error of the top label, 10 bins, runs "
+                "pooled): " + ", ".join(f"{s.system} {_pct(s.ece)} %" for s in calibrated)]
     support = {c.name: c.n_items for c in next(iter(analysis.errors.coverage.values()))}
     out += ["", "## Recall per class", "Percent, mean over runs [interval].", ""]
     out.append(_md_table(

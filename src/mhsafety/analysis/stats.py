@@ -337,3 +337,26 @@ def compare_all(systems: Sequence[SystemPredictions],
         for c, adj in zip(out, holm(raw)):
             c.holm[test] = adj
     return out
+
+
+def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Confidence (top probability) against accuracy of the top label, in equal-width bins.
+
+    ``probs`` is (..., 8) and ``gold`` broadcasts to its leading shape (runs are pooled).
+    Returns per-bin mean confidence and accuracy (NaN for empty bins), counts, and the
+    expected calibration error (count-weighted mean |accuracy - confidence|).
+    """
+    probs = np.asarray(probs, dtype=float)
+    gold = np.broadcast_to(np.asarray(gold), probs.shape[:-1]).reshape(-1)
+    probs = probs.reshape(-1, NUM_LABELS)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == gold
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, confidence, bins) / counts
+        accuracy = np.bincount(which, correct.astype(float), bins) / counts
+    ece = float(np.nansum(counts * np.abs(accuracy - mean_conf)) / max(counts.sum(), 1))
+    return mean_conf, accuracy, counts, ece

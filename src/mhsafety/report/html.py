@@ -118,8 +118,18 @@ def _summary_section(analysis: Analysis, metrics: Sequence[SystemMetrics]) -> Se
         f"({analysis.resamples} resamples, seed {analysis.seed}). Macro-F1 gives every class "
         "the same weight, so it shows what the two large classes hide. Binary view: Safe "
         "Response is safe, every other label unsafe; unsafe recall is the share of unsafe "
-        "responses flagged.</p>" + ci_table)
+        "responses flagged.</p>" + ci_table + _calibration(analysis))
     return Section("summary", "Scores", body)
+
+
+def _calibration(analysis: Analysis) -> str:
+    calibrated = [s for s in analysis.systems if s.ece is not None]
+    if not calibrated:
+        return ""
+    return ("<p>Calibration of the systems that output probabilities: expected calibration "
+            "error of the top label (10 equal-width bins, runs pooled; the reliability "
+            "diagrams are under Figures): " +
+            ", ".join(f"{esc(s.system)} {_pct(s.ece)} %" for s in calibrated) + ".</p>")
 
 
 def _class_section(analysis: Analysis) -> Section:
