@@ -47,7 +47,8 @@ figure img{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#444;mar
 pre{background:#f6f7f9;padding:.6rem;overflow-x:auto;font-size:.8rem;white-space:pre-wrap;
 word-break:break-all}nav ol{columns:2;font-size:.9rem}.note{background:#eef6ff;
 border-left:4px solid #4c72b0;padding:.4rem .8rem;margin:.8rem 0}
-.key{font-weight:600}.wrap{overflow-x:auto;max-width:100%}details{margin:.4rem 0}summary{cursor:pointer}
+.key{font-weight:600}.grid{display:grid;grid-template-columns:repeat(auto-fill,
+minmax(520px,1fr));gap:0 1.5rem}.wrap{overflow-x:auto;max-width:100%}details{margin:.4rem 0}summary{cursor:pointer}
 """
 
 
@@ -217,12 +218,14 @@ def _errors_section(analysis: Analysis) -> Section:
     errors = analysis.errors
     parts = [("<h3>Confusions that account for most errors</h3><p>Errors summed over runs; "
               "share of all the system's errors and the cumulative share.</p>")]
+    parts.append("<div class='grid'>")
     for system, pairs in errors.confusions.items():
         title = "All systems pooled" if system == POOLED else system
-        parts.append(f"<h4>{esc(title)}</h4>" + table(
-            ["Gold", "Predicted", "Errors", "Share %", "Cumulative %"],
+        parts.append(f"<div><h4>{esc(title)}</h4>" + table(
+            ["Gold", "Predicted", "Errors", "Share %", "Cum. %"],
             [[p.gold_name, p.pred_name, str(p.count), _pct(p.share_of_errors),
-              _pct(p.cumulative_share)] for p in pairs], numeric_from=2))
+              _pct(p.cumulative_share)] for p in pairs], numeric_from=2) + "</div>")
+    parts.append("</div>")
     parts.append("<h3>Run-to-run agreement</h3><p>How often a system's runs disagree on the "
                  "same item (runs as raters for Fleiss' κ).</p>")
     parts.append(table(
