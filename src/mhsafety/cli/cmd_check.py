@@ -77,6 +77,9 @@ def command(checkpoint: Path, context: str | None, response: str | None,
         results = [guard.check(context, response)]  # type: ignore[arg-type]
         _emit_json(results[0].to_dict(), pretty=True)
     else:
+        if input_path is None and sys.stdin.isatty():
+            raise UsageError("nothing to check: give --context and --response, --input FILE, "
+                             "or pipe JSONL items on stdin")
         if input_path is None or str(input_path) == "-":
             examples = read_items_jsonl(sys.stdin, "<stdin>")
         else:
