@@ -109,3 +109,21 @@ def test_backoff_is_exponential_with_full_jitter():
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > 0.8 * ceiling  # spread over the whole window, not fixed
         assert len(set(delays)) > 100
+
+
+def test_a_dead_server_stops_the_run_and_a_rerun_resumes(server, small_examples, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    items = small_examples[:12]
+    with pytest.raises(UsageError, match="3 items in a row failed") as info:
+        run_judge(items, tmp_path, settings(server, base_url=dead, concurrency=1,
+                                            max_attempts=2, stop_after_failures=3),
+                  show_progress=False)
+    assert "cannot connect" in str(info.value)
+    assert len(_log_lines(tmp_path)) == 3  # the failures are logged, nothing else tried
+    # Once a server answers (here: another URL, so a fresh cache key), nothing is stuck.
+    result = run_judge(items, tmp_path, settings(server), show_progress=False)
+    assert result.summary["answered"] == 12 and server.requests == 12

@@ -41,6 +41,8 @@ from ._common import data_option
               help="Attempts per request before the item is recorded as failed.")
 @click.option("--retry-base", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Back-off base in seconds (attempt n waits up to base * 2^n, jittered).")
+@click.option("--stop-after-failures", type=click.IntRange(0), default=20, show_default=True,
+              help="Stop the run when this many items in a row fail (server down); 0 = never.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Name of the environment variable holding the API key.")
 @click.option("--client", type=click.Choice(["fast", "openai"]), default="fast",
@@ -55,7 +57,8 @@ from ._common import data_option
 def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, shots: str,
             rounds: int, train_path: Path | None, template_path: Path | None, seed: int,
             max_tokens: int, temperature: float, top_p: float, parser: str, concurrency: int,
-            timeout: float, max_attempts: int, retry_base: float, api_key_env: str,
+            timeout: float, max_attempts: int, retry_base: float, stop_after_failures: int,
+            api_key_env: str,
             client: str, system_name: str | None, vote: bool, price_in: float | None,
             price_out: float | None, quiet: bool) -> None:
     """Label every item with an LLM judge, zero- or few-shot, for several rounds.
@@ -75,7 +78,8 @@ def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, sh
         model=model, base_url=base_url, shots=int(shots), rounds=rounds, seed=seed,
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, parser=parser,
         concurrency=concurrency, timeout=timeout, max_attempts=max_attempts,
-        backoff_base=retry_base, api_key_env=api_key_env, client=client,
+        backoff_base=retry_base, stop_after_failures=stop_after_failures,
+        api_key_env=api_key_env, client=client,
         system_name=system_name, vote=vote, price_in=price_in, price_out=price_out)
     result = run_judge(examples, out_dir, settings, train=train,
                        template=load_template(template_path), data_source=str(data),

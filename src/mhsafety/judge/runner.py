@@ -65,6 +65,7 @@ class JudgeSettings:
     timeout: float = 60.0
     max_attempts: int = 8
     backoff_base: float = 1.0
+    stop_after_failures: int = 20  # items failing in a row that stop the run; 0 = never
     api_key_env: str = "OPENAI_API_KEY"
     client: str = "fast"
     system_name: str | None = None
@@ -82,6 +83,8 @@ class JudgeSettings:
             raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.max_attempts < 1:
             raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if self.stop_after_failures < 0:
+            raise UsageError("--stop-after-failures must be 0 (never) or more")
         if self.timeout <= 0:
             raise UsageError(f"--timeout must be positive, got {self.timeout}")
         get_parser(self.parser)
@@ -475,7 +478,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
             "excluded_self": same_file or bool(notes),
         },
         "requests": {k: s[k] for k in ("concurrency", "timeout", "max_attempts",
-                                      "backoff_base")},
+                                      "backoff_base", "stop_after_failures")},
         "notes": notes,
     }
 
@@ -527,8 +530,17 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
                 logs[round_no].failures[ids[i]] = entry
                 counts["failed"] += 1
                 counts["retries"] += result.attempts - 1
+                counts["streak"] += 1
             entry["time"] = _now()
             log.append(round_no, entry)
+            if isinstance(result, Answer):
+                counts["streak"] = 0
+            elif 0 < settings.stop_after_failures <= counts["streak"]:
+                # A server that is down would otherwise cost every item its whole retry
+                # budget; stop, keep what was logged, and let a rerun resume.
+                raise FatalAPIError(f"{counts['streak']} items in a row failed (last: "
+                                    f"{result.reason}); the server seems down or overloaded. "
+                                    "Rerun the same command to resume")
             bar.update(1)
             now = time.perf_counter()
             if now - last_postfix > 0.5:
