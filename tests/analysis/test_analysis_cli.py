@@ -78,3 +78,16 @@ def test_upstream_bert_beats_chatgpt_0613_zero_shot_and_nonsense_counts(upstream
         assert nonsense.right_any == sum(v > 0 for v in right.values())
         assert nonsense.right_all == sum(v == len(system_runs) for v in right.values())
     assert all(item.response is not None for item in result.errors.missed_by_all)
+
+
+def test_too_few_resamples_for_the_pairs_is_flagged(runs_dir, capsys):
+    code, out, err = _run_cli(["analyze", str(runs_dir), "--resamples", "100"], capsys)
+    assert code == 0, err
+    assert "Warning: with 100 resamples and 1 pairs" not in out  # 2/101 < 0.025
+    from mhsafety.analysis import analyze
+    from mhsafety.analysis.core import resolution_warning
+
+    result = analyze([runs_dir], resamples=100)
+    result.comparisons = result.comparisons * 3  # as if there were 3 pairs: floor 0.059
+    assert "no Holm-adjusted bootstrap p-value can fall below 0.059" in resolution_warning(
+        result)

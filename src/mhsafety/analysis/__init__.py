@@ -4,35 +4,42 @@
 tests, coverage per class, missed items, confusions, run agreement) are public too.
 """
 
-from .core import Analysis, SystemSummary, analyze, analyze_systems, format_analysis
+from .core import (
+                   Analysis,
+                   SystemSummary,
+                   analyze,
+                   analyze_systems,
+                   format_analysis,
+                   significant_pairs,
+)
 from .errors import (
-                     ClassCoverage,
-                     ConfusionPair,
-                     ErrorAnalysis,
-                     MissedItem,
-                     RunAgreement,
-                     class_coverage,
-                     error_analysis,
-                     missed_by_all,
-                     run_agreement,
-                     top_confusions,
+                   ClassCoverage,
+                   ConfusionPair,
+                   ErrorAnalysis,
+                   MissedItem,
+                   RunAgreement,
+                   class_coverage,
+                   error_analysis,
+                   missed_by_all,
+                   run_agreement,
+                   top_confusions,
 )
 from .predictions import Alignment, SystemPredictions, align, from_runs, system_predictions
 from .stats import (
-                     Comparison,
-                     Interval,
-                     McNemar,
-                     PairedBootstrap,
-                     bootstrap_distribution,
-                     bootstrap_indices,
-                     bootstrap_weights,
-                     compare_all,
-                     confidence_intervals,
-                     holm,
-                     mcnemar,
-                     paired_bootstrap,
-                     point_scores,
-                     scores_from_confusion,
+                   Comparison,
+                   Interval,
+                   McNemar,
+                   PairedBootstrap,
+                   bootstrap_distribution,
+                   bootstrap_indices,
+                   bootstrap_weights,
+                   compare_all,
+                   confidence_intervals,
+                   holm,
+                   mcnemar,
+                   paired_bootstrap,
+                   point_scores,
+                   scores_from_confusion,
 )
 
 __all__ = [
@@ -42,5 +49,5 @@ __all__ = [
     "bootstrap_indices", "bootstrap_weights", "class_coverage", "compare_all",
     "confidence_intervals", "error_analysis", "format_analysis", "from_runs", "holm", "mcnemar",
     "missed_by_all", "paired_bootstrap", "point_scores", "run_agreement",
-    "scores_from_confusion", "system_predictions", "top_confusions",
+    "scores_from_confusion", "significant_pairs", "system_predictions", "top_confusions",
 ]

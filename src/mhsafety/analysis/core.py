@@ -85,6 +85,32 @@ class Analysis:
                 "errors": self.errors.to_dict()}
 
 
+def bootstrap_p_floor(analysis: Analysis) -> float:
+    """The smallest Holm-adjusted bootstrap p-value these resamples can give: 2 / (B + 1)
+    times the number of pairs (the first step of Holm's procedure)."""
+    return min(1.0, len(analysis.comparisons) * 2 / (analysis.resamples + 1))
+
+
+def resolution_warning(analysis: Analysis, alpha: float = 0.05) -> str | None:
+    floor = bootstrap_p_floor(analysis)
+    if analysis.comparisons and floor >= alpha / 2:
+        return (f"with {analysis.resamples} resamples and {len(analysis.comparisons)} pairs, "
+                f"no Holm-adjusted bootstrap p-value can fall below {floor:.3f}; use more "
+                "--resamples (10,000 or more) before reading the significance columns")
+    return None
+
+
+def significant_pairs(analysis: Analysis, alpha: float = 0.05) -> list[Comparison]:
+    """Pairs whose accuracy differs significantly (paired bootstrap and McNemar, both
+    Holm-adjusted below ``alpha``), oriented worse - better, most different first."""
+    out = []
+    for c in analysis.comparisons:
+        if c.significant("accuracy", alpha) and c.holm["mcnemar"] < alpha:
+            worse_first = c.bootstrap["accuracy"].difference < 0
+            out.append(c if worse_first else analysis.comparison(c.b, c.a))
+    return sorted(out, key=lambda c: c.bootstrap["accuracy"].difference)
+
+
 def _flipped(c: Comparison) -> Comparison:
     from dataclasses import replace
 
@@ -234,6 +260,15 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
                 "yes" if c.significant("accuracy") and c.holm["mcnemar"] < 0.05 else "no"])
         out.append(_md_table(["A vs B", "ΔAcc", "p (Holm)", "ΔF1", "p (Holm)", "McNemar A/B",
                               "p", "p (Holm)", "significant"], rows))
+        warning = resolution_warning(analysis)
+        if warning:
+            out += ["", f"Warning: {warning}."]
+        verdicts = significant_pairs(analysis)
+        out += ["", "Significantly worse in accuracy (bootstrap and McNemar, Holm < 0.05):"
+                if verdicts else "No pair differs significantly in accuracy."]
+        out += [f"- {c.a} < {c.b}: {_diff(c.bootstrap['accuracy'], decimals)} points, "
+                f"p {format_p(c.holm['accuracy'])} (bootstrap), "
+                f"{format_p(c.holm['mcnemar'])} (McNemar)" for c in verdicts]
     errors = analysis.errors
     out += ["", "## Confusions that account for most errors",
             "Errors summed over runs; share of the errors and cumulative share.", ""]

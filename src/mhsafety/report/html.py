@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis.core import Analysis, analyze_systems
+from ..analysis.core import Analysis, analyze_systems, resolution_warning, significant_pairs
 from ..analysis.errors import POOLED
 from ..analysis.predictions import from_runs
 from ..analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -187,17 +187,16 @@ def _significance_section(analysis: Analysis) -> Section:
                    "p Holm", "McNemar A-only / B-only", "McNemar p", "p Holm", "Odds ratio",
                    "Significant"], rows, row_classes=classes, raw=True)
     verdicts = []
-    for c in comps:
-        if not (c.significant("accuracy", ALPHA) and c.holm["mcnemar"] < ALPHA):
-            continue
-        better, worse = (c.a, c.b) if c.bootstrap["accuracy"].difference > 0 else (c.b, c.a)
-        oriented = analysis.comparison(worse, better)
-        acc = oriented.bootstrap["accuracy"]
+    for c in significant_pairs(analysis, ALPHA):
+        acc = c.bootstrap["accuracy"]
         verdicts.append(
-            f"<li><span class='key'>{esc(worse)}</span> is significantly worse than "
-            f"<span class='key'>{esc(better)}</span>: accuracy {_pct(acc.difference)} points "
+            f"<li><span class='key'>{esc(c.a)}</span> is significantly worse than "
+            f"<span class='key'>{esc(c.b)}</span>: accuracy {_pct(acc.difference)} points "
             f"[{_pct(acc.low)}, {_pct(acc.high)}], Holm-adjusted bootstrap p = "
-            f"{_p(oriented.holm['accuracy'])}, McNemar p = {_p(oriented.holm['mcnemar'])}</li>")
+            f"{_p(c.holm['accuracy'])}, McNemar p = {_p(c.holm['mcnemar'])}</li>")
+    warning = resolution_warning(analysis, ALPHA)
+    if warning:
+        verdicts.append(f"<li><b>Warning</b>: {esc(warning)}.</li>")
     summary = (f"<ul>{''.join(verdicts)}</ul>" if verdicts
                else "<p>No pair differs significantly in accuracy.</p>")
     body = (
