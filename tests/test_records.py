@@ -95,3 +95,16 @@ def test_atomic_directory_swaps_only_on_success(tmp_path):
             raise ValueError
     assert (target / "a").read_text(encoding="utf-8") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with mio.atomic_write(tmp_path / "f.txt") as handle:
+            handle.write("x")
+        with mio.atomic_directory(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -12,6 +12,18 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _ordinary_mode(path: str | os.PathLike[str], base: int) -> None:
+    # mkstemp/mkdtemp create private (0600/0700) entries; results should get the same
+    # permissions as any other file the user creates.
+    os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w",
                  encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
@@ -23,6 +35,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w",
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _ordinary_mode(tmp, 0o666)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()
@@ -54,6 +67,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _ordinary_mode(tmp, 0o777)
     try:
         yield tmp
     except BaseException:
