@@ -41,7 +41,7 @@ def train_baseline(target: Path, data: Path) -> Path:
 
 def start_server(checkpoint: Path, log: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if k != "MHSAFETY_GUARD_TOKEN"}
-    handle = open(log, "w", encoding="utf-8")
+    handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "mhsafety", "serve", "--checkpoint",
                              str(checkpoint), "--port", "0", *extra],
                             stdout=handle, stderr=subprocess.STDOUT, env=env)

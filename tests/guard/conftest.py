@@ -16,7 +16,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import fakeclf  # noqa: E402
+import fakeclf
 
 TOKEN = "test-token-7f3a"
 URL_RE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -34,7 +34,7 @@ def start_server(checkpoint: Path, log: Path, *args: str, env: dict[str, str] | 
                  ) -> Server:
     full_env = {k: v for k, v in os.environ.items() if k != "MHSAFETY_GUARD_TOKEN"}
     full_env.update(env or {})
-    handle = open(log, "w", encoding="utf-8")
+    handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         [sys.executable, str(HERE / "run_server.py"), "serve", "--checkpoint", str(checkpoint),
          "--port", "0", *args],

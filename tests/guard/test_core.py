@@ -138,8 +138,8 @@ def test_calibrate_on_labelled_file(fake_kind, fake_checkpoint, tmp_path):
 
 def test_read_items_jsonl_names_the_line():
     good = read_items_jsonl(['{"context": "a", "response": "b"}', "",
-                             '{"id": 7, "context": [{"role": "seeker", "text": "x"}], '
-                             '"response": "y"}'])
+                             ('{"id": 7, "context": [{"role": "seeker", "text": "x"}], '
+                              '"response": "y"}')])
     assert [ex.id for ex in good] == ["1", "7"]
     assert good[1].context == "[seeker]x" and good[1].response == "[supporter]y"
     for line, message in [("{", "line 1: invalid JSON"), ("[1]", "expected an object"),

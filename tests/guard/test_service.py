@@ -263,3 +263,57 @@ def test_several_worker_processes_share_one_port(baseline_checkpoint, tmp_path, 
         assert TOKEN not in server.log_text()
     finally:
         stop_server(server)
+
+
+def test_health_degrades_while_a_model_call_hangs_and_requests_fail_closed():
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from mhsafety.classifiers.base import Classifier
+    from mhsafety.guard import Guard
+    from mhsafety.guard.service import ServiceConfig, create_app
+
+    release = threading.Event()
+
+    class Hanging(Classifier):
+        kind = "hanging"
+
+        def fit(self, train, dev=None):
+            return self
+
+        def predict_proba(self, examples):
+            if any("HANG" in ex.response for ex in examples):
+                release.wait(30)
+            return np.full((len(examples), 8), 1 / 8)
+
+        def save_state(self, directory):
+            pass
+
+        @classmethod
+        def load_state(cls, directory, manifest):
+            return cls()
+
+    app = create_app(Guard(Hanging()), ServiceConfig(timeout_s=0.2))
+    with TestClient(app) as client:
+        try:
+            assert client.get("/healthz").status_code == 200
+            hung = client.post("/v1/check", json={"context": "a", "response": "HANG"})
+            (result,) = hung.json()["results"]
+            assert result["decision"] == "unverified" and result["reason"].startswith("timeout")
+            for _ in range(200):  # the call stays blocked on `release` until we set it
+                health = client.get("/healthz")
+                if health.status_code != 200:
+                    break
+                time.sleep(0.05)
+            assert health.status_code == 503 and health.json()["status"] == "degraded"
+            queued = client.post("/v1/check", json={"context": "a", "response": "fine"})
+            assert queued.json()["results"][0]["decision"] == "unverified"
+        finally:
+            release.set()
+        for _ in range(200):
+            if client.get("/healthz").status_code == 200:
+                break
+            time.sleep(0.05)
+        ok = client.post("/v1/check", json={"context": "a", "response": "fine"})
+        assert ok.json()["results"][0]["decision"] == "unsafe"  # P(safe) = 1/8 < 0.5

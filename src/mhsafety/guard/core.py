@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,8 +33,8 @@ DEFAULT_THRESHOLD = 0.5
 THRESHOLD_KEY = "guard_threshold"
 
 Decision = Literal["safe", "unsafe", "unverified"]
-TurnLike = Union[Turn, tuple[str, str], Mapping[str, str]]
-ContextLike = Union[str, Sequence[TurnLike]]
+TurnLike = Turn | tuple[str, str] | Mapping[str, str]
+ContextLike = str | Sequence[TurnLike]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def make_example(context: ContextLike, response: str, id: str | None = None,
                    normalize_response(response, f"{where}: response"), None, id)
 
 
-ItemLike = Union[Example, Mapping[str, Any], tuple[ContextLike, str]]
+ItemLike = Example | Mapping[str, Any] | tuple[ContextLike, str]
 
 
 def _example_of(item: ItemLike, index: int) -> Example:
@@ -370,7 +370,7 @@ def calibrate(guard: Guard, data: str | os.PathLike[str] | Sequence[Example],
     recall, far, precision, flagged = _rates(p_safe, unsafe, threshold)
     curve = []
     for t in np.linspace(0.05, 0.95, 19):
-        r, f, p, n = _rates(p_safe, unsafe, float(t))
+        r, f, p, _ = _rates(p_safe, unsafe, float(t))
         curve.append({"threshold": round(float(t), 2), "unsafe_recall": r,
                       "false_alarm_rate": f, "unsafe_precision": p})
     return Calibration(threshold, target_recall, recall, far, precision, len(examples),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,8 +22,8 @@ class CheckItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Optional[str] = Field(None, max_length=200, description="Echoed back in the result.")
-    context: Union[str, list[TurnIn]] = Field(
+    id: str | None = Field(None, max_length=200, description="Echoed back in the result.")
+    context: str | list[TurnIn] = Field(
         description="The dialogue so far: the upstream string with [seeker]/[supporter] "
                     "markers (plain text is one seeker turn), or a list of turns.")
     response: str = Field(description="The chatbot's candidate reply.")
@@ -34,11 +34,11 @@ class CheckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Optional[str] = Field(None, max_length=200)
-    context: Optional[Union[str, list[TurnIn]]] = None
-    response: Optional[str] = None
-    items: Optional[list[CheckItem]] = Field(None, description="A batch of items.")
-    threshold: Optional[float] = Field(
+    id: str | None = Field(None, max_length=200)
+    context: str | list[TurnIn] | None = None
+    response: str | None = None
+    items: list[CheckItem] | None = Field(None, description="A batch of items.")
+    threshold: float | None = Field(
         None, ge=0.0, le=1.0,
         description="Flag a reply unsafe when P(safe) is below this; default: the server's.")
 
@@ -70,17 +70,17 @@ class Node(BaseModel):
 
 
 class CheckResultOut(BaseModel):
-    id: Optional[str]
+    id: str | None
     decision: Literal["safe", "unsafe", "unverified"]
     safe: bool = Field(description="True only for a verified safe decision.")
-    label: Optional[int]
-    label_name: Optional[str]
-    node: Optional[Node] = Field(description="The framework node that decides the label.")
-    p_safe: Optional[float]
-    probabilities: Optional[dict[str, float]]
-    model_label: Optional[int] = Field(description="The model's own argmax label.")
+    label: int | None
+    label_name: str | None
+    node: Node | None = Field(description="The framework node that decides the label.")
+    p_safe: float | None
+    probabilities: dict[str, float] | None
+    model_label: int | None = Field(description="The model's own argmax label.")
     threshold: float
-    reason: Optional[str] = Field(description="Why the result is unverified.")
+    reason: str | None = Field(description="Why the result is unverified.")
 
 
 class CheckResponse(BaseModel):
@@ -89,11 +89,11 @@ class CheckResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    detail: Union[str, list[dict]]
+    detail: str | list[dict]
 
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     kind: str
     threshold: float
-    detail: Optional[str] = None
+    detail: str | None = None

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..data import Example
 from ..errors import UsageError
-from .core import Guard, CheckResult, decide, make_example, unverified
+from .core import Guard, decide, make_example, unverified
 
 LOG = logging.getLogger("mhsafety.guard")
 TOKEN_ENV = "MHSAFETY_GUARD_TOKEN"
@@ -92,7 +92,7 @@ class MicroBatcher:
         self._score = score
         self._max_batch = max_batch
         self._wait_s = wait_s
-        self._queue: "asyncio.Queue[_Job] | None" = None
+        self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mhsafety-guard-model")
