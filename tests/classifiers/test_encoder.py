@@ -120,6 +120,12 @@ def test_train_save_load_gives_identical_probabilities(trained, small_sets, tmp_
     np.testing.assert_allclose(reloaded.predict_proba(test), probs, rtol=0, atol=1e-6)
     assert reloaded.dev_metrics == trained.dev_metrics
 
+    # A re-save keeps what other tools wrote into the manifest (the guard's threshold).
+    manifest["extra"]["guard_threshold"] = 0.3
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    again = load_classifier(folder).save(tmp_path / "again")
+    assert read_manifest(again)["extra"]["guard_threshold"] == 0.3
+
 
 def test_prediction_order_and_batching_do_not_change_results(trained, small_sets):
     _, _, test = small_sets

@@ -81,6 +81,7 @@ class EncoderClassifier(Classifier):
         self.dev_data_sha256: str | None = None
         self.best_epoch: int | None = None
         self._work_folder: Path | None = None
+        self._other_extra: dict[str, Any] = {}
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
@@ -389,7 +390,8 @@ class EncoderClassifier(Classifier):
         }
         if self.config["select_on_test"]:
             extra["notes"] = [TEST_SELECTION_NOTE]
-        return extra
+        # Keys other tools stored (e.g. the guard's calibrated threshold) survive a re-save.
+        return {**self._other_extra, **extra}
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
@@ -410,6 +412,8 @@ class EncoderClassifier(Classifier):
         model.dev_metrics = extra.get("dev_metrics")
         model.dev_data_sha256 = extra.get("dev_data_sha256")
         model.best_epoch = extra.get("best_epoch")
+        own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes"}
+        model._other_extra = {k: v for k, v in extra.items() if k not in own}
         return model
 
 
