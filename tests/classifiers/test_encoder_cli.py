@@ -110,7 +110,7 @@ def test_two_process_cpu_run_writes_one_checkpoint(files, tmp_path):
            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "mhsafety", "train", "--model", str(model),
            "--train", str(root / "train.json"), "--dev", str(root / "dev.json"), *SMALL,
-           "--out", str(out)]
+           "--epochs", "2", "--patience", "0", "--warmup-ratio", "0", "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -118,7 +118,9 @@ def test_two_process_cpu_run_writes_one_checkpoint(files, tmp_path):
     manifest = read_manifest(out)
     history = manifest["extra"]["history"]
     # 32 items, batch 8 over 2 processes: 4 optimizer steps, each process sees 16 items.
-    assert history[0]["steps"] == 4
+    assert [row["steps"] for row in history] == [4, 8]
+    # The linear schedule counts global steps: half-way through, half the learning rate.
+    assert history[0]["learning_rate"] == pytest.approx(1e-5)
     # Each process fed at most 16 items x 32 tokens (one process alone would feed ~1,000).
     assert 0 < history[0]["tokens"] <= 16 * 32
     from mhsafety.classifiers import load_classifier

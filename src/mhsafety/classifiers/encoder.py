@@ -166,8 +166,11 @@ class EncoderClassifier(Classifier):
         if per_device < 1 or per_device * processes * accum != batch:
             raise UsageError(f"batch size {batch} does not split into {processes} processes x "
                              f"{accum} accumulation steps; choose a multiple of {processes * accum}")
+        # The scheduler is stepped by hand once per optimizer step: accelerate's default would
+        # step it once per process, which assumes a schedule counted in per-process steps.
         accelerator = Accelerator(mixed_precision=_mixed_precision(cfg),
                                   gradient_accumulation_steps=accum,
+                                  step_scheduler_with_optimizer=False,
                                   cpu=_device(cfg).type == "cpu")
         set_seed(seed)
         self._build()
@@ -229,7 +232,8 @@ class EncoderClassifier(Classifier):
                     loss = weighted_cross_entropy(logits, labels, weights)
                     accelerator.backward(loss)
                     optimizer.step()
-                    scheduler.step()
+                    if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()
                     optimizer.zero_grad()
                 loss_sum += float(loss.detach())
                 batches += 1
@@ -241,6 +245,7 @@ class EncoderClassifier(Classifier):
                         break
             row: dict[str, Any] = {
                 "epoch": epoch, "steps": step, "train_loss": loss_sum / max(batches, 1),
+                "learning_rate": scheduler.get_last_lr()[0],
                 "seconds": round(time.perf_counter() - started, 3),
                 # Per process: real tokens and padded positions fed to the model.
                 "tokens": tokens, "positions": positions,
