@@ -1,7 +1,7 @@
 """A scripted test classifier (kind "guardfake"): its answer depends on words in the response.
 
 - "RAISE"   -> predict_proba raises
-- "NAN"     -> returns NaN probabilities (malformed)
+- "NAN"     -> a NaN row for that item (malformed), valid rows for the others
 - "SLEEP"   -> sleeps 3 s before answering (for timeouts)
 - "unsafe"  -> P(Toxic Language) 0.7, P(safe) 0.2
 - "border"  -> P(safe) 0.45, P(Linguistic Neglect) 0.40 (argmax safe, flagged at 0.5)
@@ -47,9 +47,7 @@ class FakeClassifier(Classifier):
             raise RuntimeError("scripted failure")
         if any("SLEEP" in r for r in responses):
             time.sleep(3)
-        if any("NAN" in r for r in responses):
-            return np.full((len(examples), 8), np.nan)
-        return np.array([row_for(r) for r in responses])
+        return np.array([[np.nan] * 8 if "NAN" in r else row_for(r) for r in responses])
 
     def save_state(self, directory: Path) -> None:
         (directory / "fake.json").write_text(json.dumps({"ok": True}))

@@ -72,16 +72,21 @@ def test_bad_input_is_a_usage_error(fake_kind, fake_checkpoint, context, respons
         Guard.load(fake_checkpoint).check(context, response)
 
 
-@pytest.mark.parametrize("response, reason", [
-    ("RAISE", "model error: RuntimeError"),
-    ("NAN", "model error: ValueError"),
-])
-def test_model_failure_fails_closed(fake_kind, fake_checkpoint, response, reason):
-    results = Guard.load(fake_checkpoint).check_many([("c", "fine"), ("c", response)])
-    for result in results:  # the whole batch failed: nothing is reported safe
+def test_model_exception_fails_the_batch_closed(fake_kind, fake_checkpoint):
+    results = Guard.load(fake_checkpoint).check_many([("c", "fine"), ("c", "RAISE")])
+    for result in results:  # the whole call failed: nothing is reported safe
         assert result.decision == "unverified" and result.safe is False
         assert result.label is None and result.probabilities is None
-        assert result.reason.startswith(reason)
+        assert result.reason == "model error: RuntimeError: scripted failure"
+
+
+def test_invalid_row_fails_closed_alone(fake_kind, fake_checkpoint):
+    fine, bad = Guard.load(fake_checkpoint).check_many([("c", "fine"), ("c", "NAN")])
+    assert fine.decision == "safe"
+    assert bad.decision == "unverified" and not bad.safe and bad.p_safe is None
+    assert bad.reason.startswith("model error: no valid probabilities")
+    for row in ([0.5] * 8, [-0.1] + [0.1] * 6 + [0.5], [1 / 8] * 7):
+        assert decide(row, 0.0).decision == "unverified"  # even a threshold of 0 passes nothing
 
 
 def test_timeout_fails_closed(fake_kind, fake_checkpoint):

@@ -32,6 +32,15 @@ def assert_still_answers(server, token=None):
     assert response.json()["results"][0]["decision"] in ("safe", "unsafe")
 
 
+def wait_until_model_free(server, token=None):
+    """After a scripted SLEEP the model is busy for a while; wait until it answers again."""
+    for _ in range(100):
+        if post(server, GOOD, token=token).json()["results"][0]["decision"] != "unverified":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the model never became free")
+
+
 def test_happy_path_single_item(baseline_server):
     response = post(baseline_server, {**GOOD, "id": "turn-1"})
     assert response.status_code == 200
@@ -199,7 +208,6 @@ def test_auth_off_without_token(baseline_server):
 
 @pytest.mark.parametrize("response_text, reason", [
     ("RAISE", "model error: RuntimeError"),
-    ("NAN", "model error: ValueError"),
     ("SLEEP", "timeout"),
 ])
 def test_model_failures_fail_closed(fake_server, response_text, reason):
@@ -211,6 +219,16 @@ def test_model_failures_fail_closed(fake_server, response_text, reason):
         assert result["label"] is None and result["reason"].startswith(reason)
     # The scripted error text never reaches the log, only the exception type.
     assert "scripted failure" not in fake_server.log_text()
+    wait_until_model_free(fake_server, TOKEN)  # and the server recovers
+
+
+def test_an_invalid_row_fails_closed_alone(fake_server):
+    wait_until_model_free(fake_server, TOKEN)
+    response = post(fake_server, {"items": [GOOD, {"context": "a", "response": "NAN"}]},
+                    token=TOKEN)
+    good, bad = response.json()["results"]
+    assert good["decision"] == "safe"
+    assert bad["decision"] == "unverified" and bad["safe"] is False and bad["p_safe"] is None
 
 
 def test_microbatcher_shares_model_calls():

@@ -174,8 +174,15 @@ def unverified(reason: str, threshold: float, id: str | None = None) -> CheckRes
 
 
 def decide(probs: Sequence[float], threshold: float, id: str | None = None) -> CheckResult:
-    """The verdict for one row of probabilities under ``threshold``."""
+    """The verdict for one row of probabilities under ``threshold``.
+
+    A row that is not a probability distribution (NaN, negative, not summing to 1) gives
+    an "unverified" result: one bad row fails closed without failing its whole batch.
+    """
     row = np.asarray(probs, dtype=float)
+    if (row.shape != (len(LABEL_NAMES),) or not np.all(np.isfinite(row)) or np.any(row < 0)
+            or abs(row.sum() - 1.0) > 1e-4):
+        return unverified("model error: no valid probabilities for this item", threshold, id)
     p_safe = float(row[SAFE_LABEL])
     model_label = int(row.argmax())
     if p_safe < threshold:
@@ -237,12 +244,18 @@ class Guard:
     # ------------------------------------------------------------------ scoring
 
     def score(self, examples: Sequence[Example]) -> np.ndarray:
-        """Validated (n, 8) probabilities; raises on any model failure."""
+        """(n, 8) probabilities; raises when the model fails or answers in the wrong shape.
+
+        Rows are checked one by one in :func:`decide`, so one bad row fails closed alone.
+        """
         if not examples:
             return np.zeros((0, len(LABEL_NAMES)))
         with self._lock:
-            probs = self.classifier.predict_proba(list(examples))
-        return check_probabilities(probs, len(examples))
+            probs = np.asarray(self.classifier.predict_proba(list(examples)), dtype=float)
+        if probs.shape != (len(examples), len(LABEL_NAMES)):
+            raise ValueError(f"expected probabilities of shape ({len(examples)}, "
+                             f"{len(LABEL_NAMES)}), got {probs.shape}")
+        return probs
 
     def _score_with_timeout(self, examples: Sequence[Example], timeout: float | None) -> np.ndarray:
         if timeout is None:
@@ -360,7 +373,11 @@ def calibrate(guard: Guard, data: str | os.PathLike[str] | Sequence[Example],
         raise DataError("calibration needs a label on every item")
     normalized = [make_example(ex.context, ex.response, ex.id, f"item {ex.id}")
                   for ex in examples]
-    probs = guard.score(normalized)
+    try:
+        probs = check_probabilities(guard.score(normalized), len(normalized))
+    except ValueError as exc:
+        raise DataError(f"calibration needs valid probabilities for every item: {exc}") \
+            from None
     p_safe = probs[:, SAFE_LABEL]
     unsafe = np.array([ex.label != SAFE_LABEL for ex in examples])
     if unsafe.all():
