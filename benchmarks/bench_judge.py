@@ -52,6 +52,44 @@ def run_once(url: str, n: int, concurrency: int, client: str) -> dict:
             "answered": result.summary["answered"]}
 
 
+def bare_loop(url: str, n: int, concurrency: int) -> float:
+    """Seconds for ``n`` fixed 2 kB requests over ``concurrency`` keep-alive connections with
+    nothing else (no prompts, no parsing, no log): the floor this machine and server allow."""
+    import asyncio
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 2000}],
+                       "max_tokens": 10}).encode()
+    request = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
+
+    async def worker(queue: asyncio.Queue) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        while not queue.empty():
+            queue.get_nowait()
+            writer.write(request)
+            await writer.drain()
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+        writer.close()
+
+    async def main() -> float:
+        queue: asyncio.Queue = asyncio.Queue()
+        for i in range(n):
+            queue.put_nowait(i)
+        start = time.perf_counter()
+        await asyncio.gather(*[worker(queue) for _ in range(concurrency)])
+        return time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
 def memory_child(url: str, n: int, concurrency: int, client: str) -> None:
     stats = run_once(url, n, concurrency, client)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -81,15 +119,17 @@ def main() -> None:
     try:
         print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms")
         print("concurrency  items  median_s  best_s  median req/s  limit/s  "
-              "fraction (median, best)")
+              "fraction (median, best)  bare loop median_s")
         for c in args.concurrency:
             n = args.items_at_1 if c == 1 else args.items
             walls = sorted(run_once(url, n, c, args.client)["requests_s"]
                            for _ in range(1 if c == 1 else args.repeat))
             median, best = walls[len(walls) // 2], walls[0]
+            bare = sorted(bare_loop(url, n, c) for _ in range(1 if c == 1 else args.repeat))
             limit = c / args.latency
             print(f"{c:>11}  {n:>5}  {median:>8.2f}  {best:>6.2f}  {n / median:>12.1f}  "
-                  f"{limit:>7.0f}  {n / median / limit:.2f}, {n / best / limit:.2f}")
+                  f"{limit:>7.0f}  {n / median / limit:.2f}, {n / best / limit:.2f}"
+                  f"                {bare[len(bare) // 2]:.2f}")
         if args.memory_items:
             subprocess.run([sys.executable, __file__, "--memory-child", "--url", url,
                             "--memory-items", str(args.memory_items), "--client", args.client,
