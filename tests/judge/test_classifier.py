@@ -44,3 +44,18 @@ def test_judge_without_url_is_a_usage_error(monkeypatch):
     monkeypatch.delenv("MHSAFETY_JUDGE_BASE_URL", raising=False)
     with pytest.raises(UsageError, match="base URL"):
         create_classifier("judge:gpt-4o-mini")
+
+
+def test_runs_inside_a_running_event_loop(server, small_examples, tmp_path):
+    """Notebooks already run an event loop; run_judge must still work there."""
+    import asyncio
+
+    from mhsafety.judge.runner import run_judge
+
+    from .conftest import settings
+
+    async def notebook_cell():
+        return run_judge(small_examples[:3], tmp_path, settings(server), show_progress=False)
+
+    result = asyncio.run(notebook_cell())
+    assert result.summary["answered"] == 3

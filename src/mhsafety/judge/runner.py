@@ -219,6 +219,18 @@ class JudgeResult:
     records: dict[str, list[PredictionRecord]]
 
 
+def _run_async(coro: Any) -> Any:
+    """``asyncio.run``, also from inside a running loop (a Jupyter notebook): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _api_key(env_name: str) -> str | None:
     value = os.environ.get(env_name)
     return value or None
@@ -340,7 +352,7 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
             "sampling) are ignored; they stay in the log")
 
     try:
-        stats = asyncio.run(_ask_all(pending, examples, ids, messages, hashes, settings, key,
+        stats = _run_async(_ask_all(pending, examples, ids, messages, hashes, settings, key,
                                      api_key, _Log(log_dir), logs, show_progress))
     except FatalAPIError as exc:
         hint = ""
