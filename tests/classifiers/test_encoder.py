@@ -248,3 +248,21 @@ def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path,
     resumed.save(tmp_path / "ckpt")
     other.save(tmp_path / "ckpt-other")
     assert not work.exists()  # saved runs drop their resumable state
+
+
+def test_hub_probe_fails_fast_without_network(monkeypatch, small_sets):
+    import socket
+
+    from mhsafety.classifiers.encoder_model import _hub_reachable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as server:  # a port that answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert _hub_reachable()
+    # The same port, now closed: no hub, so no download attempt (and no minute of retries).
+    assert not _hub_reachable()
+    with pytest.raises(UsageError, match="could not be downloaded"):
+        create_classifier("encoder:no-such-org/no-such-model-xyz", **SMALL).fit(
+            small_sets[0][:8], small_sets[1][:4])

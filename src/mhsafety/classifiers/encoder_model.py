@@ -36,9 +36,10 @@ def _load_error(name: str, what: str) -> UsageError:
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
         return UsageError(f"{name}: no such model folder")
     return UsageError(
-        f"cannot load the model {name!r}: it is not in the local Hugging Face cache and could "
-        "not be downloaded (no network, or HF_HUB_OFFLINE=1); download it once where there is "
-        "network, or pass a local folder with --model PATH"
+        f"cannot load the model {name!r}: there is no such local folder, it is not in the "
+        "local Hugging Face cache, and it could not be downloaded (no network, or "
+        "HF_HUB_OFFLINE=1); download it once where there is network, or pass a local folder "
+        "with --model PATH"
     )
 
 
@@ -58,30 +59,57 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all; a quick probe instead of the client's
+    retries with back-off (about a minute of warnings per file when there is no network)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co",
+                                       url.port or (443 if url.scheme == "https" else 80)),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
+    """A local folder or a cached hub model, without touching the network; otherwise a
+    download when the hub is reachable; otherwise one sentence saying what to do."""
+    with quiet_transformers():
+        try:
+            return loader(name, local_files_only=True, **kwargs)
+        except (OSError, ValueError):
+            if Path(name).expanduser().exists() or not _hub_reachable():
+                raise _load_error(name, what) from None
+        try:
+            return loader(name, **kwargs)
+        except (OSError, ValueError):
+            raise _load_error(name, what) from None
+
+
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    try:
-        with quiet_transformers():
-            return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError):
-        raise _load_error(name, "tokenizer") from None
+    return _from_pretrained(AutoTokenizer.from_pretrained, name, "tokenizer")
 
 
 def load_backbone(name: str, pooler: bool) -> nn.Module:
     """The bare encoder (``AutoModel``), with its pooler only when the pooler head needs it."""
     from transformers import AutoModel
 
-    try:
-        kwargs = {} if pooler else {"add_pooling_layer": False}
-        with quiet_transformers():
-            try:
-                return AutoModel.from_pretrained(name, **kwargs)
-            except TypeError:
-                # Architectures without a pooler option (e.g. DistilBERT) take no such argument.
-                return AutoModel.from_pretrained(name)
-    except (OSError, ValueError):
-        raise _load_error(name, "model") from None
+    def load(path: str, **kwargs: Any) -> nn.Module:
+        try:
+            return AutoModel.from_pretrained(path, add_pooling_layer=pooler, **kwargs)
+        except TypeError:
+            # Architectures without a pooler option (e.g. DistilBERT) take no such argument.
+            return AutoModel.from_pretrained(path, **kwargs)
+
+    return _from_pretrained(load, name, "model")
 
 
 def setup_role_markers(tokenizer: Any, backbone: nn.Module) -> dict[str, str]:
