@@ -200,6 +200,10 @@ def test_missing_local_folder_and_bad_settings(tmp_path):
         EncoderClassifier(model="x", lr=1)
     with pytest.raises(UsageError, match="needs a model"):
         create_classifier("encoder")
+    with pytest.raises(UsageError, match="epochs must be an integer, got 'abc'"):
+        EncoderClassifier(model="x", epochs="abc")  # e.g. --config epochs=abc
+    with pytest.raises(UsageError, match="warm-up ratio"):
+        EncoderClassifier(model="x", warmup_ratio=1.5)
 
 
 @pytest.mark.parametrize("head", ["roberta", "pooler"])

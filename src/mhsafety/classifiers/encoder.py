@@ -428,6 +428,20 @@ class EncoderClassifier(Classifier):
 def _validate(cfg: dict[str, Any]) -> None:
     from .encoder_model import HEADS
 
+    ints = ("epochs", "batch_size", "gradient_accumulation", "max_length", "eval_batch_size",
+            "patience", "seed", "max_steps")
+    floats = ("learning_rate", "weight_decay", "warmup_ratio", "dev_ratio")
+    for key in ints + floats:
+        value = cfg[key]
+        if value is None and key == "max_steps":
+            continue
+        wanted = int if key in ints else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "an integer" if key in ints else "a number"
+            raise UsageError(f"encoder setting {key} must be {kind}, got {value!r}")
+    for key in ("select_on_test", "group_by_length", "pad_to_max_length"):
+        if not isinstance(cfg[key], bool):
+            raise UsageError(f"encoder setting {key} must be true or false, got {cfg[key]!r}")
     if cfg["head"] not in HEADS:
         raise UsageError(f"unknown head {cfg['head']!r}; expected one of {', '.join(HEADS)}")
     if cfg["select_metric"] not in SELECT_METRICS:
@@ -446,6 +460,11 @@ def _validate(cfg: dict[str, Any]) -> None:
             raise UsageError(f"{key.replace('_', ' ')} must be at least 1, got {cfg[key]}")
     if not 0 <= float(cfg["dev_ratio"]) < 1:
         raise UsageError(f"dev ratio must be in [0, 1), got {cfg['dev_ratio']}")
+    if not 0 <= float(cfg["warmup_ratio"]) <= 1:
+        raise UsageError(f"warm-up ratio must be in [0, 1], got {cfg['warmup_ratio']}")
+    for key in ("learning_rate", "weight_decay", "patience"):
+        if float(cfg[key]) < 0:
+            raise UsageError(f"{key.replace('_', ' ')} must not be negative, got {cfg[key]}")
 
 
 def _rank_world(init: bool = False, cpu: bool = False) -> tuple[int, int]:
