@@ -157,17 +157,18 @@ class Protocol:
     description: str
     seeds: tuple[int, ...]
     folds: int | None = None
+    short: str = ""  # shown next to each measured system's name in tables
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "seeds": list(self.seeds),
-                "folds": self.folds}
+        return {"name": self.name, "description": self.description, "short": self.short,
+                "seeds": list(self.seeds), "folds": self.folds}
 
 
 def cv_protocol(n_items: int, seeds: Sequence[int] = DEFAULT_SEEDS,
                 folds: int = DEFAULT_FOLDS, data_name: str = "the data") -> Protocol:
     return Protocol("cv", f"measured here: {len(seeds)}×{folds}-fold cross-validation within "
                     f"the {n_items} items of {data_name}, not the paper's protocol",
-                    tuple(seeds), folds)
+                    tuple(seeds), folds, f"measured, {len(seeds)}×{folds}-fold CV")
 
 
 def train_test_protocol(n_train: int, n_test: int, seeds: Sequence[int] = DEFAULT_SEEDS,
@@ -175,7 +176,8 @@ def train_test_protocol(n_train: int, n_test: int, seeds: Sequence[int] = DEFAUL
                         ) -> Protocol:
     return Protocol("train-test", f"measured here: trained on the {n_train:,} items of "
                     f"{train_name}, tested on the {n_test:,} items of {test_name}, "
-                    f"{len(seeds)} seeds", tuple(seeds))
+                    f"{len(seeds)} seeds", tuple(seeds),
+                    short=f"measured, trained on {train_name}")
 
 
 def _records(clf, examples: Sequence[Example], system: str, run: str,
@@ -342,7 +344,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     else:
         protocol = train_test_protocol(len(train_examples), len(test), seeds,
                                        Path(train).name, Path(test_path).name)  # type: ignore[arg-type]
-    notes = [protocol.description]
+    notes = [protocol.short]
 
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     key = _state_key(protocol, examples_hash(test),
