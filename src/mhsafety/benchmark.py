@@ -324,11 +324,13 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     if len(set(names)) != len(names) or len({s.slug for s in specs}) != len(specs):
         raise UsageError("two systems have the same name; name them with NAME=SPEC")
     # Resolve every system before any work, so a typo fails in a second, not after an hour.
-    from .classifiers.base import classifier_class
+    # Building each system once also checks its settings (an unknown key, a missing extra).
+    from .classifiers.base import create_classifier
 
     needs_fit = {}
     for s in specs:
-        needs_fit[s.name] = classifier_class(s.spec.partition(":")[0]).needs_training
+        needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **(config or {})
+                                              ).needs_training
 
     test_path = resolve_data(data)
     test = load_examples(test_path)
