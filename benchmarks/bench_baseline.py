@@ -12,6 +12,7 @@ predicts >= 2,000 items/s in batch and < 5 ms for one item.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,7 @@ def ece(probs: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error of confidences ``probs`` against 0/1 outcomes ``correct``."""
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         mask = (probs > lo) & (probs <= hi) if lo > 0 else (probs >= lo) & (probs <= hi)
         if mask.any():
             total += mask.mean() * abs(probs[mask].mean() - correct[mask].mean())

@@ -309,8 +309,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     With ``train``: the paper's protocol, fit on ``train`` and test on ``data``.
     """
     from .progress import progress_bar
-    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows, \
-        rows_from_systems
+    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows, rows_from_systems
 
     start = time.perf_counter()
     if not seeds:

@@ -368,10 +368,6 @@ class BaselineClassifier(Classifier):
 
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None
             ) -> BaselineClassifier:
-        import warnings
-
-        from ..data import stratified_kfold
-
         if not train:
             raise DataError("cannot train the baseline on an empty dataset")
         if any(ex.label is None for ex in train):

@@ -37,7 +37,7 @@ def command(data_path: Path | None, train_path: Path | None, systems: tuple[str,
     """
     from ..benchmark import run_benchmark
 
-    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    log = lambda msg: click.echo(msg, err=True)
     result = run_benchmark(systems or ("baseline",), data_path, train_path, parse_seeds(seeds),
                            folds, out, parse_config(config), include_paper=not no_paper,
                            decimals=decimals, log=log)
