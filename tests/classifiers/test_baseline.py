@@ -109,3 +109,13 @@ def test_training_needs_labels_and_two_classes(small):
         BaselineClassifier(**FAST).fit([ex for ex in small[0] if ex.label == 7])
     with pytest.raises(DataError, match="needs a label"):
         BaselineClassifier(**FAST).fit([Example("[seeker]a", "[supporter]b")])
+
+
+def test_fluency_model_scores_garbled_text_lower(test_examples):
+    from mhsafety.classifiers.baseline import CharBigramLM
+
+    lm = CharBigramLM().fit([ex.context for ex in test_examples[:400]])
+    fluent = lm.features("听起来你最近压力很大，能具体说说吗")
+    garbled = lm.features("吗说具能大很力压近最你来起听")  # the same characters, reversed
+    assert fluent[0] > garbled[0]  # mean log-probability per character
+    assert fluent[2] < garbled[2]  # share of bigrams never seen in the contexts

@@ -31,6 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "class_weight": "sqrt",  # "balanced", "sqrt" (square root of balanced) or "none"
     "dense_weight": 1.0,  # scale of the dialogue-relation block against the n-gram block
     "seeker_ngrams": True,  # n-grams of the response that also occur in the last seeker turn
+    # Fluency of the reply under a character bigram model of the training contexts (human
+    # writing): garbled, run-on text (Nonsense, node 1) reads as improbable.
+    "fluency": True,
     "calibrate": True,
     "max_iter": 2000,
 }
@@ -239,6 +243,43 @@ class NgramVectorizer:
         return normalize(matrix, copy=False)
 
 
+class CharBigramLM:
+    """Interpolated character bigram model; plain counts, saved as JSON."""
+
+    FEATURES = ("fluency_mean_logprob", "fluency_min_logprob", "fluency_unseen_bigrams",
+                "fluency_worst_window")
+
+    def __init__(self, unigrams: dict[str, int] | None = None,
+                 bigrams: dict[str, int] | None = None) -> None:
+        self.unigrams = unigrams or {}
+        self.bigrams = bigrams or {}
+        self.total = sum(self.unigrams.values())
+
+    def fit(self, texts: Sequence[str]) -> CharBigramLM:
+        uni: Counter[str] = Counter()
+        bi: Counter[str] = Counter()
+        for text in texts:
+            uni.update(text)
+            bi.update(_ngrams(text, 2))
+        self.unigrams, self.bigrams = dict(uni), dict(bi)
+        self.total = sum(uni.values())
+        return self
+
+    def features(self, text: str) -> list[float]:
+        if len(text) < 2:
+            return [0.0, 0.0, 0.0, 0.0]
+        v = len(self.unigrams) + 1
+        logps, unseen = [], 0
+        for a, b in pairwise(text):
+            p_b = (self.unigrams.get(b, 0) + 1) / (self.total + v)
+            ab = self.bigrams.get(a + b, 0)
+            unseen += ab == 0
+            logps.append(math.log((ab + 2.0 * p_b) / (self.unigrams.get(a, 0) + 2.0)))
+        window = min(len(logps), 4)
+        worst = min(sum(logps[i:i + window]) / window for i in range(len(logps) - window + 1))
+        return [sum(logps) / len(logps), min(logps), unseen / len(logps), worst]
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -285,6 +326,7 @@ class BaselineClassifier(Classifier):
         super().__init__(**{**DEFAULTS, **config})
         self._vectorizer: NgramVectorizer | None = None
         self._copy_vectorizer: NgramVectorizer | None = None
+        self._lm: CharBigramLM | None = None
         self._arrays: dict[str, np.ndarray] = {}
         self._extra: dict[str, Any] = {}
 
@@ -318,7 +360,15 @@ class BaselineClassifier(Classifier):
         blocks = [self._vectorizer.transform(resp_docs)]
         if self.config["seeker_ngrams"] and self._copy_vectorizer is not None:
             blocks.append(self._copy_vectorizer.transform(copy_docs) * 0.5)
-        dense = np.array([dense_features(ex) for ex in examples], dtype=float)
+        rows = [dense_features(ex) for ex in examples]
+        if self.config["fluency"]:
+            if fit:
+                contexts = {ex.context for ex in examples}
+                self._lm = CharBigramLM().fit(
+                    ["".join(t.text for t in parse_turns(c)) for c in sorted(contexts)])
+            assert self._lm is not None
+            rows = [row + self._lm.features(response_text(ex)) for row, ex in zip(rows, examples)]
+        dense = np.array(rows, dtype=float)
         if fit:
             self._arrays["dense_mean"] = dense.mean(axis=0)
             scale = dense.std(axis=0)
@@ -469,6 +519,9 @@ class BaselineClassifier(Classifier):
         if self._copy_vectorizer is not None:
             vocab["copied"] = sorted(self._copy_vectorizer.vocabulary,
                                      key=self._copy_vectorizer.vocabulary.__getitem__)
+        if self._lm is not None:
+            vocab["lm_unigrams"] = self._lm.unigrams  # type: ignore[assignment]
+            vocab["lm_bigrams"] = self._lm.bigrams  # type: ignore[assignment]
         (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False),
                                               encoding="utf-8")
         with open(directory / "arrays.npz", "wb") as handle:
@@ -499,7 +552,14 @@ class BaselineClassifier(Classifier):
         if "copied" in vocab and "copy_idf" in arrays:
             model._copy_vectorizer = NgramVectorizer(
                 vocabulary={g: i for i, g in enumerate(vocab["copied"])}, idf=arrays["copy_idf"])
-        n_cols = len(vocab["response"]) + len(vocab.get("copied", [])) + len(DENSE_FEATURES)
+        n_dense = len(DENSE_FEATURES)
+        if model.config["fluency"]:
+            if "lm_unigrams" not in vocab or "lm_bigrams" not in vocab:
+                raise DataError(f"{directory}: baseline checkpoint is incomplete "
+                                "(missing the fluency model in vocab.json)")
+            model._lm = CharBigramLM(vocab["lm_unigrams"], vocab["lm_bigrams"])
+            n_dense += len(CharBigramLM.FEATURES)
+        n_cols = len(vocab["response"]) + len(vocab.get("copied", [])) + n_dense
         if arrays["coef"].shape != (len(arrays["classes"]), n_cols):
             raise DataError(f"{directory}: baseline checkpoint arrays do not match its vocabulary")
         model._arrays = arrays
