@@ -27,10 +27,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "classifiers"))
 
-from tiny_bert import build_tiny_bert  # noqa: E402
+from tiny_bert import build_tiny_bert
 
-from mhsafety.classifiers import create_classifier  # noqa: E402
-from mhsafety.data import load_examples  # noqa: E402
+from mhsafety.classifiers import create_classifier
+from mhsafety.data import load_examples
 
 
 def bench_predict(model_dir: Path, examples: list, single: int, repeats: int) -> None:

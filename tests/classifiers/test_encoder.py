@@ -15,11 +15,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert  # noqa: E402
+from tiny_bert import build_tiny_bert
 
-from mhsafety.classifiers import create_classifier, load_classifier, read_manifest  # noqa: E402
-from mhsafety.classifiers.encoder import TEST_SELECTION_NOTE, EncoderClassifier  # noqa: E402
-from mhsafety.errors import UsageError  # noqa: E402
+from mhsafety.classifiers import create_classifier, load_classifier, read_manifest
+from mhsafety.classifiers.encoder import TEST_SELECTION_NOTE, EncoderClassifier
+from mhsafety.errors import UsageError
 
 SMALL = {"max_length": 64, "batch_size": 8, "eval_batch_size": 16, "epochs": 1}
 
@@ -44,8 +44,7 @@ def trained(tiny_dir, small_sets):
 
 
 def test_role_markers_reuse_unused_slots_and_never_split(tiny_dir):
-    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, \
-        setup_role_markers
+    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, setup_role_markers
 
     tok = load_tokenizer(str(tiny_dir))
     backbone = load_backbone(str(tiny_dir), pooler=False)
@@ -66,8 +65,7 @@ def test_role_markers_reuse_unused_slots_and_never_split(tiny_dir):
 
 
 def test_role_markers_added_as_new_tokens_without_unused_slots(tmp_path, test_examples):
-    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, \
-        setup_role_markers
+    from mhsafety.classifiers.encoder_model import load_backbone, load_tokenizer, setup_role_markers
 
     folder = build_tiny_bert(tmp_path / "nounused",
                              [ex.response for ex in test_examples[:50]], unused_slots=False)
@@ -139,7 +137,7 @@ def test_prediction_order_and_batching_do_not_change_results(trained, small_sets
 
 
 def test_same_seed_same_predictions_other_seed_differs(tiny_dir, small_sets):
-    train, dev, test = small_sets
+    train, _, test = small_sets
     cfg = {**SMALL, "max_steps": 3, "dev_ratio": 0}
     a = create_classifier(f"encoder:{tiny_dir}", seed=3, **cfg).fit(train)
     b = create_classifier(f"encoder:{tiny_dir}", seed=3, **cfg).fit(train)

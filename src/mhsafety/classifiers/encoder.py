@@ -95,8 +95,12 @@ class EncoderClassifier(Classifier):
 
     def _build(self) -> None:
         """Load the backbone named by ``config['model']`` and attach a fresh head."""
-        from .encoder_model import EncoderForSafety, load_backbone, load_tokenizer, \
-            setup_role_markers
+        from .encoder_model import (
+            EncoderForSafety,
+            load_backbone,
+            load_tokenizer,
+            setup_role_markers,
+        )
 
         name = str(self.config["model"])
         tokenizer = load_tokenizer(name)
@@ -400,7 +404,7 @@ class EncoderClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
-        from .encoder_model import EncoderForSafety, HEAD_FILE, load_backbone, load_tokenizer
+        from .encoder_model import HEAD_FILE, EncoderForSafety, load_backbone, load_tokenizer
 
         if not (directory / HEAD_FILE).exists():
             raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")

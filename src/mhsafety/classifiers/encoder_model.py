@@ -178,7 +178,7 @@ class EncoderForSafety(nn.Module):
         if head not in HEADS:
             raise UsageError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
         cfg = backbone.config
-        hidden = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "dim"))
+        hidden = int(getattr(cfg, "hidden_size", 0) or cfg.dim)
         dropout = getattr(cfg, "classifier_dropout", None)
         if dropout is None:
             dropout = getattr(cfg, "hidden_dropout_prob", getattr(cfg, "dropout", 0.1))
