@@ -125,5 +125,8 @@ def split_train_selection(config: dict[str, Any], out: Path, dev_path: Path | No
         config["select_on_test"] = True
         dev_path = Path(test_file)
     work = config.get("work_dir")
-    config["work_dir"] = str(work if work is not None else out.with_name(out.name + ".work"))
+    if work is None:
+        resolved = out.resolve()  # "--out ." has no name of its own
+        work = resolved.with_name(resolved.name + ".work")
+    config["work_dir"] = str(work)
     return config, dev_path
