@@ -5,11 +5,13 @@ CPU only, no downloads, scikit-learn for fitting. What the features aim at (see 
 
 - Nonsense (node 1): repetition inside the response, lines echoing each other, copying long
   stretches of the seeker's words back, speaking as the seeker (first-person pronouns where
-  the seeker's words are parroted), broken punctuation.
+  the seeker's words are parroted), broken punctuation, and text that reads as improbable
+  under a character bigram model of the training contexts (human writing).
 - Humanoid Mimicry (node 2): first-person experience ("我也", "如果是我"), caught by n-grams.
 - Linguistic Neglect (node 3): generic or off-topic replies that share little with the seeker's
-  last turn, question-back patterns ("能具体说说吗", "你说的…是指?"), asking for a name,
-  replies to single-turn question posts.
+  last turn, question-back patterns ("能具体说说吗", "你说的…是指?"), a question answered by a
+  question, distress voiced by the seeker met by no acknowledgement, replies to single-turn
+  question posts.
 - The unsafe leaves of node 4 are rare (a handful of items each); n-grams and class weights
   are all a linear model can do for them.
 
@@ -19,8 +21,9 @@ out-of-fold scores fit the calibration: a temperature and a per-class bias on th
 (vector scaling), which also undoes the prior shift that class weighting introduces, so
 P(safe) can be thresholded.
 
-Saved without pickles: ``vocab.json`` (the n-gram vocabulary in column order) and
-``arrays.npz`` (idf, scaler, coefficients, calibration), loaded with ``allow_pickle=False``.
+Saved without pickles: ``vocab.json`` (the n-gram vocabularies in column order and the
+bigram model's counts) and ``arrays.npz`` (idf, scaler, coefficients, calibration), loaded with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
