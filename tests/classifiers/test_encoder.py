@@ -268,3 +268,24 @@ def test_hub_probe_fails_fast_without_network(monkeypatch, small_sets):
     with pytest.raises(UsageError, match="could not be downloaded"):
         create_classifier("encoder:no-such-org/no-such-model-xyz", **SMALL).fit(
             small_sets[0][:8], small_sets[1][:4])
+
+
+def test_length_grouped_batches_cover_every_item_once_with_little_padding():
+    from mhsafety.classifiers.encoder import _LengthGroupedSampler
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 512, size=1000).tolist()
+    sampler = _LengthGroupedSampler(lengths, group=16, seed=42)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    batches = [order[i:i + 16] for i in range(0, 1000, 16)]
+    padded = sum(16 * max(lengths[j] for j in b) for b in batches[:-1])
+    random_padded = sum(16 * max(lengths[j] for j in order_b) for order_b in
+                        np.array_split(rng.permutation(1000)[:992], 62))
+    assert padded < 0.6 * random_padded  # far less padding than random batches
+    sampler.set_epoch(2)
+    assert list(sampler) != order  # reshuffled each epoch
+    again = _LengthGroupedSampler(lengths, 16, 42)
+    again.set_epoch(1)
+    assert list(again) == order  # and reproducible from the seed

@@ -613,7 +613,11 @@ class _LengthGroupedSampler:
         chunks = [sorted(order[i:i + mega], key=lambda j: -self.lengths[j])
                   for i in range(0, len(order), mega)]
         batches = [c[i:i + self.group] for c in chunks for i in range(0, len(c), self.group)]
-        rng.shuffle(batches)  # mix batch lengths over the epoch
+        # Mix batch lengths over the epoch; short batches go last, since one in the middle
+        # would shift every later batch boundary of the data loader.
+        full = [b for b in batches if len(b) == self.group]
+        rng.shuffle(full)
+        batches = full + [b for b in batches if len(b) < self.group]
         return iter([i for b in batches for i in b])
 
 
