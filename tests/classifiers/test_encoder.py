@@ -222,30 +222,30 @@ def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path,
     cfg = {**SMALL, "epochs": 2, "max_length": 32, "learning_rate": 1e-3, "patience": 0}
     spec = f"encoder:{tiny_dir}"
     straight = create_classifier(spec, seed=5, **cfg, work_dir=str(tmp_path / "a"))
-    straight.fit(train[:16], dev[:8])
+    straight.fit(train[:32], dev[:8])
 
     real_loss, calls = em.weighted_cross_entropy, []
 
     def crash_in_epoch_two(*args):
         calls.append(1)
-        if len(calls) > 2:  # 16 items, batch 8: two steps per epoch
+        if len(calls) > 4:  # 32 items, batch 8: four steps per epoch
             raise KeyboardInterrupt
         return real_loss(*args)
 
     monkeypatch.setattr(em, "weighted_cross_entropy", crash_in_epoch_two)
     work = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
-        create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
+        create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
     (run_folder,) = work.iterdir()
     progress = json.loads((run_folder / "progress.json").read_text())
     assert progress["epoch"] == 1
     monkeypatch.setattr(em, "weighted_cross_entropy", real_loss)
 
-    resumed = create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
+    resumed = create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     np.testing.assert_allclose(resumed.predict_proba(test), straight.predict_proba(test),
                                atol=1e-6)
-    other = create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:16], dev[:8])
+    other = create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
     assert len(list(work.iterdir())) == 2  # another seed: its own state, no mix-up
     resumed.save(tmp_path / "ckpt")
     other.save(tmp_path / "ckpt-other")

@@ -224,8 +224,9 @@ class EncoderClassifier(Classifier):
         for epoch in range(first_epoch, int(cfg["epochs"]) + 1):
             if stopped:
                 break
-            if sampler is not None:
-                sampler.set_epoch(epoch)
+            # The prepared loader passes its epoch on to the sampler when iterated (and would
+            # restart from 0 after a resume); setting it keeps the order a function of epoch.
+            loader.set_epoch(epoch)
             model.train()
             started = time.perf_counter()
             loss_sum, batches, tokens, positions = 0.0, 0, 0, 0
