@@ -127,3 +127,11 @@ def test_a_dead_server_stops_the_run_and_a_rerun_resumes(server, small_examples,
     # Once a server answers (here: another URL, so a fresh cache key), nothing is stuck.
     result = run_judge(items, tmp_path, settings(server), show_progress=False)
     assert result.summary["answered"] == 12 and server.requests == 12
+
+
+def test_auto_client_takes_the_sdk_for_https_and_the_fast_client_for_http():
+    from mhsafety.judge.client import resolve_transport
+
+    assert resolve_transport("auto", "https://api.openai.com/v1") == "openai"
+    assert resolve_transport("auto", "http://127.0.0.1:8000/v1") == "fast"
+    assert resolve_transport("fast", "https://api.example.com/v1") == "fast"

@@ -45,9 +45,10 @@ from ._common import data_option
               help="Stop the run when this many items in a row fail (server down); 0 = never.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Name of the environment variable holding the API key.")
-@click.option("--client", type=click.Choice(["fast", "openai"]), default="fast",
-              show_default=True, help="HTTP client: built-in (fast) or the openai SDK "
-                                      "(honours proxy settings).")
+@click.option("--client", type=click.Choice(["auto", "fast", "openai"]), default="auto",
+              show_default=True, help="HTTP client: the openai SDK (honours proxy settings), "
+                                      "the built-in fast one, or auto: SDK for https://, "
+                                      "fast for http://.")
 @click.option("--system-name", default=None, help="Name in tables (default: 'MODEL zero-shot').")
 @click.option("--vote", is_flag=True, help="Also write a majority vote over the rounds.")
 @click.option("--price-in", type=float, default=None, help="Price per million prompt tokens.")

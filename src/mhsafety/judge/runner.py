@@ -40,7 +40,15 @@ from ..errors import UsageError
 from ..io import write_json
 from ..records import PredictionRecord, write_records
 from ..taxonomy import NUM_LABELS
-from .client import Answer, Failure, FatalAPIError, RetryPolicy, complete, make_transport
+from .client import (
+    Answer,
+    Failure,
+    FatalAPIError,
+    RetryPolicy,
+    complete,
+    make_transport,
+    resolve_transport,
+)
 from .parse import get_parser
 from .prompts import PromptTemplate, ShotPlan, load_template, messages_hash, plan_shots
 
@@ -67,7 +75,7 @@ class JudgeSettings:
     backoff_base: float = 1.0
     stop_after_failures: int = 20  # items failing in a row that stop the run; 0 = never
     api_key_env: str = "OPENAI_API_KEY"
-    client: str = "fast"
+    client: str = "auto"
     system_name: str | None = None
     vote: bool = False
     price_in: float | None = None  # per million prompt tokens
@@ -472,7 +480,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         "models_answered": {},
         "system_fingerprints": {},
         "base_url": settings.base_url,
-        "client": settings.client,
+        "client": resolve_transport(settings.client, settings.base_url),
         "api_key_env": settings.api_key_env,
         "sampling": settings.sampling,
         "shots": settings.shots,
