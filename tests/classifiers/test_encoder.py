@@ -218,11 +218,12 @@ def test_other_heads_train_and_reload(tiny_dir, small_sets, tmp_path, head):
 def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path, monkeypatch):
     import mhsafety.classifiers.encoder_model as em
 
-    train, dev, test = small_sets
-    cfg = {**SMALL, "epochs": 2, "max_length": 32, "learning_rate": 1e-3, "patience": 0}
+    train, _, test = small_sets
+    # No dev set: the model kept is the last epoch's, so epoch 2 must be replayed exactly.
+    cfg = {**SMALL, "epochs": 2, "max_length": 32, "learning_rate": 1e-3, "dev_ratio": 0}
     spec = f"encoder:{tiny_dir}"
     straight = create_classifier(spec, seed=5, **cfg, work_dir=str(tmp_path / "a"))
-    straight.fit(train[:32], dev[:8])
+    straight.fit(train[:32])
 
     real_loss, calls = em.weighted_cross_entropy, []
 
@@ -235,17 +236,17 @@ def test_killed_run_resumes_from_its_work_folder(tiny_dir, small_sets, tmp_path,
     monkeypatch.setattr(em, "weighted_cross_entropy", crash_in_epoch_two)
     work = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
-        create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
+        create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32])
     (run_folder,) = work.iterdir()
     progress = json.loads((run_folder / "progress.json").read_text())
     assert progress["epoch"] == 1
     monkeypatch.setattr(em, "weighted_cross_entropy", real_loss)
 
-    resumed = create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
+    resumed = create_classifier(spec, seed=5, **cfg, work_dir=str(work)).fit(train[:32])
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     np.testing.assert_allclose(resumed.predict_proba(test), straight.predict_proba(test),
                                atol=1e-6)
-    other = create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:32], dev[:8])
+    other = create_classifier(spec, seed=6, **cfg, work_dir=str(work)).fit(train[:32])
     assert len(list(work.iterdir())) == 2  # another seed: its own state, no mix-up
     resumed.save(tmp_path / "ckpt")
     other.save(tmp_path / "ckpt-other")
