@@ -290,3 +290,9 @@ def test_length_grouped_batches_cover_every_item_once_with_little_padding():
     again = _LengthGroupedSampler(lengths, 16, 42)
     again.set_epoch(1)
     assert list(again) == order  # and reproducible from the seed
+    plain = _LengthGroupedSampler(lengths, 16, 42, grouped=False)
+    plain.set_epoch(1)
+    first = list(plain)
+    assert sorted(first) == list(range(1000)) and first != order
+    plain.set_epoch(2)
+    assert list(plain) != first

@@ -184,11 +184,12 @@ class EncoderClassifier(Classifier):
         features = self.encode(train)
         for feat, ex in zip(features, train):
             feat["labels"] = ex.label
-        sampler = _length_grouped_order(features, per_device * processes, seed) \
-            if cfg["group_by_length"] else None
-        generator = torch.Generator().manual_seed(seed)
-        loader = DataLoader(features, batch_size=per_device, shuffle=sampler is None,
-                            sampler=sampler, generator=generator,
+        # Our own epoch-seeded order (plain shuffle, or length-grouped), so the order of any
+        # epoch is reproducible, also after a resume.
+        sampler = _LengthGroupedSampler([len(f["input_ids"]) for f in features],
+                                        per_device * processes, seed,
+                                        grouped=bool(cfg["group_by_length"]))
+        loader = DataLoader(features, batch_size=per_device, sampler=sampler,
                             collate_fn=lambda b: self._collate([dict(f) for f in b]))
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW([
@@ -595,11 +596,13 @@ class _Resume:
 
 
 class _LengthGroupedSampler:
-    """Shuffled indices where each run of ``group`` items has similar lengths: shuffle, cut
-    into mega-batches of 50 batches, sort each by length (what HF's group_by_length does)."""
+    """Shuffled indices, a new order per epoch from ``seed + epoch``. With ``grouped``, each
+    run of ``group`` items has similar lengths: shuffle, cut into mega-batches of 50 batches,
+    sort each by length (what HF's group_by_length does); without, a plain shuffle."""
 
-    def __init__(self, lengths: list[int], group: int, seed: int) -> None:
+    def __init__(self, lengths: list[int], group: int, seed: int, grouped: bool = True) -> None:
         self.lengths, self.group, self.seed, self.epoch = lengths, group, seed, 0
+        self.grouped = grouped
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -610,6 +613,8 @@ class _LengthGroupedSampler:
     def __iter__(self):
         rng = np.random.default_rng(self.seed + self.epoch)
         order = rng.permutation(len(self.lengths)).tolist()
+        if not self.grouped:
+            return iter(order)
         mega = self.group * 50
         chunks = [sorted(order[i:i + mega], key=lambda j: -self.lengths[j])
                   for i in range(0, len(order), mega)]
@@ -620,11 +625,6 @@ class _LengthGroupedSampler:
         rng.shuffle(full)
         batches = full + [b for b in batches if len(b) < self.group]
         return iter([i for b in batches for i in b])
-
-
-def _length_grouped_order(features: list[dict[str, Any]], group: int,
-                          seed: int) -> _LengthGroupedSampler:
-    return _LengthGroupedSampler([len(f["input_ids"]) for f in features], group, seed)
 
 
 def _bar(loader: Any, accelerator: Any, desc: str) -> Any:
