@@ -110,7 +110,11 @@ def test_benchmark_writes_results_folder_and_resumes(test_json, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"]["name"] == "cv" and metrics["protocol"]["seeds"] == [42, 43]
     assert metrics["systems"][1]["spec"] == "fakejudge"
+    assert metrics["systems"][1]["protocol"]["name"] == "predict-only"
+    assert metrics["data"]["file_sha256"] == benchmark.sha256_file(test_json)
     table = (out / "table.md").read_text()
+    assert "Judge [measured, no training, 2 runs]" in table
+    assert "fake [measured, 2×3-fold CV]" in table
     assert "BERT-base (reported by the paper)" in table
     assert "not the paper's protocol" in table and "Macro-F1" in table and "Unsafe R" in table
 
@@ -162,6 +166,15 @@ def test_bad_arguments(test_json, tmp_path):
     with pytest.raises(UsageError, match="not a benchmark results folder"):
         benchmark.run_benchmark(["fake"], data=test_json, out_dir=tmp_path / "c")
     assert (tmp_path / "c" / "mine.txt").read_text() == "keep me"
+
+
+def test_config_scoped_to_one_system():
+    specs = [benchmark.parse_system("fake"), benchmark.parse_system("Judge=fakejudge")]
+    config = {"shared": 1, "fake.only_fake": 2, "Judge.only_judge": 3}
+    assert benchmark.system_config(specs[0], config, specs) == {"shared": 1, "only_fake": 2}
+    assert benchmark.system_config(specs[1], config, specs) == {"shared": 1, "only_judge": 3}
+    with pytest.raises(UsageError, match="'encoder' is not one of the systems"):
+        benchmark.system_config(specs[0], {"encoder.epochs": 1}, specs)
 
 
 def test_system_and_model_specs():

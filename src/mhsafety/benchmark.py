@@ -39,7 +39,7 @@ import numpy as np
 
 from .data import Example, examples_hash, load_examples, resolve_data, train_dev_split
 from .errors import DataError, UsageError
-from .io import write_json, write_text
+from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics, aggregate_runs, compute_metrics
 from .records import PredictionRecord, read_records, write_records
 
@@ -295,6 +295,30 @@ def _load_finished(path: Path, system: SystemSpec, run: str,
     return records
 
 
+def system_config(spec: SystemSpec, config: dict[str, Any],
+                  specs: Sequence[SystemSpec] = ()) -> dict[str, Any]:
+    """The settings for one system: unscoped keys apply to every system, ``SYSTEM.KEY`` only
+    to the system whose name, folder name or kind (``encoder`` in ``encoder:...``) is SYSTEM.
+
+    A scoped key that names none of ``specs`` is an error, so a typo never passes silently.
+    """
+    kind = spec.spec.partition(":")[0]
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        scope, dot, name = key.rpartition(".")
+        if not dot:
+            out[key] = value
+            continue
+        known = {x for other in specs or [spec]
+                 for x in (other.name, other.slug, other.spec.partition(":")[0])}
+        if scope not in known:
+            raise UsageError(f"--config {key}: {scope!r} is not one of the systems "
+                             f"({', '.join(sorted(known))})")
+        if scope in (spec.name, spec.slug, kind):
+            out[name] = value
+    return out
+
+
 def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                   data: str | os.PathLike[str] | None = None,
                   train: str | os.PathLike[str] | None = None,
@@ -326,9 +350,10 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     # Building each system once also checks its settings (an unknown key, a missing extra).
     from .classifiers.base import create_classifier
 
+    configs = {s.name: system_config(s, config or {}, specs) for s in specs}
     needs_fit = {}
     for s in specs:
-        needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **(config or {})
+        needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **configs[s.name]
                                               ).needs_training
 
     test_path = resolve_data(data)
@@ -345,7 +370,11 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     else:
         protocol = train_test_protocol(len(train_examples), len(test), seeds,
                                        Path(train).name, Path(test_path).name)  # type: ignore[arg-type]
-    notes = [protocol.short]
+    # Systems that never learn (zero-shot judges) use no folds: their rows say so.
+    untrained = Protocol("predict-only", f"measured here: no training; every item of "
+                         f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
+                         tuple(seeds), short=f"measured, no training, {len(seeds)} runs")
+    system_protocol = {s.name: protocol if needs_fit[s.name] else untrained for s in specs}
 
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     key = _state_key(protocol, examples_hash(test),
@@ -380,11 +409,13 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                         bar.update(fits_per_run[s.name])
                 else:
                     tick = (lambda: bar.update(1)) if bar is not None else None
+                    notes = [system_protocol[s.name].short]
                     if train_examples is None:
-                        records = cv_run(s.spec, test, seed, folds, s.name, notes, config, tick)
+                        records = cv_run(s.spec, test, seed, folds, s.name, notes,
+                                         configs[s.name], tick)
                     else:
                         records = train_test_run(s.spec, train_examples, test, seed, s.name,
-                                                 notes, config, tick)
+                                                 notes, configs[s.name], tick)
                     write_records(path, records)
                 files.append(path)
                 runs.append(records)
@@ -393,6 +424,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                                                        [r.pred for r in recs])
                        for seed, recs in zip(seeds, runs)}
             # A system's own notes (e.g. "epoch picked on the test set") join the table row.
+            notes = [system_protocol[s.name].short]
             own = sorted({n for recs in runs for r in recs[:1] for n in r.meta.get("notes", [])
                           if n not in notes})
             measured.append(aggregate_runs(s.name, metrics, [*notes, *own]))
@@ -400,18 +432,24 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
         if bar is not None:
             bar.close()
 
-    rows = rows_from_systems(measured, protocol.description)
+    rows = [row for s, m in zip(specs, measured)
+            for row in rows_from_systems([m], system_protocol[s.name].description)]
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS
     table = format_table([*rows, *(paper_rows() if include_paper else [])], "markdown",
                          columns, decimals)
     write_text(out / "table.md", table + "\n")
     write_json(out / "metrics.json", {
         "protocol": protocol.to_dict(),
-        "data": {"path": str(test_path), "items": len(test), "sha256": examples_hash(test)},
+        # file_sha256 is the file's own checksum; content_sha256 hashes the parsed items
+        # (examples_hash), which checkpoints record as their training data hash.
+        "data": {"path": str(test_path), "items": len(test), "file_sha256": sha256_file(test_path),
+                 "content_sha256": examples_hash(test)},
         "train": ({"path": str(train), "items": len(train_examples),
-                   "sha256": examples_hash(train_examples)} if train_examples else None),
+                   "file_sha256": sha256_file(train),  # type: ignore[arg-type]
+                   "content_sha256": examples_hash(train_examples)} if train_examples else None),
         "config": config or {},
-        "systems": [{"spec": s.spec, **m.to_dict()} for s, m in zip(specs, measured)],
+        "systems": [{"spec": s.spec, "protocol": system_protocol[s.name].to_dict(),
+                     "config": configs[s.name], **m.to_dict()} for s, m in zip(specs, measured)],
         "seconds": round(time.perf_counter() - start, 3),
     })
     files += [out / "table.md", out / "metrics.json"]
@@ -419,8 +457,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
 
     for s, m in zip(specs, measured):
         matrix = np.sum([np.asarray(r.confusion) for r in m.run_metrics], axis=0)
-        fig = plot_confusion_matrix(matrix, f"{s.name}\n{protocol.description}, summed over "
-                                    f"{len(m.runs)} runs")
+        title = f"{s.name}\n{system_protocol[s.name].description}, summed over {len(m.runs)} runs"
+        fig = plot_confusion_matrix(matrix, title)
         files += save_figure(fig, out / f"confusion-{s.slug}.png")
     if log and reused:
         log(f"reused {reused} finished run(s) from {out}")

@@ -66,7 +66,7 @@ def test_predict_accepts_unlabelled_data(checkpoint, tmp_path, capsys):
 
 def test_train_several_seeds_makes_one_checkpoint_each(small_file, tmp_path, capsys):
     code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "m"),
-                        "--seeds", "1,2", "--dev-ratio", "0.2", *FAST], capsys)
+                        "--seeds", "1", "2", "--dev-ratio", "0.2", *FAST], capsys)
     assert code == 0, err
     for seed in (1, 2):
         manifest = json.loads((tmp_path / "m" / f"seed-{seed}" / "manifest.json").read_text())
