@@ -116,7 +116,8 @@ def format_turns(turns: Iterable[Turn | tuple[str, str]]) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path) -> str:
+    """A data file's text, or a DataError: missing, a folder, empty, or not UTF-8."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
@@ -144,7 +145,7 @@ def read_json_items(path: str | os.PathLike[str]) -> list[tuple[str, Any]]:
     is a JSON list; anything else is JSONL (one object per non-blank line).
     """
     p = Path(path)
-    text = _read_text(p)
+    text = read_text_file(p)
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)

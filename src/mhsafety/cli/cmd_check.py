@@ -83,9 +83,9 @@ def command(checkpoint: Path, context: str | None, response: str | None,
         if input_path is None or str(input_path) == "-":
             examples = read_items_jsonl(sys.stdin, "<stdin>")
         else:
-            from ..data import _read_text
+            from ..data import read_text_file
 
-            examples = read_items_jsonl(_read_text(input_path).splitlines(), str(input_path))
+            examples = read_items_jsonl(read_text_file(input_path).splitlines(), str(input_path))
         results = guard.check_examples(examples, guard.threshold)
         for result in results:
             _emit_json(result.to_dict())
