@@ -172,3 +172,25 @@ def test_export_with_nothing_to_export_writes_nothing(store, tmp_path):
     assert not out.exists()
     with pytest.raises(DataError, match="no annotations yet"):
         agreement_report(store)
+
+
+def test_labels_made_elsewhere_become_an_annotators_answers(store, small_data, tmp_path):
+    from mhsafety.annotate.store import import_annotations
+    from mhsafety.taxonomy import path_for_label
+
+    examples = load_examples(small_data)
+    theirs = tmp_path / "theirs.jsonl"
+    # Another annotator who calls everything Toxic Language (a leaf of node 4).
+    theirs.write_text("\n".join(json.dumps({**ex.to_dict(), "label": 4}) for ex in examples),
+                      encoding="utf-8")
+    result, count = import_annotations(store, theirs, "other-tool")
+    assert result.added == 0 and count == len(examples)
+    rows = [r for r in store.annotations() if r["annotator"] == "other-tool"]
+    assert {r["label"] for r in rows} == {4}
+    assert all(r["answers"] == path_for_label(4) and r["leaf"] == 4 for r in rows)
+    # Gold labels are untouched, so agreement with gold reflects the imported labels.
+    assert [ex.label for ex in store.examples()] == [ex.label for ex in examples]
+    report = agreement_report(store)
+    [gold] = [a for a in report["gold"]["annotators"] if a["annotator"] == "other-tool"]
+    assert gold["accuracy"] == pytest.approx(
+        sum(ex.label == 4 for ex in examples) / len(examples))

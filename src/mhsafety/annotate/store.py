@@ -405,6 +405,24 @@ class AnnotationStore:
             return self._upsert(conn, name, str(item_id), "labelled", answers, leaf, label,
                                 comment, seconds)
 
+    def record_labels(self, annotator: str, labels: Iterable[tuple[str, int]],
+                      comment: str = "") -> int:
+        """Store labels made elsewhere (another tool, an earlier round) as one annotator's
+        answers, in one transaction; each label becomes the node path that leads to it."""
+        from ..taxonomy import UNSAFE_LEAVES, path_for_label
+
+        name = validate_annotator(annotator)
+        self.register(name)
+        count = 0
+        with self._write() as conn:
+            for item_id, label in labels:
+                answers = path_for_label(label)
+                leaf = label if label in UNSAFE_LEAVES else None
+                self._upsert(conn, name, str(item_id), "labelled", answers, leaf,
+                             validate_path(answers, leaf), comment, 0.0)
+                count += 1
+        return count
+
     def skip(self, annotator: str, item_id: str, comment: Any = "",
              seconds: Any = 0.0) -> dict[str, Any]:
         """Postpone an item: it comes back after every unseen item."""
@@ -473,6 +491,23 @@ def _annotation_dict(row: sqlite3.Row) -> dict[str, Any]:
 def open_store(path: str | os.PathLike[str], create: bool = True) -> AnnotationStore:
     """Open (or, with ``create``, start) an annotation database, refusing foreign files."""
     return AnnotationStore(path, create=create)
+
+
+def import_annotations(store: AnnotationStore, path: str | os.PathLike[str], annotator: str,
+                       id_prefix: str = "") -> tuple[ImportResult, int]:
+    """Record a labelled file's labels as ``annotator``'s answers (labels made in another tool
+    or an earlier round). Items not yet in the store are added, without a gold label."""
+    from dataclasses import replace
+
+    from ..data import load_examples
+
+    examples = load_examples(path, require_label=True)
+    if id_prefix:
+        examples = [replace(ex, id=f"{id_prefix}{ex.id}") for ex in examples]
+    added = store.add_examples([replace(ex, label=None) for ex in examples], source=str(path))
+    count = store.record_labels(annotator, [(ex.id, ex.label) for ex in examples],  # type: ignore[misc]
+                                comment=f"imported from {Path(path).name}")
+    return added, count
 
 
 def import_file(store: AnnotationStore, path: str | os.PathLike[str],

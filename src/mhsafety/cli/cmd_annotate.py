@@ -27,12 +27,19 @@ def command() -> None:
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="JSON list or JSONL of {context, response[, label, id]}.")
 @id_prefix_option
-def import_(db_path: Path, data_path: Path, id_prefix: str) -> None:
+@click.option("--annotator", default=None,
+              help="Record the file's labels as this annotator's answers (labels made in "
+                   "another tool or an earlier round) instead of as gold labels.")
+def import_(db_path: Path, data_path: Path, id_prefix: str, annotator: str | None) -> None:
     """Add items to the database; their labels, if any, are kept as gold for auditing."""
-    from ..annotate.store import import_file, open_store
+    from ..annotate.store import import_annotations, import_file, open_store
 
-    result = import_file(open_store(db_path), data_path, id_prefix)
-    click.echo(f"{db_path}: {result}")
+    if annotator is None:
+        result = import_file(open_store(db_path), data_path, id_prefix)
+        click.echo(f"{db_path}: {result}")
+        return
+    result, count = import_annotations(open_store(db_path), data_path, annotator, id_prefix)
+    click.echo(f"{db_path}: {result}; {count} labels recorded as answers of {annotator}")
 
 
 @command.command("serve")
