@@ -64,10 +64,9 @@ def test_runs_with_different_items_are_refused(tmp_path):
 def test_atomic_write_leaves_old_file_on_crash(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old", encoding="utf-8")
-    with pytest.raises(RuntimeError):
-        with mio.atomic_write(target) as handle:
-            handle.write("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), mio.atomic_write(target) as handle:
+        handle.write("half")
+        raise RuntimeError("crash")
     assert target.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["out.txt"]  # no temporary file left behind
 
@@ -89,10 +88,9 @@ def test_atomic_directory_swaps_only_on_success(tmp_path):
     target = tmp_path / "ckpt"
     with mio.atomic_directory(target) as tmp:
         (tmp / "a").write_text("1", encoding="utf-8")
-    with pytest.raises(ValueError):
-        with mio.atomic_directory(target) as tmp:
-            (tmp / "a").write_text("2", encoding="utf-8")
-            raise ValueError
+    with pytest.raises(ValueError), mio.atomic_directory(target) as tmp:
+        (tmp / "a").write_text("2", encoding="utf-8")
+        raise ValueError
     assert (target / "a").read_text(encoding="utf-8") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import DataError
-from .io import atomic_write, sha256_file
+from .io import atomic_write, jsonl_objects, sha256_file, write_json_rows
 from .taxonomy import CATEGORIES, NUM_LABELS
 
 Role = Literal["seeker", "supporter"]
@@ -157,15 +157,7 @@ def read_json_items(path: str | os.PathLike[str]) -> list[tuple[str, Any]]:
             raise DataError(f"{p}: the JSON list is empty, expected at least one item")
         return [(f"item {i}", item) for i, item in enumerate(data)]
     items = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{p}: invalid JSON at line {lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
+    for lineno, obj in jsonl_objects(text, p):
         items.append((f"line {lineno} (item {len(items)})", obj))
     if not items:
         raise DataError(f"{p}: the file is empty, expected a JSON list or JSONL items")
@@ -235,15 +227,7 @@ def load_examples(path: str | os.PathLike[str], require_label: bool = True) -> l
 
 def write_examples(path: str | os.PathLike[str], examples: Iterable[Example]) -> None:
     """Write atomically: ``.json`` as the upstream list, anything else as JSONL."""
-    p = Path(path)
-    rows = [ex.to_dict() for ex in examples]
-    with atomic_write(p) as handle:
-        if p.suffix == ".json":
-            json.dump(rows, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
-        else:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_json_rows(path, [ex.to_dict() for ex in examples])
 
 
 def examples_hash(examples: Iterable[Example]) -> str:
@@ -282,7 +266,7 @@ def download_test_set(url: str | None = None, sha256: str = TEST_SET_SHA256,
     if target.exists() and not force and sha256_file(target) == sha256:
         return target
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -369,8 +353,9 @@ def format_stats(stats: dict[str, Any]) -> str:
     if "majority_accuracy" in stats:
         lines.append(f"majority-class accuracy: {100 * stats['majority_accuracy']:.1f} %")
     t = stats["turns"]
-    lines += ["", f"context turns: min {t['min']:.0f}, median {t['median']:g}, "
-              f"mean {t['mean']:.2f}, max {t['max']:.0f}; single-turn items: {t['single_turn']}"]
+    lines.append("")
+    lines.append(f"context turns: min {t['min']:.0f}, median {t['median']:g}, "
+                 f"mean {t['mean']:.2f}, max {t['max']:.0f}; single-turn items: {t['single_turn']}")
     lines.append("  histogram: " + ", ".join(f"{k}:{v}" for k, v in t["histogram"].items()))
     for key, title in (("context_chars", "context length"), ("response_chars", "response length")):
         s = stats[key]

@@ -82,6 +82,33 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def write_json_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+    """Write dataset rows atomically: ``.json`` as one JSON list, anything else as JSONL."""
+    target = Path(path)
+    with atomic_write(target) as handle:
+        if target.suffix == ".json":
+            json.dump(rows, handle, ensure_ascii=False, indent=1)
+            handle.write("\n")
+        else:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def jsonl_objects(text: str, source: object) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line; a line that is not JSON raises
+    DataError naming ``source``, the line and the column."""
+    from .errors import DataError
+
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}: invalid JSON at line {lineno}, column {exc.colno}: "
+                            f"{exc.msg}") from None
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     import hashlib
 

@@ -11,7 +11,6 @@ side of that split too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -200,6 +199,3 @@ def aggregate_runs(system: str, runs: Mapping[str, RunMetrics],
         notes=list(notes),
     )
 
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .io import atomic_write
+from .io import atomic_write, jsonl_objects
 from .taxonomy import NUM_LABELS
 
 SCHEMA_VERSION = 1
@@ -88,11 +88,11 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
     if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or item_id == "":
         raise DataError(f"{where}: field 'id' must be a non-empty string, got {item_id!r}")
     probs = obj.get("probs")
-    if probs is not None:
-        if (not isinstance(probs, list) or len(probs) != NUM_LABELS
-                or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
-                           and math.isfinite(p) for p in probs)):
-            raise DataError(f"{where}: field 'probs' must be a list of 8 numbers")
+    if probs is not None and (
+            not isinstance(probs, list) or len(probs) != NUM_LABELS
+            or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                       and math.isfinite(p) for p in probs)):
+        raise DataError(f"{where}: field 'probs' must be a list of 8 numbers")
     for name in ("raw", "error", "system", "run"):
         value = obj.get(name)
         if value is not None and not isinstance(value, (str, int)):
@@ -133,16 +133,8 @@ def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{p}: not valid UTF-8 (bad byte at offset {exc.start})") from None
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{p}: invalid JSON at line {lineno}, column {exc.colno}: "
-                            f"{exc.msg}") from None
-        records.append(record_from_dict(obj, f"{p} line {lineno}"))
+    records = [record_from_dict(obj, f"{p} line {lineno}")
+               for lineno, obj in jsonl_objects(text, p)]
     if not records:
         raise DataError(f"{p}: no prediction records in the file")
     return records

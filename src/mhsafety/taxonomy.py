@@ -126,7 +126,7 @@ UNSAFE_LEAVES: tuple[int, ...] = (3, 4, 5, 6)
 def category(label: int | str) -> Category:
     """The category for an id (0..7), an English name (any case) or a Chinese name."""
     if isinstance(label, bool):
-        raise ValueError(f"not a label: {label!r}")
+        raise TypeError(f"not a label: {label!r}")
     if isinstance(label, int):
         if 0 <= label < NUM_LABELS:
             return CATEGORIES[label]

@@ -13,7 +13,6 @@ and Fleiss' kappa does not (see :func:`fleiss`).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import warnings
@@ -26,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import DataError, UsageError, missing_extra
-from ..io import atomic_write
+from ..io import write_json_rows
 from ..taxonomy import CATEGORIES, NODES, SAFE_LABEL, UNSAFE_LEAVES, label_name
 
 Ratings = Mapping[str, Mapping[str, Hashable]]
@@ -338,13 +337,7 @@ def export_adjudicated(store: Any, out: str | os.PathLike[str], ties: TiePolicy 
                         f"({len(tied)} tied, {len(too_few)} with fewer than {min_annotators} "
                         "annotations); nothing was written")
     path = Path(out)
-    with atomic_write(path) as handle:
-        if path.suffix == ".json":
-            json.dump(rows, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
-        else:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_json_rows(path, rows)
     counts = Counter(r.get("label") for r in rows)
     labels = {label_name(k): v for k, v in sorted(counts.items(), key=lambda kv: (
         kv[0] is None, kv[0] or 0)) if k is not None}

@@ -5,7 +5,13 @@ from pathlib import Path
 import click
 
 from ..evaluate import evaluate_paths
-from ..tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_per_class, format_table, rows_from_systems
+from ..tables import (
+    EXTRA_COLUMNS,
+    TABLE2_COLUMNS,
+    format_per_class,
+    format_table,
+    rows_from_systems,
+)
 from ._common import decimals_option, emit, format_option
 
 
