@@ -49,3 +49,19 @@ def upstream_dir(tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """No test reads or writes the user's real ~/.cache/mhsafety."""
     monkeypatch.setenv("MHSAFETY_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def upstream_pair_runs(upstream_dir, tmp_path_factory) -> Path:
+    """BERT-base and ChatGPT-0613 zero-shot records of the upstream release, as files."""
+    from mhsafety.records import write_records
+    from mhsafety.upstream import SYSTEMS, find_release_root, read_system
+
+    root = find_release_root(upstream_dir)
+    folder = tmp_path_factory.mktemp("upstream-pair")
+    for system in SYSTEMS:
+        if system.name in ("BERT-base", "ChatGPT-0613 zero-shot"):
+            for run, recs in read_system(root, system).items():
+                write_records(folder / system.name.replace(" ", "-") / f"{run}.preds.jsonl",
+                              recs)
+    return folder

@@ -43,15 +43,6 @@ def report_runs(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def upstream_pair(upstream_dir, tmp_path_factory) -> Path:
-    """BERT-base and ChatGPT-0613 zero-shot records of the upstream release, as files."""
-    from mhsafety.upstream import SYSTEMS, find_release_root, read_system
-
-    root = find_release_root(upstream_dir)
-    folder = tmp_path_factory.mktemp("upstream-pair")
-    for system in SYSTEMS:
-        if system.name in ("BERT-base", "ChatGPT-0613 zero-shot"):
-            for run, recs in read_system(root, system).items():
-                write_records(folder / system.name.replace(" ", "-") / f"{run}.preds.jsonl",
-                              recs)
-    return folder
+def upstream_pair(upstream_pair_runs) -> Path:
+    """BERT-base and ChatGPT-0613 zero-shot records of the upstream release (shared fixture)."""
+    return upstream_pair_runs
