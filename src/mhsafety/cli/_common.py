@@ -22,6 +22,16 @@ decimals_option = click.option(
 )
 
 
+def bootstrap_options(func):
+    """--resamples, --seed and --level, shared by analyze and report."""
+    func = click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95,
+                        show_default=True, help="Confidence level of the intervals.")(func)
+    func = click.option("--seed", type=int, default=0, show_default=True,
+                        help="Bootstrap seed.")(func)
+    return click.option("--resamples", type=click.IntRange(min=100), default=10_000,
+                        show_default=True, help="Bootstrap resamples of the items.")(func)
+
+
 def emit(text: str, out: Path | None = None) -> None:
     """Print ``text``, or write it atomically to ``out`` when given."""
     if out is None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import emit
+from ._common import bootstrap_options, emit
 
 
 @click.command("analyze")
@@ -13,11 +13,7 @@ from ._common import emit
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The dataset the runs were made on: items every system "
               "misses are shown with their response.")
-@click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
-              help="Bootstrap resamples of the items.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
-              help="Confidence level of the intervals.")
+@bootstrap_options
 @click.option("--top", "top_k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Confusion pairs kept per system.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full analysis as JSON.")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from ._common import bootstrap_options
+
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -14,11 +16,7 @@ import click
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The dataset the runs were made on: its hash is recorded "
               "and missed items are shown with their text.")
-@click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
-              help="Bootstrap resamples of the items.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
-              help="Confidence level of the intervals.")
+@bootstrap_options
 @click.option("--title", default="Dialogue safety: analysis report", show_default=True,
               help="Title of the page.")
 def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resamples: int,
