@@ -152,12 +152,11 @@ def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
     """One table per system: per-class precision/recall/F1 (mean ± std over runs)."""
     blocks = []
     for s in systems:
+        # The count column shows each class's support here, not a number of runs.
         rows = [
-            TableRow(name, scores, None, None, "measured")
-            for name, scores in s.per_class.items()
+            TableRow(name, scores, report.support, None, "measured")
+            for (name, scores), report in zip(s.per_class.items(), s.run_metrics[0].per_class)
         ]
-        for row, support in zip(rows, s.run_metrics[0].per_class):
-            row.runs = support.support  # the "Runs" column shows the class support here
         table = format_table(rows, fmt, ("precision", "recall", "f1"), decimals,
                              first_title="Class", count_title="Support", show_invalid=False)
         heading = f"### {s.system}\n" if fmt == "markdown" else s.system

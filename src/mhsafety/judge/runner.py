@@ -306,8 +306,7 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
               data_source: str | None = None, train_source: str | None = None,
               show_progress: bool = True,
               on_message: Callable[[str], None] | None = None) -> JudgeResult:
-    """:func:`run_judge` under the folder lock."""
-    settings.check()
+    """:func:`run_judge` under the folder lock (settings already checked there)."""
     say = on_message or (lambda msg: None)
     template = template or load_template(None)
     if not examples:
