@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from mhsafety import benchmark
-from mhsafety.classifiers.base import KINDS, Classifier
+from mhsafety.classifiers.base import Classifier
+from mhsafety.registry import KINDS
 from mhsafety.data import Example, write_examples
 from mhsafety.errors import UsageError
 from mhsafety.records import read_records

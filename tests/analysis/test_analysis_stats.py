@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from analysis_helpers import noisy_preds
+from tests.helpers.analysis import noisy_preds
 
 from mhsafety.analysis import (
     SystemPredictions,

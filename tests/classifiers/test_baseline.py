@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mhsafety.classifiers.base import check_probabilities, create_classifier, load_classifier
+from mhsafety.classifiers.base import check_probabilities
+from mhsafety.registry import create_classifier, load_classifier
 from mhsafety.classifiers.baseline import DENSE_FEATURES, BaselineClassifier, dense_features
 from mhsafety.data import Example, examples_hash
 from mhsafety.errors import DataError, UsageError

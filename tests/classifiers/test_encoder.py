@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert
+from tests.helpers.tiny_bert import build_tiny_bert
 
-from mhsafety.classifiers import create_classifier, load_classifier, read_manifest
+from mhsafety.classifiers import read_manifest
+from mhsafety.registry import create_classifier, load_classifier
 from mhsafety.classifiers.encoder import TEST_SELECTION_NOTE, EncoderClassifier
 from mhsafety.errors import UsageError
 

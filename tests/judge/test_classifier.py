@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mhsafety.classifiers.base import create_classifier, load_classifier
+from mhsafety.registry import create_classifier, load_classifier
 from mhsafety.errors import UsageError
 
 

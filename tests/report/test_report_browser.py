@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from report_browser import chromium, require_browser
+from tests.helpers.browser import chromium, require_browser
 
 from mhsafety.report import build_report
 
