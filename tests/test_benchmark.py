@@ -11,10 +11,10 @@ import pytest
 
 from mhsafety import benchmark
 from mhsafety.classifiers.base import Classifier
-from mhsafety.registry import KINDS
 from mhsafety.data import Example, write_examples
 from mhsafety.errors import UsageError
 from mhsafety.records import read_records
+from mhsafety.registry import KINDS
 
 FITS: list[tuple[int, set[str]]] = []  # (seed, ids trained on) of every fit
 PREDICTED: list[set[str]] = []

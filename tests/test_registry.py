@@ -34,7 +34,7 @@ def _floor(module: str) -> int | None:
 def _imports(path: Path) -> list[str]:
     """mhsafety modules imported by ``path`` (absolute or relative), at any depth."""
     rel = path.relative_to(SRC).with_suffix("")
-    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package = list(rel.parts[:-1])
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):

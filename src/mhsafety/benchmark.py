@@ -194,8 +194,8 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
            notes: list[str], config: dict[str, Any] | None = None,
            on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
     """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
-    from .registry import create_classifier
     from .data import stratified_kfold
+    from .registry import create_classifier
 
     run = f"seed-{seed}"
     clf = create_classifier(spec, seed=seed, **(config or {}))

@@ -58,9 +58,9 @@ def test_split_writes_stratified_files(test_json, tmp_path):
     result = run("data", "split", "--data", str(test_json), "--out-dir", str(tmp_path),
                  "--dev-ratio", "0.1", "--seed", "3")
     assert result.returncode == 0, result.stderr
-    from mhsafety.data import load_examples
-
     from collections import Counter
+
+    from mhsafety.data import load_examples
 
     train, dev = load_examples(tmp_path / "train.jsonl"), load_examples(tmp_path / "dev.jsonl")
     everything = load_examples(test_json)

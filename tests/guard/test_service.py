@@ -10,6 +10,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+
 from tests.helpers.guard_servers import TOKEN
 
 SECRET = "我的秘密对话内容-7731"
