@@ -79,7 +79,7 @@ def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds:
 def export(data_path: Path | None, fmt: str, out: Path, split_name: str,
            train_path: Path | None) -> None:
     """Write a Hugging Face dataset folder with a dataset card; --data reads it back."""
-    from ..data_export import export_dataset
+    from ..data.export import export_dataset
 
     splits = {split_name: data.load_examples(data.resolve_data(data_path), require_label=False)}
     if train_path is not None:

@@ -60,11 +60,11 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
+from mhsafety.integrations.common import N_SHOTS, PROTOCOLS, UNPARSED, judge_default
 from mhsafety.judge.parse import get_parser
 from mhsafety.judge.prompts import PromptTemplate, ShotPlan, load_template, plan_shots
 from mhsafety.metrics import RunMetrics, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES, label_id
-from mhsafety.integrations.common import N_SHOTS, PROTOCOLS, UNPARSED, judge_default
 
 TASK_NAME = "dialogue_safety"
 # Where the sequential solver leaves its walk (label, error, node path) for the scorer.

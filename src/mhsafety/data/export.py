@@ -12,9 +12,9 @@ label a ``ClassLabel`` over the eight names, in id order), the taxonomy, the cit
 licence facts. Columns: ``id``, ``context``, ``response``, ``label``. The folder is built
 under a temporary name and swapped in whole.
 
-``read_dataset_folder(path)`` reads such a folder (any of the three forms) back into
-examples, so every ``--data`` option takes it: the ``test`` split, or the only split;
-``DIR/<split>`` of an ``hf`` folder, or a ``.parquet`` file, names one split.
+:func:`mhsafety.data.formats.load_examples` reads such a folder (any of the three forms)
+back, so every ``--data`` option takes it: the ``test`` split, or the only split;
+``DIR/<split>`` of an ``hf`` folder, or one ``.parquet`` / ``.jsonl`` file, names one split.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import Example, example_from_dict, write_examples
-from .errors import DataError, UsageError, missing_extra
-from .io import atomic_directory
-from .taxonomy import CATEGORIES, LABEL_NAMES, NODES
+from ..errors import UsageError, missing_extra
+from ..io import atomic_directory
+from ..taxonomy import CATEGORIES, LABEL_NAMES, NODES
+from .examples import Example
+from .formats import CARD, write_examples
 
 FORMATS = ("hf", "parquet", "jsonl")
-CARD = "README.md"
-DEFAULT_SPLIT = "test"
 COLUMNS = ("id", "context", "response", "label")
 
 # Facts about the data's origin for the card (see the benchmark's reference notes).
@@ -100,10 +99,10 @@ def dataset_card(splits: Mapping[str, Sequence[Example]], fmt: str) -> str:
     head += ["---", ""]
 
     body = ["# Dialogue safety in mental-health support", "",
-            "Chinese counselling dialogues: a context (turns marked `[seeker]` / `[supporter]`) "
-            "and a supporter's response, labelled with one of eight categories of the "
-            "sequential dialogue-safety taxonomy of Qiu et al. (NLPCC 2023). Exported by "
-            f"`mhsafety data export --format {fmt}`.", "",
+            ("Chinese counselling dialogues: a context (turns marked `[seeker]` / "
+             "`[supporter]`) and a supporter's response, labelled with one of eight categories "
+             "of the sequential dialogue-safety taxonomy of Qiu et al. (NLPCC 2023). Exported "
+             f"by `mhsafety data export --format {fmt}`."), "",
             "## Fields", "",
             "- `id` (string): the item's id (its `id`, or its 0-based index in the source file)",
             "- `context` (string): the dialogue so far, role markers kept",
@@ -158,89 +157,3 @@ def export_dataset(splits: Mapping[str, Sequence[Example]], out: str | os.PathLi
                     ds.to_parquet(str(tmp / "data" / f"{name}-00000-of-00001.parquet"))
         (tmp / CARD).write_text(dataset_card(splits, fmt), encoding="utf-8")
     return target
-
-
-# --------------------------------------------------------------------------- reading back
-
-
-def is_dataset_folder(path: Path) -> bool:
-    """A folder written by :func:`export_dataset` (or by ``datasets`` itself)."""
-    return path.is_dir() and any((path / name).exists() for name in (
-        "dataset_dict.json", "state.json", CARD, "data"))
-
-
-def _examples_of_rows(rows: Sequence[Mapping[str, Any]], source: str,
-                      require_label: bool) -> list[Example]:
-    out, seen = [], set()
-    for i, row in enumerate(rows):
-        obj = {k: v for k, v in row.items() if v is not None or k != "label"}
-        ex = example_from_dict(obj, f"{source} row {i}", require_label, default_id=str(i))
-        if ex.id in seen:
-            raise DataError(f"{source} row {i}: duplicate id {ex.id!r}")
-        seen.add(ex.id)
-        out.append(ex)
-    if not out:
-        raise DataError(f"{source}: the split is empty")
-    return out
-
-
-def read_parquet(path: Path, require_label: bool = True) -> list[Example]:
-    try:
-        import pyarrow.parquet as pq
-    except ModuleNotFoundError:
-        raise missing_extra("pyarrow", "hf") from None
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as exc:  # noqa: BLE001 - pyarrow's errors vary; one sentence here
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-    return _examples_of_rows(rows, str(path), require_label)
-
-
-def _pick(available: Sequence[str], path: Path) -> str:
-    if DEFAULT_SPLIT in available:
-        return DEFAULT_SPLIT
-    if len(available) == 1:
-        return available[0]
-    raise DataError(f"{path}: holds the splits {', '.join(available)} and none is "
-                    f"'{DEFAULT_SPLIT}'; name one as {path}/SPLIT")
-
-
-def read_dataset_folder(path: str | os.PathLike[str],
-                        require_label: bool = True) -> list[Example]:
-    """The examples of one split of an exported dataset folder (see the module doc)."""
-    p = Path(path)
-    if (p / "dataset_dict.json").exists() or (p / "state.json").exists():
-        try:
-            import datasets
-        except ModuleNotFoundError:
-            raise missing_extra("datasets", "hf") from None
-        loaded = datasets.load_from_disk(str(p))
-        if isinstance(loaded, datasets.DatasetDict):
-            split = _pick(list(loaded.keys()), p)
-            loaded, where = loaded[split], f"{p} split {split}"
-        else:
-            where = str(p)
-        names = loaded.features["label"].names if "label" in loaded.features and hasattr(
-            loaded.features["label"], "names") else None
-        if names is not None and list(names) != list(LABEL_NAMES):
-            raise DataError(f"{where}: its label names differ from the taxonomy's")
-        return _examples_of_rows(loaded.to_list(), where, require_label)
-    data = p / "data"
-    files = sorted(data.glob("*.parquet")) + sorted(data.glob("*.jsonl")) if data.is_dir() \
-        else []
-    if not files:
-        raise DataError(f"{p}: a folder, but no dataset in it (expected dataset_dict.json, "
-                        "or data/*.parquet or data/*.jsonl as `mhsafety data export` writes)")
-    by_split: dict[str, list[Path]] = {}
-    for f in files:
-        by_split.setdefault(f.name.split("-")[0].split(".")[0], []).append(f)
-    split = _pick(sorted(by_split), p)
-    out: list[Example] = []
-    for f in by_split[split]:
-        if f.suffix == ".parquet":
-            out.extend(read_parquet(f, require_label))
-        else:
-            from .data import load_examples
-
-            out.extend(load_examples(f, require_label))
-    return out
