@@ -139,6 +139,13 @@ def bootstrap_options(func):
 # --------------------------------------------------------------------------- output
 
 
+def invoked_command() -> list[str]:
+    """The words of the running command line (``mhsafety report ...``), as given."""
+    from . import _STATE
+
+    return list(_STATE["argv"])  # type: ignore[call-overload]
+
+
 def emit(text: str, out: Path | None = None) -> None:
     """Print ``text``, or write it atomically to ``out`` when given."""
     if out is None:
