@@ -278,9 +278,10 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
         raise UsageError("two systems have the same name; name them with NAME=SPEC")
     # Resolve every system before any work, so a typo fails in a second, not after an hour.
     # Building each system once also checks its settings (an unknown key, a missing extra).
-    from .registry import create_classifier
+    from .registry import checked_config, create_classifier
 
-    configs = {s.name: system_config(s, config or {}, specs) for s in specs}
+    configs = {s.name: checked_config(s.spec, system_config(s, config or {}, specs),
+                                      f"--config for {s.name}") for s in specs}
     needs_fit = {}
     for s in specs:
         needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **configs[s.name]

@@ -46,6 +46,9 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
         raise UsageError("give either --dev or --dev-ratio, not both")
     if not seeds:
         raise UsageError("give at least one seed")
+    from .registry import checked_config
+
+    config = checked_config(model_spec(model), config or {}, "--config")
     train_all = load_examples(train_path)
     dev_fixed = load_examples(dev_path) if dev_path is not None else None
     written = []
