@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from ._common import data_option
 from ._encoder_options import encoder_predict_options
+from .options import data_option
 
 
 @click.command("predict")
@@ -36,9 +36,9 @@ def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | N
             run: str, engine: str, ray_actors: int | None, ray_batch_size: int | None,
             threshold: float | None, **encoder: object) -> None:
     """Predict a dataset with a saved classifier; write prediction records (JSONL)."""
-    from ..benchmark import predict_file
     from ..classifiers.base import read_manifest
     from ..errors import UsageError
+    from ..training import predict_file
 
     if engine == "ray":
         from ..integrations.ray import DEFAULT_BATCH_SIZE, screen_files
