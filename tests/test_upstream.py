@@ -52,12 +52,12 @@ def test_every_chatgpt_answer_parses(reproduced):
 
 
 def test_records_written_and_evaluable(reproduced):
-    from mhsafety.evaluate import evaluate_paths
+    from mhsafety.scoring import score_paths
 
     systems, out = reproduced
     files = sorted(out.rglob("*.preds.jsonl"))
     assert len(files) == 30
-    again = evaluate_paths([out])
+    again = score_paths([out]).systems
     assert {s.system: s.scores["f1"].mean for s in again} == \
         pytest.approx({s.system: s.scores["f1"].mean for s in systems})
     first = json.loads(files[0].read_text(encoding="utf-8").splitlines()[0])

@@ -74,7 +74,7 @@ def test_train_select_on_test_marks_checkpoint(files, capsys):
     assert [r["id"] for r in records] == expected_ids
     assert all(len(r["probs"]) == 8 and r["pred"] == max(range(8), key=r["probs"].__getitem__)
                for r in records)
-    assert all(r["meta"]["notes"] == ["epoch picked on the test set"] for r in records)
+    assert all(r["notes"] == ["selected-on-test"] for r in records)
     code, table, err = run_cli(["evaluate", str(preds)], capsys)
     assert code == 0, err
     assert "epoch picked on the test set" in table
