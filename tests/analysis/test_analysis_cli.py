@@ -36,6 +36,7 @@ def test_analyze_prints_every_section(runs_dir, capsys):
     assert header.rstrip(" |").endswith("Coverage")
 
 
+@pytest.mark.slow
 def test_analyze_json_and_plots(runs_dir, tmp_path, capsys):
     out_file = tmp_path / "analysis.json"
     plots = tmp_path / "plots"
