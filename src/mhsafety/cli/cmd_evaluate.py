@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_per_class, format_table
-from ._common import decimals_option, emit, format_option
+from .options import decimals_option, emit, format_option
 
 
 @click.command("evaluate")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import bootstrap_options
+from .options import bootstrap_options, invoked_command
 
 
 @click.command("report")
@@ -24,15 +24,16 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
     """Write one self-contained HTML report over prediction files or folders of them.
 
     The page (OUT/index.html) embeds its tables and figures and needs no server and no
-    network: scores with bootstrap intervals, significance of every pair of systems,
-    per-class results, error analysis, the taxonomy and the provenance of each run.
+    network: scores with bootstrap intervals (runs and items resampled for systems with
+    several runs), significance of every pair of systems, per-class and per-node results,
+    error analysis, the taxonomy and the provenance of each run.
     """
     from ..report.html import build_report
     from ..report.provenance import command_line
 
     start = time.perf_counter()
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
-                          level=level, command=command_line(click.get_current_context()),
+                          level=level, command=command_line(invoked_command()),
                           title=title)
     n = len(result.analysis.systems)
     click.echo(f"wrote {result.html} ({n} system{'' if n == 1 else 's'}, "

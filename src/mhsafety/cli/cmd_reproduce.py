@@ -7,7 +7,7 @@ import click
 
 from ..tables import TABLE2_COLUMNS, format_per_class, format_table
 from ..upstream import reproduce_scores
-from ._common import decimals_option, format_option
+from .options import decimals_option, format_option
 
 
 @click.command("reproduce")
