@@ -75,11 +75,11 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     from ..judge.runner import format_summary, run_judge
     from ..settings import build
 
+    values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
+    settings = build(JudgeSettings, values, where="mhsafety judge")  # before any file is read
     data = resolve_data(data_path)
     examples = load_examples(data)
     train = load_examples(train_path) if train_path is not None else None
-    values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
-    settings = build(JudgeSettings, values, where="mhsafety judge")
     result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
                        train_source=str(train_path) if train_path else None,
                        show_progress=not quiet, on_message=lambda m: click.echo(m, err=True))
