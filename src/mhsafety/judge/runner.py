@@ -25,7 +25,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,8 +81,17 @@ def _api_key(env_name: str) -> str | None:
     return value or None
 
 
+_clock: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # The log stamps every answer to the second; formatting a datetime per answer showed up
+    # in the profile at 64 in flight, so the text is kept for the current second.
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[0] = second
+        _clock[1] = datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds")
+    return _clock[1]
 
 
 def messages_json(messages: list[dict[str, str]]) -> bytes:
@@ -178,36 +187,48 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                          train_source)
     write_json(out / "manifest.json", manifest)
 
-    # What is already done, per round; each prompt is serialised once, for its hash and,
-    # when it still has to be asked, for the request.
-    logs: dict[int, RoundLog] = {}
-    jobs: list[Job] = []
-    for r in range(1, settings.rounds + 1):
-        blobs = [messages_json(prompts.messages(r, ex)) for ex in examples]
-        expected = {ids[i]: prompt_hash(b) for i, b in enumerate(blobs)}
-        logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
-        jobs += [Job(r, ids[i], b, expected[ids[i]]) for i, b in enumerate(blobs)
-                 if ids[i] not in logs[r].answers]
-    resumed = settings.rounds * len(examples) - len(jobs)
-    stale = sum(lg.stale for lg in logs.values())
+    # What is already done, per round. The prompts are built as the requests go out (the
+    # pool pulls jobs lazily), each serialised once for its hash and, when it still has to
+    # be asked, for the request; a logged answer counts only for the same prompt.
+    logs = {r: read_round_log(log_dir / f"round-{r}.jsonl", key)
+            for r in range(1, settings.rounds + 1)}
+    resumed = sum(len(lg.answered_ids & id_set) for lg, id_set in
+                  ((lg, set(ids)) for lg in logs.values()))
+    to_go = settings.rounds * len(examples) - resumed
     torn = sum(1 for lg in logs.values() if lg.torn)
     if resumed:
-        say(f"resuming: {resumed} answers already in {log_dir}, {len(jobs)} to go")
-    if stale:
-        say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
-            "sampling) are ignored; they stay in the log")
+        say(f"resuming: {resumed} answers already in {log_dir}, {to_go} to go")
+
+    def jobs() -> Iterator[Job]:
+        for r, lg in logs.items():
+            for i, ex in enumerate(examples):
+                blob = messages_json(prompts.messages(r, ex))
+                digest = prompt_hash(blob)
+                if not lg.settle(ids[i], digest):
+                    yield Job(r, ids[i], blob, digest)
+            lg.finish()
+
+    parse = answer_parser(settings.output, settings.parser)
+    verdicts: dict[tuple[int, str], Verdict] = {}
 
     def remember(job: Job, entry: dict[str, Any]) -> None:
         lg = logs[job.round_no]
         if "answer" in entry:
             lg.answers[job.item_id] = entry
             lg.failures.pop(job.item_id, None)
+            # Parsed as it arrives, while the pool waits on the network.
+            verdicts[(job.round_no, job.item_id)] = read_answer(entry, parse, settings.logprobs)
         else:
             lg.failures[job.item_id] = entry
 
-    stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say)
+    stats = ask_all(jobs(), settings, key, log_dir, remember, show_progress, say, total=to_go)
+    stale = sum(lg.stale for lg in logs.values())
+    if stale:
+        say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
+            "sampling) are ignored; they stay in the log")
+    resumed = settings.rounds * len(examples) - stats["requests"]
     result = write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
-                           stale, torn)
+                           stale, torn, verdicts)
     return result
 
 
@@ -219,7 +240,8 @@ def verdict_of(entry: dict[str, Any], settings: JudgeSettings) -> Verdict:
 def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[int, RoundLog],
                   settings: JudgeSettings, out: Path, manifest: dict[str, Any],
                   plan: ShotPlan | None, stats: dict[str, Any], resumed: int, stale: int,
-                  torn: int) -> JudgeResult:
+                  torn: int, verdicts: dict[tuple[int, str], Verdict] | None = None
+                  ) -> JudgeResult:
     """Records, manifest and summary from the log's view of this setting (answers from
     earlier runs included)."""
     notes = manifest["notes"]
@@ -236,7 +258,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
             entry = lg.answers.get(ids[i])
             meta: dict[str, Any] = {"notes": notes} if notes else {}
             if entry is not None:
-                verdict = verdict_of(entry, settings)
+                verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
                 if verdict.probs_from:
                     meta["probs_from"] = verdict.probs_from
@@ -383,19 +405,24 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str, log_dir: Path,
+def ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str, log_dir: Path,
             on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
-            say: Callable[[str], None] | None = None) -> dict[str, Any]:
+            say: Callable[[str], None] | None = None, total: int | None = None
+            ) -> dict[str, Any]:
     """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
     failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
+    ``jobs`` may be a generator (it is pulled as slots free up); ``total`` sizes the
+    progress bar and the pool when it has no length.
 
     Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
     when the server refuses outright; what was logged until then is kept.
     """
     api_key = _api_key(settings.api_key_env)
     try:
+        if total is None:
+            total = len(jobs) if isinstance(jobs, Sequence) else None
         return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
-                                   show_progress))
+                                   show_progress, total))
     except FatalAPIError as exc:
         hint = ""
         if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
@@ -429,10 +456,10 @@ def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
     return entry
 
 
-async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+async def _ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str,
                    api_key: str | None, log: Log,
                    on_entry: Callable[[Job, dict[str, Any]], None],
-                   show_progress: bool) -> dict[str, Any]:
+                   show_progress: bool, total: int | None) -> dict[str, Any]:
     from ..progress import progress_bar
 
     transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
@@ -442,8 +469,7 @@ async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
     rng = random.Random()  # back-off jitter only; it never touches what is asked
     work = iter(jobs)
     counts: Counter[str] = Counter()
-    bar = progress_bar(total=len(jobs), desc="judge", unit="req") if show_progress \
-        else _NoBar()
+    bar = progress_bar(total=total, desc="judge", unit="req") if show_progress else _NoBar()
     last_postfix = 0.0
     start = time.perf_counter()
 
@@ -493,8 +519,9 @@ async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
             if log.dirty:
                 await asyncio.to_thread(log.sync, log.take_dirty())
 
-    tasks = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency,
-                                                               max(1, len(jobs))))]
+    slots = settings.concurrency if total is None else min(settings.concurrency,
+                                                           max(1, total))
+    tasks = [asyncio.create_task(worker()) for _ in range(slots)]
     sync_task = asyncio.create_task(syncer())
     try:
         await asyncio.gather(*tasks)
