@@ -24,20 +24,23 @@ def command() -> None:
               default=None, help="Labelled file the few-shot examples come from.")
 @click.option("--parser", type=click.Choice(["tolerant", "paper"]), default=None,
               help="How answers become labels [default: the judge's].")
+@click.option("--output", type=click.Choice(["text", "json", "number"]), default=None,
+              help="Answer format the prompt asks for [default: the judge's, text].")
 @click.option("--seed", type=int, default=None, help="Seed of the few-shot draw "
                                                      "[default: the judge's].")
 @click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Prompt template file replacing the built-in one.")
 def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | None,
-            parser: str | None, seed: int | None, template_path: Path | None) -> None:
+            parser: str | None, output: str | None, seed: int | None,
+            template_path: Path | None) -> None:
     """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place."""
     from ..data import resolve_data
     from ..integrations.lmeval import TASK_NAME, LmEvalSettings, export_task
 
-    given = {k: v for k, v in (("parser", parser), ("seed", seed)) if v is not None}
     settings = LmEvalSettings(data=str(resolve_data(data_path)), shots=int(shots),
-                              train=str(train_path) if train_path else None,
-                              template=str(template_path) if template_path else None, **given)
+                              train=str(train_path) if train_path else None, parser=parser,
+                              output=output, seed=seed,
+                              template=str(template_path) if template_path else None)
     folder = export_task(out, settings)
     click.echo(f"wrote {folder}; run it with: lm_eval --include_path {folder} --tasks "
                f"{TASK_NAME} --model local-chat-completions --apply_chat_template "

@@ -14,15 +14,20 @@ src/mhsafety/integrations/inspect_task.py@dialogue_safety``). Task parameters (`
 ``train``     labelled file the few-shot examples come from (required with ``shots=8``);
               epoch *r* shows round *r*'s examples, the same draw as ``mhsafety judge
               --shots 8 --rounds R``, and an item is never its own example
-``protocol``  ``flat`` (one question, eight answers: the paper's) or ``sequential``
-``parser``    how an answer becomes a label: ``tolerant`` (default) or ``paper``
-``template``  a prompt template file replacing the built-in one
+``protocol``  ``flat`` (one question, eight answers: the paper's) or ``sequential`` (one
+              question per node; needs the judge's sequential protocol, mhsafety.judge.sequential)
+``parser``    how a text answer becomes a label: ``tolerant`` (default) or ``paper``
+``output``    answer format asked for: ``text`` (default), ``json`` (sent as a JSON schema
+              through inspect's ``response_schema``) or ``number``
+``template``, ``system_prompt``, ``system_role``   the judge's prompt options
 ``seed``      seed of the few-shot draw
+``reasoning_effort``  passed to reasoning models
 
-The prompt, the parser and the labels are the project's (:mod:`mhsafety.judge.prompts`,
-:mod:`mhsafety.judge.parse`, :mod:`mhsafety.taxonomy`). The paper's sampling (max_tokens,
-temperature, top_p of the judge's settings) is the task's generation config; inspect's
-``--max-tokens``/``--temperature`` override it.
+Every default is the judge's (:class:`mhsafety.judge.settings.JudgeSettings`), and so are the
+prompt, the parser and the labels (:mod:`mhsafety.judge.prompts`, :mod:`mhsafety.judge.parse`,
+:mod:`mhsafety.taxonomy`): a leading ``<think>`` block is taken off before parsing, as the
+judge does. The judge's budget and sampling are the task's generation config; inspect's
+``--max-tokens``/``--temperature`` override them.
 
 The scorer marks each answer correct or incorrect and keeps the gold and parsed label in the
 score's metadata. Its metrics are computed by :func:`mhsafety.metrics.compute_metrics`, so
@@ -60,8 +65,14 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
-from mhsafety.integrations.common import N_SHOTS, PROTOCOLS, UNPARSED, judge_default
-from mhsafety.judge.parse import get_parser
+from mhsafety.integrations.common import (
+    N_SHOTS,
+    OUTPUTS,
+    PROTOCOLS,
+    UNPARSED,
+    judge_settings,
+    label_reader,
+)
 from mhsafety.judge.prompts import PromptTemplate, ShotPlan, load_template, plan_shots
 from mhsafety.metrics import RunMetrics, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES, label_id
@@ -129,9 +140,10 @@ def invalid_share() -> Metric:
 
 
 @scorer(metrics=[accuracy_score(), weighted_f1(), macro_f1(), unsafe_recall(), invalid_share()])
-def safety_label(parser: str | None = None) -> Any:
-    """Parse the model's answer with the project's parser and compare it with the gold label."""
-    parse = get_parser(parser or judge_default("parser"))
+def safety_label(parser: str | None = None, output: str | None = None) -> Any:
+    """Read the model's answer as the judge does (reasoning off, the output format's parser)
+    and compare it with the gold label."""
+    parse = label_reader(judge_settings(parser=parser, output=output))
 
     async def score(state: TaskState, target: Target) -> Score:
         walked = state.metadata.get(WALK_KEY)
@@ -183,13 +195,14 @@ class _Shots:
 
 
 @solver
-def judge_prompt(template: PromptTemplate, shots: _Shots | None = None) -> Solver:
+def judge_prompt(template: PromptTemplate, shots: _Shots | None = None,
+                 output: str = "text") -> Solver:
     """Replace the sample's messages by the project's prompt for this epoch's shots."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         item = _example(state)
         examples = shots.for_item(state.epoch, item) if shots is not None else ()
-        state.messages = _chat(template.messages(item, examples))
+        state.messages = _chat(template.messages(item, examples, output))
         return state
 
     return solve
@@ -200,7 +213,7 @@ def sequential_walk(parser: str | None = None) -> Solver:
     """Walk the four nodes, one question each, stopping at the first that fires."""
     from mhsafety.judge import sequential  # the judge's sequential protocol owns prompts and walk
 
-    leaf_parser = get_parser(parser or judge_default("parser"))
+    leaf_parser = label_reader(judge_settings(parser=parser))
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         item = _example(state)
@@ -223,22 +236,43 @@ def sequential_walk(parser: str | None = None) -> Solver:
 # --------------------------------------------------------------------------- task
 
 
-def _samples(examples: Sequence[Example], template: PromptTemplate,
-             shots: _Shots | None) -> list[Sample]:
+def _samples(examples: Sequence[Example], template: PromptTemplate, shots: _Shots | None,
+             output: str) -> list[Sample]:
     out = []
     for ex in examples:
         shown = shots.for_item(1, ex) if shots is not None else ()
         out.append(Sample(
-            input=_chat(template.messages(ex, shown)), target=LABEL_NAMES[ex.label],  # type: ignore[index]
+            input=_chat(template.messages(ex, shown, output)),
+            target=LABEL_NAMES[ex.label],  # type: ignore[index]
             id=ex.id, metadata={"context": ex.context, "response": ex.response,
                                 "label": ex.label}))
     return out
 
 
+def _generate_config(settings: Any) -> GenerateConfig:
+    """The judge's budget and sampling; its JSON schema with ``output=json``."""
+    config: dict[str, Any] = {"max_tokens": settings.budget, "temperature": settings.temperature,
+                              "top_p": settings.top_p}
+    if settings.reasoning_effort is not None:
+        config["reasoning_effort"] = settings.reasoning_effort
+    if settings.output == "json":
+        from inspect_ai.model import ResponseSchema
+        from inspect_ai.util import JSONSchema
+
+        from mhsafety.judge.prompts import label_schema
+
+        config["response_schema"] = ResponseSchema(
+            name="safety_label", json_schema=JSONSchema.model_validate(label_schema()),
+            strict=True)
+    return GenerateConfig(**config)
+
+
 @task(name=TASK_NAME)
 def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None = None,
                     protocol: str = "flat", parser: str | None = None,
-                    template: str | None = None, seed: int | None = None) -> Task:
+                    output: str | None = None, template: str | None = None,
+                    system_prompt: str | None = None, system_role: bool = False,
+                    seed: int | None = None, reasoning_effort: str | None = None) -> Task:
     """Dialogue safety in mental-health support (Qiu et al., NLPCC 2023): eight labels."""
     shots = int(shots)
     if shots not in (0, N_SHOTS):
@@ -246,7 +280,11 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                          f"got {shots}")
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    get_parser(parser or judge_default("parser"))  # an unknown name fails before any request
+    if output is not None and output not in OUTPUTS:
+        raise UsageError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    # The judge's own settings object checks the rest and holds every default.
+    settings = judge_settings(parser=parser, output=output, seed=seed,
+                              reasoning_effort=reasoning_effort)
     source = resolve_data(data)
     examples = load_examples(source)
     plan = None
@@ -256,23 +294,19 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                              "use shots=0 with protocol=sequential")
         if train is None:
             raise UsageError("shots=8 needs train=PATH, the labelled file the examples come from")
-        plan = _Shots(load_examples(train), int(seed if seed is not None
-                                                else judge_default("seed")), "train")
-    prompt = load_template(template)
+        plan = _Shots(load_examples(train), settings.seed, "train")
+    prompt = load_template(template, system_prompt, bool(system_role))
     if protocol == "flat":
-        solver_chain = [judge_prompt(prompt, plan), generate()]
+        solver_chain = [judge_prompt(prompt, plan, settings.output), generate()]
     else:
-        solver_chain = [sequential_walk(parser)]
+        solver_chain = [sequential_walk(settings.parser)]
     return Task(
-        dataset=MemoryDataset(_samples(examples, prompt, plan), name=TASK_NAME,
-                              location=str(source)),
+        dataset=MemoryDataset(_samples(examples, prompt, plan, settings.output),
+                              name=TASK_NAME, location=str(source)),
         solver=solver_chain,
-        scorer=safety_label(parser),
-        config=GenerateConfig(**{k: judge_default(k) for k in ("max_tokens", "temperature",
-                                                               "top_p")}),
+        scorer=safety_label(settings.parser, settings.output),
+        config=_generate_config(settings),
         metadata={"mhsafety": {"data": str(source), "shots": shots, "protocol": protocol,
-                               "parser": parser or judge_default("parser"),
+                               "parser": settings.parser, "output": settings.output,
                                "template_sha256": prompt.sha256}},
     )
-
-

@@ -32,11 +32,10 @@ from typing import Any
 from ..data import Example, load_examples
 from ..errors import DataError, UsageError
 from ..io import write_json, write_text
-from ..judge.parse import get_parser
 from ..judge.prompts import load_template, plan_shots
 from ..metrics import compute_metrics
 from ..taxonomy import LABEL_NAMES, label_id
-from .common import N_SHOTS, judge_default
+from .common import N_SHOTS, judge_settings, label_reader
 
 TASK_NAME = "mhsafety_dialogue_safety"
 SETTINGS_FILE = "mhsafety_task.json"
@@ -54,9 +53,15 @@ class LmEvalSettings:
     data: str
     shots: int = 0
     train: str | None = None
-    parser: str = judge_default("parser")
-    seed: int = judge_default("seed")
+    parser: str | None = None  # None: the judge's default, as every None here
+    output: str | None = None
+    seed: int | None = None
     template: str | None = None
+
+    @property
+    def judge(self) -> Any:
+        """The judge's settings these stand for (its defaults, its checks)."""
+        return judge_settings(parser=self.parser, output=self.output, seed=self.seed)
 
     def check(self) -> None:
         if self.shots not in (0, N_SHOTS):
@@ -65,7 +70,7 @@ class LmEvalSettings:
         if self.shots and not self.train:
             raise UsageError("--shots 8 needs --train PATH, the labelled file the examples "
                              "come from")
-        get_parser(self.parser)
+        self.judge  # noqa: B018 - builds the judge settings, which check parser and output
 
 
 class TaskFunctions:
@@ -74,13 +79,14 @@ class TaskFunctions:
     def __init__(self, settings: LmEvalSettings) -> None:
         settings.check()
         self.settings = settings
+        self.judge = settings.judge
         self.template = load_template(settings.template)
-        self.parse = get_parser(settings.parser)
+        self.parse = label_reader(self.judge)
         self._examples = load_examples(settings.data)
         self._shots = None
         if settings.shots:
             # One draw (round 1 of the judge's plan): lm-eval has no rounds.
-            self._shots = plan_shots(load_examples(settings.train), 1, settings.seed,
+            self._shots = plan_shots(load_examples(settings.train), 1, self.judge.seed,
                                      str(settings.train))
 
     @classmethod
@@ -107,7 +113,7 @@ class TaskFunctions:
     def doc_to_text(self, doc: dict[str, Any]) -> str:
         item = Example(doc["context"], doc["response"], None, str(doc["id"]))
         shots = self._shots.for_item(1, item) if self._shots is not None else ()
-        return self.template.render(item, shots)
+        return self.template.render(item, shots, self.judge.output)
 
     def doc_to_target(self, doc: dict[str, Any]) -> str:
         return LABEL_NAMES[int(doc["label"])]
@@ -185,8 +191,8 @@ process_results = _task.process_results
 '''
 
 
-def task_yaml() -> str:
-    """The task YAML (its generation defaults are the judge's: the paper's sampling)."""
+def task_yaml(judge: Any) -> str:
+    """The task YAML; its generation settings are the judge's (budget, sampling)."""
     metrics = "\n".join(
         f"  - metric: {name}\n    aggregation: !function utils.{_AGGREGATION_OF[name]}\n"
         f"    higher_is_better: {'false' if name == 'invalid' else 'true'}"
@@ -203,9 +209,9 @@ doc_to_target: !function utils.doc_to_target
 num_fewshot: 0
 generation_kwargs:
   until: []
-  max_gen_toks: {judge_default("max_tokens")}
-  temperature: {judge_default("temperature")}
-  top_p: {judge_default("top_p")}
+  max_gen_toks: {judge.budget}
+  temperature: {judge.temperature}
+  top_p: {judge.top_p}
   do_sample: true
 filter_list:
   - name: mhsafety-label
@@ -232,5 +238,5 @@ def export_task(out: str | os.PathLike[str], settings: LmEvalSettings) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / SETTINGS_FILE, asdict(settings))
     write_text(folder / "utils.py", _UTILS.replace("{settings}", SETTINGS_FILE))
-    write_text(folder / f"{TASK_NAME}.yaml", task_yaml())
+    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge))
     return folder
