@@ -76,7 +76,7 @@ def test_mockllm_run_scores_like_compute_metrics_and_counts_unparsed_as_wrong(
 @pytest.mark.slow
 def test_epochs_are_averaged_and_read_back_as_runs(small_items, small_file, tmp_path):
     need("inspect_ai", "inspect")
-    from mhsafety.evaluate import evaluate_paths
+    from mhsafety.scoring import score_paths
     from mhsafety.integrations.harness_logs import read_inspect_log
     from mhsafety.integrations.inspect_task import dialogue_safety
     from mhsafety.records import write_records
@@ -101,7 +101,7 @@ def test_epochs_are_averaged_and_read_back_as_runs(small_items, small_file, tmp_
     assert sorted({r.run for r in records}) == ["1", "2"]
     assert len(records) == 2 * n
     write_records(tmp_path / "x.preds.jsonl", records)
-    [system] = evaluate_paths([tmp_path / "x.preds.jsonl"])
+    [system] = score_paths([tmp_path / "x.preds.jsonl"]).systems
     assert system.scores["accuracy"].mean == pytest.approx(value)
     assert sorted(system.scores["accuracy"].values) == sorted([acc_safe, acc_toxic])
 
