@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mhsafety.annotate.agreement import agreement_report, export_adjudicated
 from mhsafety.annotate.app import create_server, serve_in_thread
+from mhsafety.annotate.config import AnnotateServerConfig
 from mhsafety.annotate.store import open_store
 from mhsafety.data import load_examples
 from mhsafety.taxonomy import UNSAFE_LEAVES, path_for_label
@@ -48,7 +49,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp) / "bench.sqlite")
         store.add_examples(examples, source=str(args.data))
-        server = create_server(store, "127.0.0.1", 0)
+        server = create_server(store, AnnotateServerConfig(port=0))
         serve_in_thread(server)
         latencies: list[float] = []
         lock = threading.Lock()
