@@ -138,3 +138,14 @@ def test_fluency_model_scores_garbled_text_lower(test_examples):
     garbled = lm.features("吗说具能大很力压近最你来起听")  # the same characters, reversed
     assert fluent[0] > garbled[0]  # mean log-probability per character
     assert fluent[2] < garbled[2]  # share of bigrams never seen in the contexts
+
+
+def test_the_settings_table_in_the_docs_is_baseline_config():
+    from pathlib import Path
+
+    from mhsafety.classifiers.baseline import BaselineConfig
+    from mhsafety.settings import fields_doc
+
+    docs = (Path(__file__).parents[2] / "docs" / "cli" / "baseline.md").read_text("utf-8")
+    for name, default, doc in fields_doc(BaselineConfig):
+        assert f"| `{name}` | `{json.dumps(default)}` | {doc} |" in docs, name

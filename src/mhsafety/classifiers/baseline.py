@@ -21,9 +21,10 @@ out-of-fold scores fit the calibration: a temperature and a per-class bias on th
 (vector scaling), which also undoes the prior shift that class weighting introduces, so
 P(safe) can be thresholded.
 
-Saved without pickles: ``vocab.json`` (the n-gram vocabularies in column order and the
-bigram model's counts) and ``arrays.npz`` (idf, scaler, coefficients, calibration), loaded with
-``allow_pickle=False``.
+The n-gram blocks are scikit-learn's ``TfidfVectorizer``. Saved without pickles:
+``vocab.json`` (the n-gram vocabularies in column order and the bigram model's counts) and
+``arrays.npz`` (idf, scaler, coefficients, calibration), loaded with ``allow_pickle=False``;
+the vectorizers are rebuilt from vocabulary and idf. Settings: :class:`BaselineConfig`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..annotate.config import AnnotateServerConfig
-from ..errors import UsageError
+from ..errors import UsageError, missing_extra
 from ..settings import build, click_options, given
 
 db_option = click.option(
@@ -53,7 +53,12 @@ def import_(db_path: Path, data_path: Path, id_prefix: str, annotator: str | Non
 @click_options(AnnotateServerConfig, "host", "port", "token_env", "break_every")
 def serve(db_path: Path, data_path: Path | None, id_prefix: str, **options: Any) -> None:
     """Run the annotation web app until Ctrl-C."""
-    from ..annotate.app import create_server
+    try:
+        from ..annotate.app import create_server
+    except ModuleNotFoundError as exc:  # starlette / uvicorn: the annotate extra
+        if not exc.name or exc.name.startswith("mhsafety"):
+            raise
+        raise missing_extra(exc.name, "annotate") from None
     from ..annotate.store import import_file, open_store
 
     config = build(AnnotateServerConfig, given(options), where="annotate serve")
