@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -46,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     examples = load_examples(args.data)[: args.items]
+    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp) / "bench.sqlite")
         store.add_examples(examples, source=str(args.data))

@@ -531,7 +531,12 @@ class BaselineClassifier(Classifier):
     def decision_logits(self, examples: Sequence[Example]) -> np.ndarray:
         if "coef" not in self._arrays:
             raise DataError("the baseline is not trained yet: call fit() or load a checkpoint")
-        x = self._features(examples)
+        from sklearn import config_context
+
+        # Our own TF-IDF rows are finite and the vectorizers' parameters were checked at fit:
+        # skipping sklearn's re-checks saves a fifth of the time to score one item.
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            x = self._features(examples)
         return (x @ self._arrays["coef"].T + self._arrays["intercept"]) \
             / float(self._arrays["temperature"][0]) + self._arrays["bias"]
 
