@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Example, examples_hash, parse_turns
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from ..settings import build, setting
 from ..taxonomy import NUM_LABELS
 from .base import Classifier
@@ -97,7 +97,8 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         if self.ngram_max < self.ngram_min:
-            raise UsageError(f"baseline: ngram_max ({self.ngram_max}) is below ngram_min "
+            # build() turns this into a UsageError saying where the settings came from.
+            raise ValueError(f"ngram_max ({self.ngram_max}) is below ngram_min "
                              f"({self.ngram_min})")
 
 
