@@ -365,6 +365,7 @@ class BaselineClassifier(Classifier):
     """Character n-grams + dialogue-relation features -> calibrated logistic regression."""
 
     kind = "baseline"
+    config_class = BaselineConfig
 
     def __init__(self, **config: Any) -> None:
         self.settings = build(BaselineConfig, config, where="baseline")
