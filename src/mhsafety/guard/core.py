@@ -379,13 +379,15 @@ class ModelTier:
             return _failed(examples, f"model error: {type(exc).__name__}: {exc}")
 
     def readiness(self) -> tuple[bool, str | None]:
-        """Whether the model can answer now: a backend that reaches a server (an LLM judge)
-        is asked for its ``readiness()``; a local model is ready once loaded."""
+        """Whether the model can answer now. A backend with its own ``readiness()`` is asked;
+        one configured with a ``base_url`` (an LLM judge) must accept a TCP connection
+        there; a local model is ready once loaded. Nothing is sent to the server."""
         probe = getattr(self.classifier, "readiness", None)
-        if probe is None:
-            return True, None
         try:
-            return probe()
+            if probe is not None:
+                return probe()
+            base_url = self.classifier.config.get("base_url")
+            return (True, None) if not base_url else reachable(str(base_url))
         except Exception as exc:  # noqa: BLE001 - not ready, with the exception's type
             return False, f"readiness check failed: {type(exc).__name__}"
 
@@ -393,6 +395,23 @@ class ModelTier:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def reachable(base_url: str, timeout: float = 2.0) -> tuple[bool, str | None]:
+    """Whether the server of ``base_url`` accepts a TCP connection (its host and port only)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not parts.hostname:
+        return False, "the backend's base URL has no host"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True, None
+    except OSError as exc:
+        return False, (f"the backend server at {parts.hostname}:{port} is unreachable "
+                       f"({exc.strerror or type(exc).__name__})")
 
 
 @dataclass

@@ -248,7 +248,8 @@ class MicroBatcher:
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own (never any text)."""
 
-    ENDPOINTS = ("/v1/check", "/v1/check_dialogue", "/v1/taxonomy", "/healthz", "/readyz",
+    ENDPOINTS = ("/v1/check", "/v1/check_dialogue", "/v1/taxonomy", "/v1/policy", "/healthz",
+                 "/readyz",
                  "/metrics", "/docs", "/redoc", "/openapi.json")
 
     def __init__(self) -> None:
