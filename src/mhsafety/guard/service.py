@@ -687,7 +687,9 @@ def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> Any:
             openapi_url="/openapi.json", title="mhsafety guard - Swagger UI",
             swagger_js_url="/_static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/_static/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/_static/swagger-ui/favicon-32x32.png")
+            swagger_favicon_url="/_static/swagger-ui/favicon-32x32.png",
+            # Never send the schema to the public validator (offline; and it is ours).
+            swagger_ui_parameters={"validatorUrl": None})
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> Any:
