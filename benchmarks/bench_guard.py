@@ -29,7 +29,7 @@ TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
 
 
 def train_baseline(target: Path, data: Path) -> Path:
-    from mhsafety.classifiers import create_classifier
+    from mhsafety.registry import create_classifier
     from mhsafety.data import load_examples
 
     started = time.perf_counter()

@@ -10,7 +10,14 @@ from click.testing import CliRunner
 
 from mhsafety.cli import cli
 from mhsafety.guard import NO_RULES, Guard, ModelTier
+from mhsafety.judge.classifier import JudgeClassifier
 from mhsafety.judge.fakeserver import FakeServer
+
+# A judge that abstains must say so through the interface (its own predictions()); until
+# the judge's override lands these run as expected failures, then as plain tests.
+needs_judge_abstention = pytest.mark.xfail(
+    "predictions" not in JudgeClassifier.__dict__, strict=True,
+    reason="JudgeClassifier.predictions (abstention with a reason) not landed yet")
 
 
 @pytest.fixture
@@ -22,7 +29,7 @@ def judge_server():
 
 
 def make_judge(server, path, **config):
-    from mhsafety.classifiers.base import create_classifier
+    from mhsafety.registry import create_classifier
 
     settings = {"work_dir": str(path.parent / f"{path.name}-work"), "timeout": 1.0,
                 "max_attempts": 1, "concurrency": 4, "backoff_base": 0.01}
@@ -31,7 +38,7 @@ def make_judge(server, path, **config):
     return path
 
 
-# The scripted first tier (tests/guard/fakeclf.py): "fine" P(safe) 0.91, "border" 0.46,
+# The scripted first tier (tests/helpers/fakeclf.py): "fine" P(safe) 0.91, "border" 0.46,
 # "unsafe" 0.21.
 ITEMS = [("[seeker]c", "fine"), ("[seeker]c", "border"), ("[seeker]c", "unsafe")]
 
@@ -50,6 +57,7 @@ def test_first_tier_decides_outside_the_band_and_the_judge_inside(
     assert guard.describe()["escalation"]["band"] == [0.3, 0.6]
 
 
+@needs_judge_abstention
 def test_judge_that_cannot_tell_gives_unverified_with_the_reason(
         fake_kind, fake_checkpoint, judge_server, tmp_path):
     judge_server.responder = lambda prompt, body: "I cannot tell"
@@ -64,6 +72,7 @@ def test_judge_that_cannot_tell_gives_unverified_with_the_reason(
     assert border.reason.startswith("escalation tier:")
 
 
+@needs_judge_abstention
 def test_judge_server_down_fails_closed_and_is_not_ready(
         fake_kind, fake_checkpoint, judge_server, tmp_path):
     judge = make_judge(judge_server, tmp_path / "judge")

@@ -151,13 +151,8 @@ def command(checkpoint: Path, threshold: float | None, context: str | None,
 
 def _read_items(input_path: Path | None) -> list[Any]:
     """Items from a file or stdin through the data module's one reader."""
-    from ..data import load_examples
+    from ..data import load_examples, read_items_text
     from ..errors import UsageError
-
-    try:
-        from ..data import read_items_text
-    except ImportError:  # until the data module's reader lands
-        from ..guard._interim import read_items_text  # type: ignore[no-redef]
 
     if input_path is not None and str(input_path) != "-":
         return load_examples(input_path, require_label=False)

@@ -5,12 +5,8 @@ from typing import Any
 import click
 
 from ..guard.service import ServiceConfig
+from ..settings import click_options, given
 from .cmd_check import guard_kwargs, guard_options
-
-try:
-    from ..settings import click_options, given
-except ImportError:  # until the shared settings module lands
-    from ..guard._interim import click_options, given  # type: ignore[assignment]
 
 
 @click.command("serve")
@@ -26,11 +22,7 @@ def command(checkpoint: str, threshold: float | None, rules_file: Any, no_defaul
     status and decisions.
     """
     from ..guard.service import serve_checkpoint
-
-    try:
-        from ..settings import build
-    except ImportError:
-        from ..guard._interim import build  # type: ignore[assignment]
+    from ..settings import build
 
     config = build(ServiceConfig, given(service), "serve")
     serve_checkpoint(str(checkpoint), threshold, config,

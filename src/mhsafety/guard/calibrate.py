@@ -212,28 +212,14 @@ def cross_fitted_flags(p_safe: np.ndarray, forced: np.ndarray, unsafe: np.ndarra
 
 # ---------------------------------------------------------------------- overlap
 
-def _fingerprints(examples: Sequence[Example]) -> list[str]:
-    try:
-        from ..data import item_fingerprints
-    except ImportError:  # until the data module's overlap helpers land
-        import hashlib
-
-        return [hashlib.sha256(("\x1f".join(" ".join(s.split()) for s in
-                                            (ex.context, ex.response))).encode()).hexdigest()
-                [:16] for ex in examples]
-    return list(item_fingerprints(examples))
-
-
 def training_overlap(manifest: Mapping[str, Any], examples: Sequence[Example]) -> list[str]:
     """Ids of ``examples`` that are in the checkpoint's training data (as far as the
     manifest tells: its per-item fingerprints, else the whole-file hash)."""
-    from ..data import examples_hash
+    from ..data import examples_hash, shared_ids
 
     stored = manifest.get("train_item_fingerprints")
     if stored:
-        known = set(stored)
-        return [ex.id or str(i) for i, (ex, fp) in enumerate(zip(examples, _fingerprints(
-            examples))) if fp in known]
+        return shared_ids(stored, examples)
     if manifest.get("train_data_sha256") and \
             manifest["train_data_sha256"] == examples_hash(examples):
         return [ex.id or str(i) for i, ex in enumerate(examples)]

@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..classifiers.base import Classifier, load_classifier, read_manifest
+from ..classifiers.base import Classifier, Predictions, read_manifest
 from ..data import Example, Turn, format_turns
 from ..errors import DataError, UsageError
+from ..registry import load_classifier
 from ..taxonomy import CATEGORIES, LABEL_NAMES, NODES, SAFE_LABEL, category, node_of
 from .policy import DEFAULT_POLICY, Policy
 from .rules import RuleHit, RuleSet, default_rules
@@ -49,23 +50,12 @@ ContextLike = str | Sequence[TurnLike]
 
 # ---------------------------------------------------------------------- abstention
 
-try:
-    from ..classifiers.base import Predictions
-except ImportError:  # until the shared interface lands
-    from ._interim import Predictions  # type: ignore[assignment]
+def predictions_of(classifier: Classifier, examples: Sequence[Example]) -> Predictions:
+    """The classifier's predictions for ``examples`` (abstained rows say why)."""
+    return classifier.predictions(list(examples))
 
 
-def predictions_of(classifier: Classifier, examples: Sequence[Example]) -> Any:
-    """The classifier's :class:`~mhsafety.classifiers.base.Predictions` for ``examples``."""
-    method = getattr(classifier, "predictions", None)
-    if method is None:
-        from ._interim import predictions
-
-        return predictions(classifier, examples)
-    return method(list(examples))
-
-
-def _failed(examples: Sequence[Example], reason: str) -> Any:
+def _failed(examples: Sequence[Example], reason: str) -> Predictions:
     """Predictions in which every item abstained with ``reason`` (a failed model call)."""
 
     n = len(examples)
@@ -230,10 +220,7 @@ def item_dict(item: Any, where: str) -> Any:
 
 def examples_of(items: Iterable[Any], source: str = "input") -> list[Example]:
     """Validated examples through the data module's one reader (ids, leniency, messages)."""
-    try:
-        from ..data import examples_from_items
-    except ImportError:
-        from ._interim import examples_from_items
+    from ..data import examples_from_items
 
     raw = [item_dict(item, f"{source} item {i}") for i, item in enumerate(items)]
     try:

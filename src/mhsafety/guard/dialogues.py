@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Example, Turn, format_turns, parse_turns
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .core import CheckResult, Guard, _turn, unverified
 
 NO_CONTEXT = "no turns before this supporter turn to judge it against"
@@ -44,8 +44,9 @@ def dialogue_from_dict(obj: Any, where: str, default_id: str) -> Dialogue:
         turns = parse_turns(raw, default_role="seeker")
     elif isinstance(raw, list):
         try:
-            turns = [Turn(*_turn(t, f"{where} turn {i}")) for i, t in enumerate(raw)]  # type: ignore[arg-type]
-        except Exception as exc:  # UsageError from _turn: bad input in a file is a DataError
+            turns = [Turn(*_turn(t, f"{where} turn {i}"))  # type: ignore[arg-type]
+                     for i, t in enumerate(raw)]
+        except UsageError as exc:  # bad input in a file is a DataError
             raise DataError(str(exc)) from None
     else:
         raise DataError(f"{where}: field 'turns' must be a list of turns or a marker string")

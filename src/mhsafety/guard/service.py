@@ -44,12 +44,8 @@ import numpy as np
 
 from ..data import Example
 from ..errors import DataError, UsageError
+from ..settings import setting
 from .core import CheckResult, Guard, ModelTier, _failed, examples_of
-
-try:
-    from ..settings import setting
-except ImportError:  # until the shared settings module lands
-    from ._interim import setting  # type: ignore[assignment]
 
 LOG = logging.getLogger("mhsafety.guard")
 TOKEN_ENV = "MHSAFETY_GUARD_TOKEN"
@@ -115,8 +111,7 @@ class ServiceConfig:
                 raise UsageError(f"{f.name} {error}")
         if self.log_level not in LOG_LEVELS:
             raise UsageError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-        if self.max_drain_bytes < self.max_body_bytes:
-            self.max_drain_bytes = self.max_body_bytes
+        self.max_drain_bytes = max(self.max_drain_bytes, self.max_body_bytes)
         if self.token is not None and not self.token.strip():
             raise UsageError("the bearer token is empty; unset it or give a real token")
 
