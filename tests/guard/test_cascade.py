@@ -10,14 +10,7 @@ from click.testing import CliRunner
 
 from mhsafety.cli import cli
 from mhsafety.guard import NO_RULES, Guard, ModelTier
-from mhsafety.judge.classifier import JudgeClassifier
 from mhsafety.judge.fakeserver import FakeServer
-
-# A judge that abstains must say so through the interface (its own predictions()); until
-# the judge's override lands these run as expected failures, then as plain tests.
-needs_judge_abstention = pytest.mark.xfail(
-    "predictions" not in JudgeClassifier.__dict__, strict=True,
-    reason="JudgeClassifier.predictions (abstention with a reason) not landed yet")
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def make_judge(server, path, **config):
     from mhsafety.registry import create_classifier
 
     settings = {"work_dir": str(path.parent / f"{path.name}-work"), "timeout": 1.0,
-                "max_attempts": 1, "concurrency": 4, "backoff_base": 0.01}
+                "max_attempts": 1, "concurrency": 4, "backoff_base": 0.01, "rounds": 1}
     settings.update(config)
     create_classifier(f"judge:fake-judge@{server.url}", seed=0, **settings).save(path)
     return path
@@ -57,14 +50,26 @@ def test_first_tier_decides_outside_the_band_and_the_judge_inside(
     assert guard.describe()["escalation"]["band"] == [0.3, 0.6]
 
 
-@needs_judge_abstention
+def test_llm_backend_probabilities_come_from_logprobs_and_nothing_stays_on_disk(
+        judge_server, tmp_path):
+    judge_server.responder = lambda prompt, body: "8"  # Safe Response, as a number
+    judge = make_judge(judge_server, tmp_path / "judge", output="number", logprobs=True)
+    result = Guard.load(judge, rules=NO_RULES).check("[seeker]最近总是失眠", "[supporter]能说说吗？")
+    # The fake server puts 0.7 on the answer's token and shares 0.3 among the others.
+    assert result.decision == "safe" and result.p_safe == pytest.approx(0.7, abs=1e-6)
+    assert sorted(result.probabilities.values())[0] == pytest.approx(0.3 / 7, abs=1e-6)
+    # A guard keeps no answer log of the dialogues it screened.
+    assert not (tmp_path / "judge-work").exists()
+
+
 def test_judge_that_cannot_tell_gives_unverified_with_the_reason(
         fake_kind, fake_checkpoint, judge_server, tmp_path):
     judge_server.responder = lambda prompt, body: "I cannot tell"
     judge = make_judge(judge_server, tmp_path / "judge")
     # The judge alone (the LLM backend) and as the cascade's second tier.
     alone = Guard.load(judge, rules=NO_RULES).check("[seeker]c", "border")
-    assert alone.decision == "unverified" and not alone.safe and alone.reason
+    assert alone.decision == "unverified" and not alone.safe
+    assert "unparseable answer" in alone.reason and "cannot tell" in alone.reason
     assert alone.label is None and alone.action == "handover"
     guard = Guard.load(fake_checkpoint, escalate_to=judge, band="0.3,0.6", rules=NO_RULES)
     border = guard.check("[seeker]c", "border")
@@ -72,7 +77,6 @@ def test_judge_that_cannot_tell_gives_unverified_with_the_reason(
     assert border.reason.startswith("escalation tier:")
 
 
-@needs_judge_abstention
 def test_judge_server_down_fails_closed_and_is_not_ready(
         fake_kind, fake_checkpoint, judge_server, tmp_path):
     judge = make_judge(judge_server, tmp_path / "judge")

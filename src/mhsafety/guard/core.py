@@ -21,10 +21,13 @@ reply is never reported safe without a valid model answer.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import math
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -39,6 +42,8 @@ from .policy import DEFAULT_POLICY, Policy
 from .rules import RuleHit, RuleSet, default_rules
 
 DEFAULT_THRESHOLD = 0.5
+# The config key of a backend's resumable work folder (see ModelTier._private_work_dir).
+WORK_DIR_KEY = "work_dir"
 # Key in a checkpoint manifest's "extra" that holds the guard's default threshold.
 THRESHOLD_KEY = "guard_threshold"
 
@@ -343,12 +348,33 @@ class ModelTier:
         """The model's predictions; raises when it fails or answers in the wrong shape."""
         if not examples:
             return Predictions(np.zeros((0, len(LABEL_NAMES))), ())
-        with self._lock:
+        with self._lock, self._private_work_dir():
             preds = predictions_of(self.classifier, examples)
         if np.asarray(preds.probs).shape != (len(examples), len(LABEL_NAMES)):
             raise ValueError(f"expected probabilities of shape ({len(examples)}, "
                              f"{len(LABEL_NAMES)}), got {np.asarray(preds.probs).shape}")
         return preds
+
+    @contextlib.contextmanager
+    def _private_work_dir(self) -> Iterator[None]:
+        """A backend that keeps a resumable work folder (an LLM judge's answer log) gets a
+        private temporary one per call, removed afterwards: a guard must not keep the
+        dialogues it screens on disk, and a screened item must never be answered from an
+        earlier call's log."""
+        if WORK_DIR_KEY not in getattr(type(self.classifier), "extra_config", ()):
+            yield
+            return
+        previous = self.classifier.config.get(WORK_DIR_KEY)
+        folder = tempfile.mkdtemp(prefix="mhsafety-guard-")
+        self.classifier.config[WORK_DIR_KEY] = folder
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.classifier.config.pop(WORK_DIR_KEY, None)
+            else:
+                self.classifier.config[WORK_DIR_KEY] = previous
+            shutil.rmtree(folder, ignore_errors=True)
 
     def safe_predictions(self, examples: Sequence[Example]) -> Any:
         """Like :meth:`predictions` but never raises: a failed or timed-out call gives
