@@ -58,8 +58,8 @@ def test_calibrating_on_the_training_file_is_refused(baseline_checkpoint, test_j
 def test_out_of_sample_estimates_on_held_out_items(test_examples, tmp_path):
     """Train on part of the public set, calibrate on the rest: the promise comes with
     cross-fitted figures and intervals that contain them."""
-    from mhsafety.registry import create_classifier
     from mhsafety.data import write_examples
+    from mhsafety.registry import create_classifier
 
     # The file is ordered by label: take every third item out, so both parts have them all.
     train = [ex for i, ex in enumerate(test_examples) if i % 3]

@@ -57,7 +57,7 @@ def test_llm_backend_probabilities_come_from_logprobs_and_nothing_stays_on_disk(
     result = Guard.load(judge, rules=NO_RULES).check("[seeker]最近总是失眠", "[supporter]能说说吗？")
     # The fake server puts 0.7 on the answer's token and shares 0.3 among the others.
     assert result.decision == "safe" and result.p_safe == pytest.approx(0.7, abs=1e-6)
-    assert sorted(result.probabilities.values())[0] == pytest.approx(0.3 / 7, abs=1e-6)
+    assert min(result.probabilities.values()) == pytest.approx(0.3 / 7, abs=1e-6)
     # A guard keeps no answer log of the dialogues it screened.
     assert not (tmp_path / "judge-work").exists()
 
