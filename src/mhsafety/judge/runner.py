@@ -252,6 +252,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
     usage: Counter[str] = Counter()
     per_round = {}
     reasoning = 0
+    short = 0  # answers with fewer samples than asked (servers that ignore n)
     for r, lg in logs.items():
         recs = []
         for i, ex in enumerate(examples):
@@ -264,6 +265,8 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                     meta["probs_from"] = verdict.probs_from
                 if verdict.reasoning:
                     reasoning += 1
+                if settings.samples > 1 and len(entry.get("answers") or [0]) < settings.samples:
+                    short += 1
                 recs.append(PredictionRecord(
                     ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
                     raw=verdict.text, error=verdict.error, meta=meta))
@@ -328,6 +331,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         "failed": sum(v["failed"] for v in per_round.values()),
         "invalid": sum(v["invalid"] for v in per_round.values()),
         "with_reasoning": reasoning,
+        "fewer_samples_than_asked": short,
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
@@ -569,6 +573,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"ignored {s['stale_ignored']} logged answers from other settings")
     if s["torn_lines_repaired"]:
         lines.append(f"repaired {s['torn_lines_repaired']} torn log line(s) left by a crash")
+    if s.get("fewer_samples_than_asked"):
+        lines.append(f"{s['fewer_samples_than_asked']} answers came with fewer samples than "
+                     "--samples asked (the server ignores n); their records have no vote shares")
     if s["failed"]:
         lines.append("failed items are recorded with their reason; rerun the same command "
                      "to retry them")
