@@ -19,8 +19,6 @@ The pieces other protocols reuse: :class:`Prompts` turns an item of a round into
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import random
 import time
@@ -48,7 +46,13 @@ from .client import (
 )
 from .log import LOG_VERSION, Log, RoundLog, exclusive, read_round_log
 from .parse import PROBS_VOTES, Verdict, answer_parser, read_answer, vote
-from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots
+from .prompts import (
+    PromptTemplate,
+    ShotPlan,
+    load_template,
+    plan_shots,
+    prompt_hash,
+)
 from .settings import JudgeSettings
 
 __all__ = ["Job", "JudgeResult", "JudgeSettings", "Prompts", "ask_all", "format_summary",
@@ -94,17 +98,6 @@ def _now() -> str:
     return _clock[1]
 
 
-def messages_json(messages: list[dict[str, str]]) -> bytes:
-    """The messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
-    ``prompt_hash``) and sent, so each prompt is serialised once."""
-    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":")).encode("utf-8")
-
-
-def prompt_hash(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 class Prompts:
     """The messages of an item in a round: the template, the round's few-shot examples (the
     item itself never among them) and the answer format of ``--output``."""
@@ -115,6 +108,11 @@ class Prompts:
     def messages(self, round_no: int, ex: Example) -> list[dict[str, str]]:
         shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
         return self.template.messages(ex, shots, self.output)
+
+    def messages_json(self, round_no: int, ex: Example) -> bytes:
+        """``messages_json(self.messages(round_no, ex))``, built faster (what is sent)."""
+        shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
+        return self.template.messages_json(ex, shots, self.output)
 
 
 @dataclass
@@ -202,7 +200,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     def jobs() -> Iterator[Job]:
         for r, lg in logs.items():
             for i, ex in enumerate(examples):
-                blob = messages_json(prompts.messages(r, ex))
+                blob = prompts.messages_json(r, ex)
                 digest = prompt_hash(blob)
                 if not lg.settle(ids[i], digest):
                     yield Job(r, ids[i], blob, digest)
