@@ -32,7 +32,7 @@ from typing import Any
 from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
-from ..records import PredictionRecord, write_records
+from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord, write_records
 from .client import (
     UNREACHABLE,
     Answer,
@@ -255,7 +255,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         recs = []
         for i, ex in enumerate(examples):
             entry = lg.answers.get(ids[i])
-            meta: dict[str, Any] = {"notes": notes} if notes else {}
+            meta: dict[str, Any] = {}
             if entry is not None:
                 verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
@@ -267,7 +267,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                     short += 1
                 recs.append(PredictionRecord(
                     ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
-                    raw=verdict.text, error=verdict.error, meta=meta))
+                    raw=verdict.text, error=verdict.error, meta=meta, notes=list(notes)))
                 if entry.get("model"):
                     models[entry["model"]] += 1
                 if entry.get("system_fingerprint"):
@@ -279,7 +279,8 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                 failure = lg.failures.get(ids[i])
                 reason = failure["error"] if failure else "not requested (the run stopped)"
                 recs.append(PredictionRecord(ids[i], ex.label, None, settings.name, str(r),
-                                             error=f"request failed: {reason}", meta=meta))
+                                             error=f"request failed: {reason}", meta=meta,
+                                             notes=list(notes)))
         records[str(r)] = recs
         per_round[str(r)] = {
             "answered": sum(1 for x in recs if x.raw is not None),
@@ -294,8 +295,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
             voted.append(PredictionRecord(
                 ids[i], ex.label, pred, f"{settings.name} vote", "vote",
                 error=None if pred is not None else "no valid answer in any round",
-                meta={"notes": notes, "rounds": settings.rounds} if notes
-                else {"rounds": settings.rounds}))
+                meta={"rounds": settings.rounds}, notes=list(notes)))
         records["vote"] = voted
         files.append(write_records(out / "preds" / "vote.preds.jsonl", voted))
 
@@ -360,7 +360,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         same_file = examples_hash(train) == examples_hash(examples)
         if same_file or {(e.context, e.response) for e in train} & \
                 {(e.context, e.response) for e in examples}:
-            notes.append("shots drawn from the judged items, self excluded")
+            notes.append(NOTE_SHOTS_FROM_JUDGED)
     s = asdict(settings)
     return {
         "kind": "mhsafety-judge-run",
