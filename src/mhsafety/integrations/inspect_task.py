@@ -147,8 +147,10 @@ def safety_label(parser: str | None = None, output: str | None = None) -> Any:
 
     async def score(state: TaskState, target: Target) -> Score:
         walked = state.metadata.get(WALK_KEY)
+        extra: dict[str, Any] = {}
         if walked is not None:  # the sequential protocol decided the label node by node
             pred, error = walked["label"], walked["error"]
+            extra["path"] = walked["path"]
         else:
             pred = parse(state.output.completion if state.output else "")
             error = None
@@ -159,7 +161,8 @@ def safety_label(parser: str | None = None, output: str | None = None) -> Any:
             value=CORRECT if pred == gold else INCORRECT,
             answer=None if pred is None else LABEL_NAMES[pred],
             explanation=error,
-            metadata={"gold": gold, "pred": pred, "epoch": state.epoch, "error": error},
+            metadata={"gold": gold, "pred": pred, "epoch": state.epoch, "error": error,
+                      **extra},
         )
 
     return score
