@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Example, examples_hash, train_dev_split
+from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
 from ..records import PredictionRecord
 from .base import Classifier
@@ -110,16 +110,28 @@ class EncoderClassifier(Classifier):
         self._model = EncoderForSafety(backbone, self.config["head"])
 
     def encode(self, examples: Sequence[Example]) -> list[dict[str, list[int]]]:
-        """Token ids of each (context, response) pair, truncated to ``max_length``."""
+        """Token ids of each (context, response) pair, at most ``max_length`` of them.
+
+        A pair that does not fit keeps its response whole and loses its oldest context turns
+        first; the newest seeker turn always stays (cut from its start if it alone is too
+        long): a dialogue's end, next to the response, matters most.
+        """
         from .encoder_model import apply_markers
 
-        enc = self._tokenizer(
-            [apply_markers(ex.context, self.markers) for ex in examples],
-            [apply_markers(ex.response, self.markers) for ex in examples],
-            truncation=True, max_length=int(self.config["max_length"]),
-        )
+        limit = int(self.config["max_length"])
+        contexts = [apply_markers(ex.context, self.markers) for ex in examples]
+        responses = [apply_markers(ex.response, self.markers) for ex in examples]
+        enc = self._tokenizer(contexts, responses, truncation=False)
         keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
-        return [{k: enc[k][i] for k in keys} for i in range(len(examples))]
+        rows = [{k: enc[k][i] for k in keys} for i in range(len(examples))]
+        long = [i for i, row in enumerate(rows) if len(row["input_ids"]) > limit]
+        if long:
+            fitted = fit_pairs(self._tokenizer, [contexts[i] for i in long],
+                               [responses[i] for i in long], limit,
+                               [self.markers.get(m, m) for m in ROLE_MARKERS])
+            for i, row in zip(long, fitted):
+                rows[i] = {k: row[k] for k in keys}
+        return rows
 
     def _collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -426,6 +438,68 @@ class EncoderClassifier(Classifier):
         own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes"}
         model._other_extra = {k: v for k, v in extra.items() if k not in own}
         return model
+
+
+# ---------------------------------------------------------------------- truncation
+
+
+def split_context_turns(context: str, markers: Sequence[str]) -> list[tuple[bool, str]]:
+    """``(is_seeker, text)`` for each turn of ``context``, texts exactly as written (their
+    concatenation is ``context``). Text before the first marker, or a context without
+    markers, counts as the seeker speaking (the data's reading of unmarked text)."""
+    import re
+
+    seeker, supporter = markers
+    starts = sorted({m.start() for tok in (seeker, supporter)
+                     for m in re.finditer(re.escape(tok), context)} | {0})
+    ends = starts[1:] + [len(context)]
+    turns = [(not context.startswith(supporter, a), context[a:b])
+             for a, b in zip(starts, ends) if b > a]
+    return turns or [(True, context)]
+
+
+def fit_pairs(tokenizer: Any, contexts: Sequence[str], responses: Sequence[str],
+              max_length: int, markers: Sequence[str]) -> list[dict[str, list[int]]]:
+    """Encode (context, response) pairs too long for ``max_length`` by dropping whole
+    context turns, oldest first, keeping the response whole and the newest seeker turn.
+
+    Turns are chosen by their token counts; the final encoding cuts what little may still
+    overflow from the start of the context (``truncation_side="left"``), so a seeker turn
+    longer than the room left keeps its end. A response so long that the seeker turn would
+    get under a quarter of the room is cut at its end (the only case the response is cut).
+    """
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    split = [split_context_turns(c, markers) for c in contexts]
+    flat = [text for turns in split for _, text in turns]
+    turn_lengths = iter(len(ids) for ids in
+                        tokenizer(flat, add_special_tokens=False)["input_ids"]) if flat else iter(())
+    kept_contexts, kept_responses = [], []
+    for turns, response in zip(split, responses):
+        lengths = [next(turn_lengths) for _ in turns]
+        seeker = max((i for i, (is_seeker, _) in enumerate(turns) if is_seeker),
+                     default=len(turns) - 1)
+        enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+        context_room = max(room - len(enc["input_ids"]), min(lengths[seeker], room // 4), 1)
+        if len(enc["input_ids"]) > room - context_room:
+            response = response[:enc["offset_mapping"][room - context_room - 1][1]]
+        # The newest seeker turn first, then the others from newest to oldest while whole
+        # turns fit; the first that does not fit ends the walk (no gaps in the dialogue).
+        kept, used = {seeker}, lengths[seeker]
+        for i in sorted((i for i in range(len(turns)) if i != seeker), reverse=True):
+            if used + lengths[i] > context_room:
+                break
+            kept.add(i)
+            used += lengths[i]
+        kept_contexts.append("".join(text for i, (_, text) in enumerate(turns) if i in kept))
+        kept_responses.append(response)
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        enc = tokenizer(kept_contexts, kept_responses, truncation="only_first",
+                        max_length=max_length)
+    finally:
+        tokenizer.truncation_side = side
+    return [{k: enc[k][i] for k in enc} for i in range(len(kept_contexts))]
 
 
 # ---------------------------------------------------------------------- helpers
