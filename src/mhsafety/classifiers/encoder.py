@@ -52,9 +52,11 @@ DEFAULTS: dict[str, Any] = {
     "precision": "auto",        # auto | fp32 | bf16 | fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)
     "device": "auto",           # auto | cpu | cuda | cuda:N | mps
     "eval_batch_size": 64,
+    "runtime": "auto",          # auto | torch | onnx (auto: the checkpoint's ONNX model on CPU)
     "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
     "work_dir": None,           # keep per-epoch state here to resume after a crash (removed on save)
 }
+RUNTIMES = ("auto", "torch", "onnx")
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 # The same words as upstream.SELECTED_ON_TEST, so tables mark our leaky runs like the paper's.
 TEST_SELECTION_NOTE = "epoch picked on the test set"
@@ -82,6 +84,11 @@ class EncoderClassifier(Classifier):
         self.best_epoch: int | None = None
         self._work_folder: Path | None = None
         self._other_extra: dict[str, Any] = {}
+        # A loaded checkpoint: its folder (torch weights load on first use, so a service on
+        # the ONNX model never holds them), its ONNX record and the ONNX Runtime session.
+        self._folder: Path | None = None
+        self._onnx: dict[str, Any] | None = None
+        self._onnx_scorer: Any = None
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
@@ -133,20 +140,68 @@ class EncoderClassifier(Classifier):
                 rows[i] = {k: row[k] for k in keys}
         return rows
 
-    def _collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
+    def _collate(self, features: list[dict[str, Any]], tensors: str = "pt") -> dict[str, Any]:
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
         if self.config["pad_to_max_length"]:
             batch = self._tokenizer.pad(features, padding="max_length",
                                         max_length=int(self.config["max_length"]),
-                                        return_tensors="pt")
+                                        return_tensors=tensors)
         else:
-            batch = self._tokenizer.pad(features, padding="longest", return_tensors="pt")
+            batch = self._tokenizer.pad(features, padding="longest", return_tensors=tensors)
         out = dict(batch)
         if labels is not None:
+            import torch
+
             out["labels"] = torch.tensor(labels, dtype=torch.long)
         return out
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def input_names(self) -> list[str]:
+        """The model inputs the tokenizer makes, in the order the ONNX graph takes them."""
+        made = set(self._tokenizer.model_input_names)
+        return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in made]
+
+    def torch_model(self) -> Any:
+        """The PyTorch model (loaded from the checkpoint folder on first use)."""
+        if self._model is None and self._folder is not None:
+            from .encoder_model import EncoderForSafety, load_backbone
+
+            backbone = load_backbone(str(self._folder), pooler=self.config["head"] == "pooler")
+            model = EncoderForSafety(backbone, self.config["head"])
+            model.load_head(self._folder)
+            self._model = model.eval()
+        if self._model is None:
+            raise UsageError("this encoder is not trained: call fit() or load a checkpoint")
+        return self._model
+
+    def runtime(self) -> str:
+        """``onnx`` or ``torch``: what :meth:`predict_proba` runs on, from the ``runtime``
+        setting. ``auto`` takes the checkpoint's ONNX model when it has one, onnxruntime is
+        installed and the device is the CPU; otherwise PyTorch."""
+        wanted = self.config.get("runtime", "auto")
+        if wanted == "torch":
+            return "torch"
+        if wanted == "onnx":
+            if self._onnx is None:
+                raise UsageError("this encoder has no ONNX model; add one with: mhsafety "
+                                 "export --checkpoint DIR --format onnx")
+            return "onnx"
+        if self._onnx is None or _device(self.config).type != "cpu":
+            return "torch"
+        import importlib.util
+
+        return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+
+    def _scorer(self) -> Any:
+        if self._onnx_scorer is None:
+            from .encoder_onnx import OnnxScorer
+
+            assert self._folder is not None and self._onnx is not None
+            self._onnx_scorer = OnnxScorer(self._folder, self._onnx)
+        return self._onnx_scorer
 
     # ------------------------------------------------------------------ training
 
@@ -218,6 +273,8 @@ class EncoderClassifier(Classifier):
         model, optimizer, loader, scheduler = accelerator.prepare(
             model, optimizer, loader, scheduler)
 
+        # Fresh weights: any ONNX model of a loaded checkpoint no longer matches them.
+        self._folder, self._onnx, self._onnx_scorer = None, None, None
         best_score, best_state, stale, step = -math.inf, None, 0, 0
         self.history = []
         first_epoch, stopped = 1, False
@@ -305,7 +362,7 @@ class EncoderClassifier(Classifier):
     def _resume_key(self) -> dict[str, Any]:
         """What must match for a work folder's state to be resumed: data and settings that
         change the result (not the work folder itself, nor eval batch size or device)."""
-        ignore = {"work_dir", "eval_batch_size", "device"}
+        ignore = {"work_dir", "eval_batch_size", "device", "runtime"}
         return {"train_data_sha256": self.train_data_sha256,
                 "dev_data_sha256": self.dev_data_sha256,
                 "config": {k: v for k, v in self.config.items() if k not in ignore},
@@ -322,11 +379,42 @@ class EncoderClassifier(Classifier):
     # ------------------------------------------------------------------ prediction
 
     def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
-        if self._model is None:
+        if self._model is None and self._folder is None:
             raise UsageError("this encoder is not trained: call fit() or load a checkpoint")
         if not examples:
             return np.zeros((0, 8))
-        return self._predict(self._model, examples, shard=True)
+        if self.runtime() == "onnx":
+            try:
+                scorer = self._scorer()
+            except Exception as exc:  # noqa: BLE001 - auto falls back to PyTorch
+                if self.config.get("runtime") == "onnx":
+                    raise
+                log.warning("ONNX model unusable (%s); predicting with PyTorch", exc)
+                self._onnx = None
+            else:
+                return self._predict_onnx(scorer, examples)
+        return self._predict(self.torch_model(), examples, shard=True)
+
+    def _batches(self, examples: Sequence[Example], rank: int = 0, world: int = 1) -> Any:
+        """(indices, features) of length-sorted batches of ``eval_batch_size``, longest first
+        (so dynamic padding wastes little); process ``rank`` of ``world`` gets every
+        world-th item of that order."""
+        features = self.encode(examples)
+        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+        mine = order[rank::world]
+        size = int(self.config["eval_batch_size"])
+        for start in range(0, len(mine), size):
+            idx = mine[start:start + size]
+            yield idx, [dict(features[i]) for i in idx]
+
+    def _predict_onnx(self, scorer: Any, examples: Sequence[Example]) -> np.ndarray:
+        out = np.zeros((len(examples), 8))
+        for idx, features in self._batches(examples):
+            logits = scorer(self._collate(features, tensors="np")).astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            out[idx] = probs / probs.sum(axis=1, keepdims=True)
+        return out
 
     def _predict(self, model: Any, examples: Sequence[Example], shard: bool) -> np.ndarray:
         """Probabilities in input order: items sorted by token length, batched with dynamic
@@ -335,20 +423,14 @@ class EncoderClassifier(Classifier):
 
         device = _device(self.config)
         rank, world = _rank_world(init=True, cpu=device.type == "cpu") if shard else (0, 1)
-        features = self.encode(examples)
-        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
-        mine = order[rank::world]
         model.eval()
         if next(model.parameters()).device != device:
             model.to(device)
         dtype = _autocast_dtype(self.config, device)
-        size = int(self.config["eval_batch_size"])
         out: dict[int, list[float]] = {}
         with torch.inference_mode():
-            for start in range(0, len(mine), size):
-                idx = mine[start:start + size]
-                batch = self._collate([dict(features[i]) for i in idx])
-                batch = {k: v.to(device) for k, v in batch.items()}
+            for idx, features in self._batches(examples, rank, world):
+                batch = {k: v.to(device) for k, v in self._collate(features).items()}
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = model(**batch)
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -393,11 +475,11 @@ class EncoderClassifier(Classifier):
         return Path(directory)
 
     def save_state(self, directory: Path) -> None:
-        if self._model is None:
+        if self._model is None and self._folder is None:
             raise UsageError("cannot save an untrained encoder")
         from .encoder_model import quiet_transformers
 
-        model = self._model
+        model = self.torch_model()
         with quiet_transformers():
             model.backbone.save_pretrained(directory)
         self._tokenizer.save_pretrained(directory)
@@ -418,7 +500,8 @@ class EncoderClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
-        from .encoder_model import HEAD_FILE, EncoderForSafety, load_backbone, load_tokenizer
+        from .encoder_model import HEAD_FILE, load_tokenizer
+        from .encoder_onnx import MANIFEST_KEY, onnx_info
 
         if not (directory / HEAD_FILE).exists():
             raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")
@@ -426,16 +509,16 @@ class EncoderClassifier(Classifier):
         model = cls(**config)
         extra = manifest.get("extra") or {}
         model._tokenizer = load_tokenizer(str(directory))
-        backbone = load_backbone(str(directory), pooler=config.get("head") == "pooler")
-        model._model = EncoderForSafety(backbone, model.config["head"])
-        model._model.load_head(directory)
-        model._model.eval()
+        model._folder = Path(directory)
+        model._onnx = onnx_info(manifest)
         model.markers = dict(extra.get("role_markers") or {})
         model.history = list(extra.get("history") or [])
         model.dev_metrics = extra.get("dev_metrics")
         model.dev_data_sha256 = extra.get("dev_data_sha256")
         model.best_epoch = extra.get("best_epoch")
-        own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes"}
+        # The ONNX model is a file of this folder: a re-save elsewhere does not carry it.
+        own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes",
+               MANIFEST_KEY}
         model._other_extra = {k: v for k, v in extra.items() if k not in own}
         return model
 
@@ -527,6 +610,9 @@ def _validate(cfg: dict[str, Any]) -> None:
     if cfg["select_metric"] not in SELECT_METRICS:
         raise UsageError(f"unknown selection metric {cfg['select_metric']!r}; expected one of "
                          f"{', '.join(SELECT_METRICS)}")
+    if cfg["runtime"] not in RUNTIMES:
+        raise UsageError(f"unknown runtime {cfg['runtime']!r}; expected one of "
+                         f"{', '.join(RUNTIMES)}")
     if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
         raise UsageError(f"unknown precision {cfg['precision']!r}; expected auto, fp32, bf16 "
                          "or fp16")

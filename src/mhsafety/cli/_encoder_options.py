@@ -67,6 +67,9 @@ _PREDICT_OPTIONS = [
                  default=None, help="Encoder: auto = bf16 (or fp16) on a GPU, fp32 on CPU."),
     click.option("--device", default=None,
                  help="Encoder: auto, cpu, cuda, cuda:N or mps  [default: auto]"),
+    click.option("--runtime", type=click.Choice(["auto", "torch", "onnx"]), default=None,
+                 help="Encoder: onnx = the checkpoint's ONNX model (mhsafety export), torch = "
+                      "PyTorch, auto = ONNX on CPU when there is one  [default: auto]"),
 ]
 
 
@@ -85,7 +88,7 @@ ENCODER_TRAIN_KEYS = ("head", "max_length", "epochs", "batch_size", "gradient_ac
                       "learning_rate", "weight_decay", "warmup_ratio", "class_weights",
                       "select_metric", "patience", "select_on_test", "group_by_length",
                       "precision", "device", "max_steps", "work_dir")
-ENCODER_PREDICT_KEYS = ("eval_batch_size", "precision", "device")
+ENCODER_PREDICT_KEYS = ("eval_batch_size", "precision", "device", "runtime")
 
 
 def _parse_weights(text: str) -> list[float]:
