@@ -15,8 +15,10 @@ checkpoint has an ONNX model and its runtime setting is ``onnx`` (or ``auto`` on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,19 @@ def _export_graph(model: Any, names: list[str], vocab_size: int, path: Path) -> 
             return "torch.onnx (dynamo)"
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None) -> Path:
     """Add an ONNX model to an encoder checkpoint; returns the file the runtime will use.
 
@@ -124,7 +139,8 @@ def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None)
 
             tmp8 = folder / f".{INT8_FILE}.tmp"
             try:
-                quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8)
+                with _quiet_root_logger():  # its advice to pre-process is not for us
+                    quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8)
                 tmp8.replace(folder / INT8_FILE)
             finally:
                 tmp8.unlink(missing_ok=True)
