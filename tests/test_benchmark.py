@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from mhsafety import benchmark
-from mhsafety.classifiers.base import KINDS, Classifier
+from mhsafety.classifiers.base import Classifier
 from mhsafety.data import Example, write_examples
 from mhsafety.errors import UsageError
 from mhsafety.records import read_records
+from mhsafety.registry import KINDS
 
 FITS: list[tuple[int, set[str]]] = []  # (seed, ids trained on) of every fit
 PREDICTED: list[set[str]] = []

@@ -7,7 +7,7 @@ Two protocols:
   are the out-of-fold predictions of its k folds, so every run covers every item once.
 - ``train-test`` (the paper's): fit on a training file, predict the test file, once per seed.
 
-Systems are named by specs resolved through :func:`classifiers.base.create_classifier`
+Systems are named by specs resolved through :func:`registry.create_classifier`
 (``baseline``, ``encoder:NAME_OR_PATH``, ``judge:...``), optionally with a display name:
 ``"My BERT=encoder:bert-base-chinese"``. Systems that never learn (``needs_training`` False)
 just predict every item once per run.
@@ -78,7 +78,7 @@ def parse_system(text: str) -> SystemSpec:
 
 def model_spec(model: str) -> str:
     """The spec for ``train --model``: ``baseline``, a ``kind:arg`` spec, or an encoder name."""
-    from .classifiers.base import KINDS
+    from .registry import KINDS
 
     kind = model.partition(":")[0]
     if model == "baseline" or kind in KINDS:
@@ -89,7 +89,7 @@ def model_spec(model: str) -> str:
 def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
                 seed: int = 42, config: dict[str, Any] | None = None):
     """Build the classifier for ``model`` (see :func:`model_spec`) and fit it."""
-    from .classifiers.base import create_classifier
+    from .registry import create_classifier
 
     clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
     if clf.needs_training:
@@ -136,7 +136,7 @@ def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str
     device, precision). Under a multi-process launcher (``RANK`` set) every process predicts
     its share and only process 0 writes the file.
     """
-    from .classifiers.base import load_classifier
+    from .registry import load_classifier
 
     clf = load_classifier(checkpoint)
     clf.config.update(settings or {})
@@ -194,8 +194,8 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
            notes: list[str], config: dict[str, Any] | None = None,
            on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
     """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
-    from .classifiers.base import create_classifier
     from .data import stratified_kfold
+    from .registry import create_classifier
 
     run = f"seed-{seed}"
     clf = create_classifier(spec, seed=seed, **(config or {}))
@@ -223,7 +223,7 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
 def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example], seed: int,
                    system: str, notes: list[str], config: dict[str, Any] | None = None,
                    on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
-    from .classifiers.base import create_classifier
+    from .registry import create_classifier
 
     clf = create_classifier(spec, seed=seed, **(config or {}))
     if clf.needs_training:
@@ -348,7 +348,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
         raise UsageError("two systems have the same name; name them with NAME=SPEC")
     # Resolve every system before any work, so a typo fails in a second, not after an hour.
     # Building each system once also checks its settings (an unknown key, a missing extra).
-    from .classifiers.base import create_classifier
+    from .registry import create_classifier
 
     configs = {s.name: system_config(s, config or {}, specs) for s in specs}
     needs_fit = {}

@@ -11,6 +11,7 @@ from mhsafety.errors import UsageError
 from mhsafety.report import build_report
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_complete(report_runs, tmp_path, test_json):
     out = tmp_path / "report"
     result = build_report([report_runs], out, resamples=300, command="mhsafety report x")
