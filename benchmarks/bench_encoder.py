@@ -82,7 +82,7 @@ def build_bert_base_size(folder: Path, texts: list[str]) -> Path:
 def make_checkpoint(model_dir: Path, examples: list, target: Path) -> Path:
     """An encoder checkpoint of the random model (one optimizer step on 2 short items: the
     public way to a classifier with a head; its scores mean nothing)."""
-    from mhsafety.classifiers import create_classifier
+    from mhsafety.registry import create_classifier
 
     short = sorted(examples, key=lambda e: len(e.context) + len(e.response))[:2]
     clf = create_classifier(f"encoder:{model_dir}", seed=42, dev_ratio=0, batch_size=2,
@@ -101,7 +101,7 @@ def items_per_s(predict, batches: list[list]) -> float:
 
 def bench_predict(ckpt: Path, onnx_fp32: Path, onnx_int8: Path, sample: list, single: int,
                   batch_size: int) -> None:
-    from mhsafety.classifiers import load_classifier
+    from mhsafety.registry import load_classifier
 
     torch_clf = load_classifier(ckpt)
     torch_clf.config.update(runtime="torch", eval_batch_size=batch_size)
@@ -140,7 +140,7 @@ def bench_predict(ckpt: Path, onnx_fp32: Path, onnx_int8: Path, sample: list, si
 
 
 def bench_train(model_dir: Path, examples: list, steps: int, batch: int) -> None:
-    from mhsafety.classifiers import create_classifier
+    from mhsafety.registry import create_classifier
 
     results = {}
     for name, cfg in [("dynamic padding + length grouping", {"group_by_length": True}),
@@ -185,7 +185,7 @@ def bench_guard(ckpt: Path, onnx_int8: Path, data: Path, clients: int, requests:
 def bench_gpu(model_dir: Path, examples: list, items: int, batch_size: int) -> None:
     import torch
 
-    from mhsafety.classifiers import create_classifier
+    from mhsafety.registry import create_classifier
 
     data = [examples[i % len(examples)] for i in range(items)]
     clf = create_classifier(f"encoder:{model_dir}", seed=42, dev_ratio=0, epochs=1,

@@ -78,12 +78,13 @@ def test_role_markers_added_as_new_tokens_without_unused_slots(tmp_path, test_ex
 
 
 def test_weighted_loss_matches_hand_computation():
-    from mhsafety.classifiers.encoder_model import PAPER_CLASS_WEIGHTS, weighted_cross_entropy
+    from mhsafety.classifiers.encoder_config import EncoderConfig
+    from mhsafety.classifiers.encoder_model import weighted_cross_entropy
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 8))
     labels = np.array([0, 2, 7, 7, 5, 2])
-    w = np.array(PAPER_CLASS_WEIGHTS)
+    w = np.array(EncoderConfig().class_weights)  # the paper's weights
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -(w[labels] * logp[np.arange(6), labels]).sum() / w[labels].sum()
     got = weighted_cross_entropy(torch.tensor(logits), torch.tensor(labels),
@@ -192,13 +193,13 @@ def test_missing_local_folder_and_bad_settings(tmp_path):
         load_tokenizer(str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="head"):
         EncoderClassifier(model="x", head="mlp")
-    with pytest.raises(UsageError, match="unknown encoder settings"):
+    with pytest.raises(UsageError, match="unknown setting 'lr'; expected one of"):
         EncoderClassifier(model="x", lr=1)
     with pytest.raises(UsageError, match="needs a model"):
         create_classifier("encoder")
     with pytest.raises(UsageError, match="epochs must be an integer, got 'abc'"):
         EncoderClassifier(model="x", epochs="abc")  # e.g. --config epochs=abc
-    with pytest.raises(UsageError, match="warm-up ratio"):
+    with pytest.raises(UsageError, match=r"warmup_ratio must be in \[0, 1\], got 1.5"):
         EncoderClassifier(model="x", warmup_ratio=1.5)
 
 

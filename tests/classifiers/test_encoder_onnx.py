@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +16,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert
-
-from mhsafety.classifiers import create_classifier, load_classifier, read_manifest
+from mhsafety.classifiers import read_manifest
 from mhsafety.classifiers.encoder_onnx import FP32_FILE, INT8_FILE, export_onnx
 from mhsafety.errors import UsageError
+from mhsafety.registry import create_classifier, load_classifier
+from tests.helpers.tiny_bert import build_tiny_bert
 
 pytestmark = pytest.mark.slow
 

@@ -27,37 +27,10 @@ from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
 from ..records import PredictionRecord
 from .base import Classifier
+from .encoder_config import SELECT_METRICS, EncoderConfig
 
 log = logging.getLogger(__name__)
 
-#: The paper's recipe, plus the project's model-selection settings.
-DEFAULTS: dict[str, Any] = {
-    "model": None,              # hub name or local folder
-    "head": "cls",              # cls | roberta | pooler
-    "max_length": 512,
-    "class_weights": [2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5],
-    "learning_rate": 2e-5,
-    "weight_decay": 0.01,       # none on biases and LayerNorm weights
-    "warmup_ratio": 0.1,        # linear schedule
-    "epochs": 5,
-    "batch_size": 16,           # per optimizer step, over all processes
-    "gradient_accumulation": 1,
-    "seed": 42,
-    "dev_ratio": 0.1,           # used when fit() gets no dev set; 0 = no selection
-    "select_metric": "f1",      # a RunMetrics field: f1 (weighted), accuracy, macro_f1, ...
-    "patience": 2,              # epochs without dev improvement before stopping; 0 = never
-    "select_on_test": False,    # the paper's (leaky) protocol: the "dev" set is the test set
-    "group_by_length": True,    # batches of similar length, so dynamic padding wastes little
-    "pad_to_max_length": False,  # pad every batch to max_length (only for comparisons)
-    "precision": "auto",        # auto | fp32 | bf16 | fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)
-    "device": "auto",           # auto | cpu | cuda | cuda:N | mps
-    "eval_batch_size": 64,
-    "runtime": "auto",          # auto | torch | onnx (auto: the checkpoint's ONNX model on CPU)
-    "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
-    "work_dir": None,           # keep per-epoch state here to resume after a crash (removed on save)
-}
-RUNTIMES = ("auto", "torch", "onnx")
-SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 # The same words as upstream.SELECTED_ON_TEST, so tables mark our leaky runs like the paper's.
 TEST_SELECTION_NOTE = "epoch picked on the test set"
 
@@ -68,13 +41,13 @@ class EncoderClassifier(Classifier):
     kind = "encoder"
 
     def __init__(self, **config: Any) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise UsageError(f"unknown encoder settings: {', '.join(sorted(unknown))}; "
-                             f"expected some of {', '.join(DEFAULTS)}")
-        merged = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-        _validate(merged)
-        super().__init__(**merged)
+        import dataclasses
+
+        from ..settings import build
+
+        given = {k: v for k, v in config.items() if v is not None}
+        settings = build(EncoderConfig, given, where="encoder settings")
+        super().__init__(**dataclasses.asdict(settings))
         self._model: Any = None
         self._tokenizer: Any = None
         self.markers: dict[str, str] = {}
@@ -500,12 +473,16 @@ class EncoderClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
+        import dataclasses
+
         from .encoder_model import HEAD_FILE, load_tokenizer
         from .encoder_onnx import MANIFEST_KEY, onnx_info
 
         if not (directory / HEAD_FILE).exists():
             raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")
-        config = {k: v for k, v in manifest.get("config", {}).items() if k in DEFAULTS}
+        # Settings a newer or older version wrote that this one does not know are left out.
+        known = {f.name for f in dataclasses.fields(EncoderConfig)}
+        config = {k: v for k, v in manifest.get("config", {}).items() if k in known}
         model = cls(**config)
         extra = manifest.get("extra") or {}
         model._tokenizer = load_tokenizer(str(directory))
@@ -586,51 +563,6 @@ def fit_pairs(tokenizer: Any, contexts: Sequence[str], responses: Sequence[str],
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _validate(cfg: dict[str, Any]) -> None:
-    from .encoder_model import HEADS
-
-    ints = ("epochs", "batch_size", "gradient_accumulation", "max_length", "eval_batch_size",
-            "patience", "seed", "max_steps")
-    floats = ("learning_rate", "weight_decay", "warmup_ratio", "dev_ratio")
-    for key in ints + floats:
-        value = cfg[key]
-        if value is None and key == "max_steps":
-            continue
-        wanted = int if key in ints else (int, float)
-        if isinstance(value, bool) or not isinstance(value, wanted):
-            kind = "an integer" if key in ints else "a number"
-            raise UsageError(f"encoder setting {key} must be {kind}, got {value!r}")
-    for key in ("select_on_test", "group_by_length", "pad_to_max_length"):
-        if not isinstance(cfg[key], bool):
-            raise UsageError(f"encoder setting {key} must be true or false, got {cfg[key]!r}")
-    if cfg["head"] not in HEADS:
-        raise UsageError(f"unknown head {cfg['head']!r}; expected one of {', '.join(HEADS)}")
-    if cfg["select_metric"] not in SELECT_METRICS:
-        raise UsageError(f"unknown selection metric {cfg['select_metric']!r}; expected one of "
-                         f"{', '.join(SELECT_METRICS)}")
-    if cfg["runtime"] not in RUNTIMES:
-        raise UsageError(f"unknown runtime {cfg['runtime']!r}; expected one of "
-                         f"{', '.join(RUNTIMES)}")
-    if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"unknown precision {cfg['precision']!r}; expected auto, fp32, bf16 "
-                         "or fp16")
-    weights = cfg["class_weights"]
-    if len(weights) != 8 or not all(isinstance(w, (int, float)) and w >= 0 for w in weights):
-        raise UsageError("class weights must be 8 non-negative numbers, one per label 0..7")
-    cfg["class_weights"] = [float(w) for w in weights]
-    for key in ("epochs", "batch_size", "gradient_accumulation", "max_length",
-                "eval_batch_size"):
-        if int(cfg[key]) < 1:
-            raise UsageError(f"{key.replace('_', ' ')} must be at least 1, got {cfg[key]}")
-    if not 0 <= float(cfg["dev_ratio"]) < 1:
-        raise UsageError(f"dev ratio must be in [0, 1), got {cfg['dev_ratio']}")
-    if not 0 <= float(cfg["warmup_ratio"]) <= 1:
-        raise UsageError(f"warm-up ratio must be in [0, 1], got {cfg['warmup_ratio']}")
-    for key in ("learning_rate", "weight_decay", "patience"):
-        if float(cfg[key]) < 0:
-            raise UsageError(f"{key.replace('_', ' ')} must not be negative, got {cfg[key]}")
 
 
 def _rank_world(init: bool = False, cpu: bool = False) -> tuple[int, int]:

@@ -116,7 +116,8 @@ def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None)
     export leaves the checkpoint as it was.
     """
     from ..io import write_json
-    from .base import load_classifier, read_manifest
+    from .base import read_manifest
+    from .encoder import EncoderClassifier
 
     if quantize is not None and quantize not in QUANTIZE:
         raise UsageError(f"unknown quantization {quantize!r}; expected one of "
@@ -127,7 +128,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None)
     if manifest["kind"] != "encoder":
         raise UsageError(f"{folder}: is a {manifest['kind']!r} checkpoint; only encoder "
                          "checkpoints export to ONNX")
-    clf = load_classifier(folder)
+    clf = EncoderClassifier.load_from(folder, manifest)
     model = clf.torch_model()
     names = clf.input_names()
     tmp = folder / f".{FP32_FILE}.tmp"

@@ -20,7 +20,10 @@ from ._encoder_options import encoder_predict_options
 @encoder_predict_options
 def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | None,
             run: str, **encoder: object) -> None:
-    """Predict a dataset with a saved classifier; write prediction records (JSONL)."""
+    """Predict a dataset with a saved classifier; write prediction records (JSONL).
+
+    --batch-size, --precision, --device and --runtime apply to encoder checkpoints only.
+    """
     from ..benchmark import predict_file
     from ..classifiers.base import read_manifest
     from ..errors import UsageError

@@ -25,7 +25,10 @@ from ._options import config_option, parse_config, parse_seeds, seeds_option
 @encoder_train_options
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
             seeds: str, config: tuple[str, ...], out: Path, **encoder: object) -> None:
-    """Train a classifier and save it as a checkpoint folder."""
+    """Train a classifier and save it as a checkpoint folder.
+
+    The options from --head on apply to fine-tuned encoders only.
+    """
     from ..benchmark import model_spec, train_checkpoints
 
     settings = parse_config(config)
