@@ -349,3 +349,17 @@ def test_pairs_that_fit_encode_as_the_plain_pair_encoding(tiny_dir, test_example
                              [ex.response.replace("[supporter]", "[unused2]")
                               .replace("[seeker]", "[unused1]") for ex in sample])
     assert [row["input_ids"] for row in model.encode(sample)] == plain["input_ids"]
+
+
+def test_training_prints_one_line_per_epoch_when_piped(tiny_dir, small_sets, capsys):
+    import re
+
+    train, dev, _ = small_sets
+    model = create_classifier(f"encoder:{tiny_dir}", seed=1, max_length=32, batch_size=8,
+                              epochs=2, patience=0)
+    model.fit(train[:16], dev[:8])
+    lines = capsys.readouterr().err.splitlines()  # not a terminal here: no bar, just lines
+    pattern = r"encoder epoch (\d)/2: train loss \d+\.\d{4}, dev f1 \d+\.\d\d \(n=8\)"
+    assert [re.match(pattern, line).group(1) for line in lines] == ["1", "2"]
+    assert "best so far" in lines[0]
+    assert f"{model.history[0]['train_loss']:.4f}" in lines[0]

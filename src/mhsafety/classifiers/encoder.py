@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
+from ..progress import note
 from ..records import PredictionRecord
 from .base import Classifier
 from .encoder_config import SELECT_METRICS, EncoderConfig
@@ -273,7 +274,8 @@ class EncoderClassifier(Classifier):
             model.train()
             started = time.perf_counter()
             loss_sum, batches, tokens, positions = 0.0, 0, 0, 0
-            for batch_inputs in _bar(loader, accelerator, f"epoch {epoch}"):
+            bar = _bar(len(loader), accelerator, f"epoch {epoch}/{cfg['epochs']}")
+            for batch_inputs in loader:
                 labels = batch_inputs.pop("labels")
                 with accelerator.accumulate(model):
                     logits = model(**batch_inputs)
@@ -285,12 +287,15 @@ class EncoderClassifier(Classifier):
                     optimizer.zero_grad()
                 loss_sum += float(loss.detach())
                 batches += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / batches:.4f}", refresh=False)
                 tokens += int(batch_inputs["attention_mask"].sum())
                 positions += int(batch_inputs["attention_mask"].numel())
                 if accelerator.sync_gradients:
                     step += 1
                     if cfg["max_steps"] and step >= int(cfg["max_steps"]):
                         break
+            bar.close()
             row: dict[str, Any] = {
                 "epoch": epoch, "steps": step, "train_loss": loss_sum / max(batches, 1),
                 "learning_rate": scheduler.get_last_lr()[0],
@@ -316,6 +321,9 @@ class EncoderClassifier(Classifier):
                         stop = True
             self.history.append(row)
             log.info("encoder epoch %s: %s", epoch, row)
+            if accelerator.is_main_process:
+                note(_epoch_line(row, int(cfg["epochs"]), cfg["select_metric"],
+                                 self.best_epoch == epoch))
             if resume is not None:
                 resume.commit(accelerator, epoch, {
                     "epoch": epoch, "step": step, "stale": stale, "stopped": stop,
@@ -719,9 +727,18 @@ class _LengthGroupedSampler:
         return iter([i for b in batches for i in b])
 
 
-def _bar(loader: Any, accelerator: Any, desc: str) -> Any:
-    if not accelerator.is_main_process:
-        return loader
-    from ..progress import progress
+def _bar(total: int, accelerator: Any, desc: str) -> Any:
+    """The epoch's bar (batches, running loss) on a terminal; a no-op bar elsewhere."""
+    from ..progress import progress_bar
 
-    return progress(loader, total=len(loader), desc=desc, unit="batch", leave=False)
+    return progress_bar(total=total, desc=desc, unit="batch", leave=False,
+                        disable=None if accelerator.is_main_process else True)
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, metric: str, best: bool) -> str:
+    """One line per finished epoch: loss, dev score, time (printed on terminals and pipes)."""
+    text = f"encoder epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}"
+    if "dev" in row:
+        text += (f", dev {metric} {100 * row['dev'][metric]:.2f} (n={row['dev']['n']})"
+                 + (", best so far" if best else ""))
+    return text + f", {row['seconds']:.0f} s"
