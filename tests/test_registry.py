@@ -104,3 +104,33 @@ def test_model_spec():
     assert registry.model_spec("baseline") == "baseline"
     assert registry.model_spec("judge:m@http://x") == "judge:m@http://x"
     assert registry.model_spec("bert-base-chinese") == "encoder:bert-base-chinese"
+
+
+def test_config_is_checked_against_the_kinds_settings_dataclass(monkeypatch, tmp_path):
+    from dataclasses import dataclass
+
+    from mhsafety.benchmark import run_benchmark
+    from mhsafety.settings import setting
+    from tests.test_benchmark import RecordingClassifier
+
+    @dataclass(frozen=True)
+    class FakeConfig:
+        C: float = setting(1.0, "Inverse regularisation.")
+        epochs: int = setting(3, "Epochs.")
+
+    class Checked(RecordingClassifier):
+        kind = "checked"
+        config_class = FakeConfig
+        extra_config = frozenset({"work_dir"})
+
+    monkeypatch.setattr("tests.test_registry.Checked", Checked, raising=False)
+    monkeypatch.setitem(registry.KINDS, "checked", "tests.test_registry:Checked")
+    assert registry.checked_config("checked", {"C": "2", "work_dir": "w"}) == {
+        "C": 2.0, "work_dir": "w"}
+    with pytest.raises(UsageError, match="checked has no setting 'c'; expected one of C, "
+                                         "epochs, work_dir"):
+        registry.checked_config("checked", {"c": 2})
+    with pytest.raises(UsageError, match="epochs must be an integer"):
+        registry.create_classifier("checked", epochs="many")
+    with pytest.raises(UsageError, match="--config for checked: checked has no setting 'Cc'"):
+        run_benchmark(["checked"], tmp_path / "none.json", config={"Cc": 1})

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .classifiers.base import Classifier, read_manifest
 from .errors import DataError, UsageError, missing_extra
+from .settings import check_value, fields_doc
 
 # kind -> "module:Class"; imported lazily so heavy dependencies load only when used.
 KINDS: dict[str, str] = {
@@ -43,11 +45,39 @@ def classifier_class(kind: str) -> type[Classifier]:
     return getattr(module, attr)
 
 
+def checked_config(spec: str, config: Mapping[str, Any],
+                   where: str = "--config") -> dict[str, Any]:
+    """``config`` for the kind of ``spec``, each key checked against the kind's settings
+    dataclass (``config_class``) and each value coerced to its field's type.
+
+    An unknown key is one sentence naming it and the valid keys. Kinds without a settings
+    dataclass take their config unchecked (their constructor checks it).
+    """
+    cls = classifier_class(spec.partition(":")[0])
+    settings_cls = cls.config_class
+    if settings_cls is None:
+        return dict(config)
+    names = {name for name, _, _ in fields_doc(settings_cls)}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in cls.extra_config:
+            out[key] = value
+        elif key in names:
+            out[key] = check_value(settings_cls, key, value, where)
+        else:
+            valid = ", ".join(sorted(names | cls.extra_config))
+            raise UsageError(f"{where}: {cls.kind} has no setting {key!r}; expected one of "
+                             f"{valid}")
+    return out
+
+
 def create_classifier(spec: str, seed: int = 42, **config: Any) -> Classifier:
     """An untrained classifier from a system spec: ``baseline``, ``encoder:NAME_OR_PATH``,
-    ``judge:...``; ``seed`` and ``config`` go to its constructor."""
+    ``judge:...``; ``seed`` and ``config`` (checked by :func:`checked_config`) go to its
+    constructor."""
     kind, _, argument = spec.partition(":")
-    return classifier_class(kind).from_spec(argument, seed=seed, **config)
+    return classifier_class(kind).from_spec(argument, seed=seed,
+                                            **checked_config(spec, config, "config"))
 
 
 def load_classifier(directory: str | os.PathLike[str],

@@ -108,6 +108,11 @@ class Classifier(ABC):
     """
 
     kind: ClassVar[str] = ""
+    # The settings dataclass (see mhsafety.settings) whose fields are this kind's config
+    # keys; the registry checks --config KEY=VALUE against it. ``extra_config`` names keys
+    # the class takes beyond those fields (a judge's work folder, say).
+    config_class: ClassVar[type | None] = None
+    extra_config: ClassVar[frozenset[str]] = frozenset()
     # False for systems that never learn from examples (LLM judges): protocols then skip
     # fit and just predict every item.
     needs_training: ClassVar[bool] = True

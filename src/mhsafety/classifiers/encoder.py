@@ -40,6 +40,7 @@ class EncoderClassifier(Classifier):
     """A Hugging Face encoder fine-tuned on (context, response) pairs."""
 
     kind = "encoder"
+    config_class = EncoderConfig
 
     def __init__(self, **config: Any) -> None:
         import dataclasses
@@ -367,7 +368,7 @@ class EncoderClassifier(Classifier):
         if self.runtime() == "onnx":
             try:
                 scorer = self._scorer()
-            except Exception as exc:  # noqa: BLE001 - auto falls back to PyTorch
+            except Exception as exc:
                 if self.config.get("runtime") == "onnx":
                     raise
                 log.warning("ONNX model unusable (%s); predicting with PyTorch", exc)

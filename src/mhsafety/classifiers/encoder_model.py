@@ -17,8 +17,8 @@ from torch import nn
 
 from ..data import ROLE_MARKERS as DATA_ROLE_MARKERS
 from ..errors import UsageError
-from .encoder_config import HEADS
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
+from .encoder_config import HEADS
 
 HEAD_FILE = "classifier_head.safetensors"
 ROLE_MARKERS = tuple(DATA_ROLE_MARKERS)  # [seeker], [supporter]

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import click
 
-from ._common import data_option
-from ._encoder_options import encoder_predict_options
+from .options import data_option, encoder_predict_options
 
 
 @click.command("predict")
@@ -24,9 +23,9 @@ def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | N
 
     --batch-size, --precision, --device and --runtime apply to encoder checkpoints only.
     """
-    from ..benchmark import predict_file
     from ..classifiers.base import read_manifest
     from ..errors import UsageError
+    from ..training import predict_file
 
     settings = {k: v for k, v in encoder.items() if v is not None}
     if settings and read_manifest(checkpoint)["kind"] != "encoder":
