@@ -26,14 +26,14 @@ import numpy as np
 from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
 from ..progress import note
-from ..records import PredictionRecord
+from ..records import NOTE_SELECTED_ON_TEST, NOTE_TEXTS, PredictionRecord
 from .base import Classifier
 from .encoder_config import SELECT_METRICS, EncoderConfig
 
 log = logging.getLogger(__name__)
 
-# The same words as upstream.SELECTED_ON_TEST, so tables mark our leaky runs like the paper's.
-TEST_SELECTION_NOTE = "epoch picked on the test set"
+# The note the paper's fine-tuned rows carry too, so tables mark our leaky runs like theirs.
+TEST_SELECTION_NOTE = NOTE_TEXTS[NOTE_SELECTED_ON_TEST]
 
 
 class EncoderClassifier(Classifier):
