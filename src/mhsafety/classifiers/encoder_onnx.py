@@ -153,12 +153,16 @@ def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None)
         fused = _fuse(tmp, model.backbone.config)
         used = folder / FP32_FILE
         if quantize == "int8":
+            from onnx import TensorProto
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             tmp8 = folder / f".{INT8_FILE}.tmp"
             try:
                 with _quiet_root_logger():  # its advice to pre-process is not for us
-                    quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8)
+                    # Fused nodes (com.microsoft ops) defeat the quantizer's type inference;
+                    # every tensor of this graph is float, so say so.
+                    quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8,
+                                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
                 tmp8.replace(folder / INT8_FILE)
             finally:
                 tmp8.unlink(missing_ok=True)
