@@ -13,8 +13,11 @@ import click
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Also write a dynamically quantized int8 copy and use it.")
 def command(checkpoint: Path, fmt: str, quantize: str | None) -> None:
-    """Add an ONNX model to an encoder checkpoint; predict, check and serve then use it
-    on CPU (--runtime auto), with PyTorch as the fallback."""
+    """Add an ONNX model to an encoder checkpoint.
+
+    On CPU, predict (--runtime auto, its default), check and serve then score with ONNX
+    Runtime, with PyTorch as the fallback.
+    """
     from ..classifiers.encoder_onnx import export_onnx
 
     path = export_onnx(checkpoint, quantize)
