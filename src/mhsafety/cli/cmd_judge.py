@@ -54,6 +54,22 @@ from ._common import data_option
 @click.option("--price-in", type=float, default=None, help="Price per million prompt tokens.")
 @click.option("--price-out", type=float, default=None,
               help="Price per million completion tokens.")
+@click.option("--protocol", type=click.Choice(["flat", "sequential"]), default="flat",
+              show_default=True, help="flat: one question, eight labels (the paper's judge); "
+                                      "sequential: the four nodes, one question each, "
+                                      "stopping at the first that fires.")
+@click.option("--batch", is_flag=True, help="Send the run through the server's Batch API "
+                                             "(/v1/files + /v1/batches); a rerun resumes it.")
+@click.option("--batch-poll", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds between polls of a batch.")
+@click.option("--batch-price-factor", type=click.FloatRange(min=0), default=0.5,
+              show_default=True, help="A batch request's price as a share of --price-in/"
+                                      "--price-out (OpenAI, Anthropic: half).")
+@click.option("--batch-file-only", is_flag=True,
+              help="Only write OUT/batch/requests.jsonl (runs unchanged through "
+                   "`vllm run-batch`); send nothing.")
+@click.option("--batch-results", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Join a batch output file (e.g. from `vllm run-batch`) into the run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, shots: str,
             rounds: int, train_path: Path | None, template_path: Path | None, seed: int,
@@ -61,7 +77,9 @@ def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, sh
             timeout: float, max_attempts: int, retry_base: float, stop_after_failures: int,
             api_key_env: str,
             client: str, system_name: str | None, vote: bool, price_in: float | None,
-            price_out: float | None, quiet: bool) -> None:
+            price_out: float | None, protocol: str, batch: bool, batch_poll: float,
+            batch_price_factor: float, batch_file_only: bool, batch_results: Path | None,
+            quiet: bool) -> None:
     """Label every item with an LLM judge, zero- or few-shot, for several rounds.
 
     Writes prediction records per round to OUT/preds (score them with `mhsafety evaluate
@@ -70,7 +88,7 @@ def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, sh
     """
     from ..data import load_examples, resolve_data
     from ..judge.prompts import load_template
-    from ..judge.runner import JudgeSettings, format_summary, run_judge
+    from ..judge.runner import JudgeSettings, format_batch_file, format_summary, run_judge
 
     data = resolve_data(data_path)
     examples = load_examples(data)
@@ -81,10 +99,16 @@ def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, sh
         concurrency=concurrency, timeout=timeout, max_attempts=max_attempts,
         backoff_base=retry_base, stop_after_failures=stop_after_failures,
         api_key_env=api_key_env, client=client,
-        system_name=system_name, vote=vote, price_in=price_in, price_out=price_out)
+        system_name=system_name, vote=vote, price_in=price_in, price_out=price_out,
+        protocol=protocol, batch=batch, batch_poll=batch_poll,
+        batch_price_factor=batch_price_factor)
     result = run_judge(examples, out_dir, settings, train=train,
                        template=load_template(template_path), data_source=str(data),
                        train_source=str(train_path) if train_path else None,
-                       show_progress=not quiet, on_message=lambda m: click.echo(m, err=True))
+                       show_progress=not quiet, on_message=lambda m: click.echo(m, err=True),
+                       batch_file_only=batch_file_only, batch_results=batch_results)
+    if batch_file_only:
+        click.echo(format_batch_file(result.summary, model))
+        return
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {out_dir}/preds (score with: mhsafety evaluate {out_dir})", err=True)

@@ -224,3 +224,27 @@ def node_of_prompt(prompt: str) -> int | None:
         if text.split("Context: $context", 1)[0] in prompt:
             return number
     return None
+
+
+def step_hashes(items: list[tuple[str, Example]],
+                messages_hash: Callable[[list[dict[str, str]]], str]) -> dict[str, str]:
+    """The prompt hash of every step of every item (the log's expected hashes)."""
+    return {step_id(item_id, node.number): messages_hash(node_messages(ex, node.number))
+            for item_id, ex in items for node in NODES}
+
+
+def outcome(answers: dict[str, dict[str, Any]], failures: dict[str, dict[str, Any]],
+            item_id: str, parser: Parser = parse_tolerant
+            ) -> tuple[int | None, str | None, str | None, dict[str, Any]]:
+    """``(pred, raw, error, meta)`` of one item's record from a round log's entries.
+
+    ``raw`` is set only for a finished walk, so an item whose walk stopped at a failed
+    request counts as failed (not as an invalid answer), as a flat item would.
+    """
+    state = walk(answers_of(answers, item_id), parser)
+    meta: dict[str, Any] = {"protocol": "sequential", "node_path": state.path}
+    if state.done:
+        return state.label, state.raw, state.error, meta
+    failure = failures.get(step_id(item_id, state.next_node or 1))
+    reason = failure["error"] if failure else "not requested (the run stopped)"
+    return None, None, f"request failed at node {state.next_node}: {reason}", meta
