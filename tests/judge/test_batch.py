@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 
+import pytest
+
+from mhsafety.errors import UsageError
 from mhsafety.judge import batch as bt
-from mhsafety.judge.fakeserver import FakeServer
+from mhsafety.judge.fakeserver import FakeServer, GoldResponder
+from mhsafety.judge.runner import run_judge
+
+from .conftest import settings
 
 
 def _job(round_no: int, item_id: str, prompt_hash: str = "h1") -> bt.BatchJob:
@@ -93,3 +106,196 @@ def test_fake_batch_with_an_invalid_line_fails_with_errors_data():
             [(2, "duplicate_custom_id"), (3, "invalid_json_line")]
         assert "line 2: duplicate_custom_id" in bt.batch_errors(batch)
         assert srv.answered == 0
+
+
+# --------------------------------------------------------------------------- through run_judge
+
+
+
+
+
+
+@pytest.fixture
+def gold_server(test_examples):
+    srv = FakeServer(GoldResponder(test_examples), hang_s=3.0).start()
+    yield srv
+    srv.stop()
+
+
+def _batch_settings(server, **kw):
+    return settings(server, batch=True, batch_poll=0.02, **kw)
+
+
+def _statuses(server) -> list[str]:
+    return [b["status"] for b in server.batch.batches.values()]
+
+
+def test_batch_run_answers_like_a_synchronous_one(gold_server, small_examples, tmp_path):
+    gold_server.batch.validating_s, gold_server.batch.progress_s = 0.1, 0.2
+    result = run_judge(small_examples, tmp_path / "b",
+                       _batch_settings(gold_server, rounds=2, price_in=2.0, price_out=8.0),
+                       show_progress=False)
+    assert gold_server.batch.uploads == gold_server.batch.created == 1
+    assert gold_server.batch.polls >= 3  # it saw validating and in_progress before the end
+    assert _statuses(gold_server) == ["completed"]
+    for r in ("1", "2"):
+        assert [x.pred for x in result.records[r]] == [ex.label for ex in small_examples]
+    s = result.summary
+    assert s["answered"] == 2 * len(small_examples) and s["failed"] == 0
+    assert s["this_run"]["batch"]["answered"] == 2 * len(small_examples)
+    # every answer came through the batch, so the cost is the batch price: half
+    t = s["tokens"]
+    assert s["batch_tokens"] == {"prompt_tokens": t["prompt_tokens"],
+                                 "completion_tokens": t["completion_tokens"]}
+    full = (t["prompt_tokens"] * 2.0 + t["completion_tokens"] * 8.0) / 1e6
+    assert s["cost"] == pytest.approx(full / 2, abs=1e-6)
+    state = json.loads((tmp_path / "b" / "batch" / "state.json").read_text("utf-8"))
+    assert state["joined"] and state["status"] == "completed"
+    assert state["input_sha256"] == __import__("hashlib").sha256(
+        (tmp_path / "b" / "batch" / "requests.jsonl").read_bytes()).hexdigest()
+
+    sync = run_judge(small_examples, tmp_path / "s", settings(gold_server, rounds=2),
+                     show_progress=False)
+    assert [x.pred for x in sync.records["1"]] == [x.pred for x in result.records["1"]]
+    # a rerun has nothing left to send: no new batch, the same records
+    again = run_judge(small_examples, tmp_path / "b", _batch_settings(gold_server, rounds=2),
+                      show_progress=False)
+    assert gold_server.batch.created == 1
+    assert again.summary["resumed"] == 2 * len(small_examples)
+
+
+def test_failed_batch_says_why_and_a_rerun_sends_a_new_one(server, small_examples, tmp_path):
+    server.batch.fail_next = True
+    with pytest.raises(UsageError, match="failed: token_limit_exceeded"):
+        run_judge(small_examples, tmp_path, _batch_settings(server), show_progress=False)
+    assert not (tmp_path / "preds").exists() and server.answered == 0
+    result = run_judge(small_examples, tmp_path, _batch_settings(server), show_progress=False)
+    assert server.batch.created == 2 and _statuses(server) == ["failed", "completed"]
+    assert result.summary["answered"] == len(small_examples)
+
+
+def test_failed_requests_in_a_batch_are_recorded_and_retried_by_a_rerun(server, small_examples,
+                                                                       tmp_path):
+    items = small_examples[:10]
+    bad = {items[2].response, items[7].response}
+    server.fault_for = lambda prompt: "500" if any(r in prompt for r in bad) else None
+    first = run_judge(items, tmp_path, _batch_settings(server), show_progress=False)
+    failed = [r for r in first.records["1"] if r.pred is None]
+    assert len(failed) == 2 and all("batch request failed: HTTP 500" in r.error for r in failed)
+    server.fault_for = None
+    second = run_judge(items, tmp_path, _batch_settings(server), show_progress=False)
+    assert server.batch.created == 2
+    resent = list(server.batch.batches.values())[-1]["input_file_id"]
+    assert server.batch.files[resent]["data"].count(b"\n") == 2  # only the two that failed
+    assert second.summary["answered"] == 10 and second.summary["resumed"] == 8
+
+
+def test_a_batch_created_but_not_recorded_is_found_by_its_input_file(server, small_examples,
+                                                                     tmp_path):
+    # As if killed between creating the batch and writing its id: state has the file only.
+    from mhsafety.judge.runner import run_judge as rj
+
+    rj(small_examples[:4], tmp_path, _batch_settings(server), show_progress=False)
+    state_path = tmp_path / "batch" / "state.json"
+    state = json.loads(state_path.read_text("utf-8"))
+    log = tmp_path / "log" / "round-1.jsonl"
+    log.unlink()  # forget the answers, so the same four requests are pending again
+    state.update(batch_id=None, status=None, joined=False)
+    state_path.write_text(json.dumps(state), "utf-8")
+    result = rj(small_examples[:4], tmp_path, _batch_settings(server), show_progress=False)
+    assert server.batch.created == 1 and server.batch.uploads == 1
+    assert result.summary["answered"] == 4
+
+
+@pytest.mark.slow
+def test_kill_9_while_polling_then_rerun_resumes_the_same_batch(gold_server, small_examples,
+                                                                tmp_path):
+    gold_server.batch.validating_s, gold_server.batch.progress_s = 0.2, 4.0
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": ex.id, "context": ex.context,
+                                        "response": ex.response, "label": ex.label},
+                                       ensure_ascii=False) + "\n" for ex in small_examples),
+                    "utf-8")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mhsafety", "judge", "--data", str(data), "--model",
+           "fake-judge", "--base-url", gold_server.url, "--out", str(out), "--rounds", "1",
+           "--quiet", "--batch", "--batch-poll", "0.05"]
+    env = {**os.environ, "OPENAI_API_KEY": "sk-batch-test-000000"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and gold_server.batch.polls < 5:
+        time.sleep(0.02)
+    assert _statuses(gold_server) == ["in_progress"]  # killed while polling
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((out / "batch" / "state.json").read_text("utf-8"))
+    assert state["batch_id"] == "batch-000002" and not state["joined"]
+    assert not (out / "preds").exists()
+
+    done = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resuming batch batch-000002" in done.stderr
+    assert gold_server.batch.uploads == gold_server.batch.created == 1
+    preds = [json.loads(x) for x in (out / "preds" / "round-1.preds.jsonl").read_text(
+        "utf-8").splitlines()]
+    assert [p["pred"] for p in preds] == [ex.label for ex in small_examples]
+    assert "sk-batch-test" not in done.stdout + done.stderr
+    assert "sk-batch-test" not in (out / "batch" / "state.json").read_text("utf-8")
+
+
+def _run_batch_offline(requests: Path, results: Path, url: str) -> None:
+    """What `vllm run-batch -i requests -o results` does, against the fake chat endpoint:
+    every line's body sent as is, the result lines written in another order."""
+    lines = []
+    for n, raw in enumerate(requests.read_text("utf-8").splitlines()):
+        req = json.loads(raw)
+        assert req["url"] == "/v1/chat/completions" and req["method"] == "POST"
+        http = urllib.request.Request(url + "/chat/completions",
+                                      data=json.dumps(req["body"]).encode(),
+                                      headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(http) as reply:
+            body = json.loads(reply.read())
+        lines.append({"id": f"vllm-{n}", "custom_id": req["custom_id"],
+                      "response": {"status_code": 200, "request_id": f"vllm-batch-{n}",
+                                   "body": body}, "error": None})
+    random.Random(0).shuffle(lines)
+    results.write_text("".join(json.dumps(x) + "\n" for x in lines), "utf-8")
+
+
+def test_batch_file_only_then_batch_results_round_trip(gold_server, small_examples, tmp_path,
+                                                       test_json):
+    from click.testing import CliRunner
+
+    from mhsafety.cli import cli
+
+    data = tmp_path / "items.json"
+    data.write_text(json.dumps([{"id": ex.id, "context": ex.context, "response": ex.response,
+                                 "label": ex.label} for ex in small_examples],
+                               ensure_ascii=False), "utf-8")
+    out = tmp_path / "run"
+    base = ["judge", "--data", str(data), "--model", "fake-judge", "--base-url",
+            gold_server.url, "--out", str(out), "--rounds", "2", "--quiet"]
+    wrote = CliRunner().invoke(cli, base + ["--batch-file-only"])
+    assert wrote.exit_code == 0, wrote.output
+    requests = out / "batch" / "requests.jsonl"
+    assert f"vllm run-batch -i {requests}" in wrote.output
+    assert gold_server.requests == 0 and not (out / "preds").exists()
+    assert len(requests.read_text("utf-8").splitlines()) == 2 * len(small_examples)
+
+    results = tmp_path / "results.jsonl"
+    _run_batch_offline(requests, results, gold_server.url)
+    joined = CliRunner().invoke(cli, base + ["--batch-results", str(results)])
+    assert joined.exit_code == 0, joined.output
+    assert f"batch: {2 * len(small_examples)} answered, 0 failed, 0 stale" in joined.output
+    for r in (1, 2):
+        preds = [json.loads(x) for x in (out / "preds" / f"round-{r}.preds.jsonl").read_text(
+            "utf-8").splitlines()]
+        assert [p["pred"] for p in preds] == [ex.label for ex in small_examples]
+        assert [p["id"] for p in preds] == [ex.id for ex in small_examples]
+
+    # The same results joined into a run with other settings are stale, never used.
+    other = CliRunner().invoke(cli, base[:-1] + ["--out", str(tmp_path / "other"),
+                                                  "--temperature", "0", "--quiet",
+                                                  "--batch-results", str(results)])
+    assert other.exit_code == 0, other.output
+    assert f"batch: 0 answered, 0 failed, {2 * len(small_examples)} stale" in other.output
