@@ -514,6 +514,24 @@ class FakeBatchAPI:
                                    "failed": len(bad)}
 
 
+def run_batch_file(server: FakeServer, requests: Path, results: Path) -> int:
+    """Answer a batch request file offline, as ``vllm run-batch -i REQUESTS -o RESULTS`` does
+    (errors included in the same file); returns the number of result lines."""
+    api = server.batch
+    errors, valid = api._validate(requests.read_text("utf-8").splitlines())
+    if errors:
+        first = errors[0]
+        raise SystemExit(f"{requests}: line {first['line']}: {first['message']}")
+    batch: dict[str, Any] = {"id": "offline", "_requests": valid,
+                             "request_counts": {}}
+    asyncio.run(api._answer_all(batch))
+    with open(results, "wb") as handle:
+        for name in ("output_file_id", "error_file_id"):
+            if batch.get(name):
+                handle.write(api.files[batch[name]]["data"])
+    return len(valid)
+
+
 def _public(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if not k.startswith("_")}
 
@@ -542,6 +560,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="seconds a batch stays 'validating'")
     ap.add_argument("--batch-progress", type=float, default=0.0,
                     help="seconds a batch stays 'in_progress'")
+    ap.add_argument("--run-batch", nargs=2, metavar=("REQUESTS", "RESULTS"), default=None,
+                    help="answer a batch request file offline and write the results file "
+                         "(what `vllm run-batch -i REQUESTS -o RESULTS` does), then exit")
     ap.add_argument("--fault", action="append", default=[], choices=FAULTS,
                     help="inject this fault into the next request (repeatable, in order)")
     args = ap.parse_args(argv)
@@ -555,6 +576,10 @@ def main(argv: list[str] | None = None) -> None:
     server = FakeServer(responder, latency=args.latency, faults=args.fault, host=args.host,
                         port=args.port, model=model)
     server.batch.validating_s, server.batch.progress_s = args.batch_validating, args.batch_progress
+    if args.run_batch:
+        n = run_batch_file(server, Path(args.run_batch[0]), Path(args.run_batch[1]))
+        print(f"answered {n} requests into {args.run_batch[1]}", flush=True)
+        return
     server.start()
     print(f"listening on {server.url}", flush=True)
     try:
