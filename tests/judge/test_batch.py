@@ -16,6 +16,7 @@ import pytest
 
 from mhsafety.errors import UsageError
 from mhsafety.judge import batch as bt
+from mhsafety.judge.client import Answer, Failure
 from mhsafety.judge.fakeserver import FakeServer, GoldResponder
 from mhsafety.judge.runner import run_judge
 
@@ -62,17 +63,15 @@ def test_join_keeps_only_results_of_the_current_settings_and_prompts():
         None,                                       # a line that was not JSON
         _result("key.1.h1.a", content="Nonsense"),  # a repeat: the first one counts
     ]
-    joined = bt.join_results(
-        objects, "key", expected,
-        base_entry=lambda r, i, h: {"round": r, "id": i, "prompt_hash": h},
-        answer_fields=lambda content, data: {"answer": content, "usage": data["usage"]},
-        via={"via": "batch"})
-    by_id = {e["id"]: e for _, e in joined.entries}
+    joined = bt.join_results(objects, "key", expected)
+    by_id = {item: (r, h, outcome) for r, item, h, outcome in joined.results}
     assert set(by_id) == {"a", "c", "d"}
-    assert by_id["a"]["answer"] == "Safe Response" and by_id["a"]["via"] == "batch"
-    assert "429" in by_id["d"]["error"] and "boom" in by_id["c"]["error"]
-    assert (joined.answered, joined.failed, joined.stale, joined.foreign, joined.corrupt) == \
-        (1, 2, 3, 1, 1)
+    answer = by_id["a"][2]
+    assert isinstance(answer, Answer) and answer.content == "Safe Response"
+    assert answer.usage["prompt_tokens"] == 5 and by_id["a"][:2] == (1, "h1")
+    assert isinstance(by_id["d"][2], Failure) and "429" in by_id["d"][2].reason
+    assert "server_error: boom" in by_id["c"][2].reason
+    assert (joined.stale, joined.foreign, joined.corrupt) == (3, 1, 1)
 
 
 def test_fake_batch_goes_validating_in_progress_completed(tmp_path):
@@ -297,5 +296,5 @@ def test_batch_file_only_then_batch_results_round_trip(gold_server, small_exampl
     other = CliRunner().invoke(cli, base[:-1] + ["--out", str(tmp_path / "other"),
                                                   "--temperature", "0", "--quiet",
                                                   "--batch-results", str(results)])
-    assert other.exit_code == 0, other.output
+    assert other.exit_code == 1, other.output  # nothing answered: not a success
     assert f"batch: 0 answered, 0 failed, {2 * len(small_examples)} stale" in other.output

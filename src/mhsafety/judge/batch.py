@@ -37,7 +37,7 @@ from typing import Any
 
 from ..errors import DataError, UsageError
 from ..io import atomic_write, write_json
-from .client import FatalAPIError, Reply, _interpret, _Retryable
+from .client import Answer, Failure, FatalAPIError, Reply, _interpret, _Retryable
 
 ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"  # the only window OpenAI offers
@@ -96,9 +96,10 @@ def write_request_file(path: Path, data: bytes) -> str:
 
 @dataclass
 class Joined:
-    """What a result file gave: log entries per round, and what was left out and why."""
+    """What a result file gave: ``(round, item id, prompt hash, outcome)`` per usable line,
+    and how many lines were left out and why."""
 
-    entries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    results: list[tuple[int, str, str, Answer | Failure]] = field(default_factory=list)
     answered: int = 0
     failed: int = 0
     stale: int = 0
@@ -120,16 +121,13 @@ def result_objects(data: bytes, source: str) -> Iterable[dict[str, Any] | None]:
 
 
 def join_results(objects: Iterable[dict[str, Any] | None], key: str,
-                 expected: dict[int, dict[str, str]],
-                 base_entry: Callable[[int, str, str], dict[str, Any]],
-                 answer_fields: Callable[[str, dict[str, Any]], dict[str, Any]],
-                 via: dict[str, Any]) -> Joined:
-    """Turn result lines into resume-log entries for the current settings.
+                 expected: dict[int, dict[str, str]]) -> Joined:
+    """Match result lines to the requests of the current settings.
 
     ``expected[round][item_id]`` is the prompt hash the run would send now; a result for
-    another key or hash is stale. ``base_entry(round, item_id, prompt_hash)`` gives the fields
-    every log line carries, ``answer_fields(content, body)`` those of an answer (both from the
-    runner, so batch answers read exactly like synchronous ones).
+    another settings key or prompt hash is stale. A result's body is read exactly as a
+    synchronous reply is (the client's own reading: reasoning apart, finish reason,
+    logprobs), so batch answers log like any other.
     """
     out = Joined()
     seen: set[tuple[int, str]] = set()
@@ -148,31 +146,29 @@ def join_results(objects: Iterable[dict[str, Any] | None], key: str,
         if (round_no, item_id) in seen:
             continue  # a result file should not repeat an id; the first one counts
         seen.add((round_no, item_id))
-        entry = {**base_entry(round_no, item_id, prompt_hash), **via}
-        response = obj.get("response") if isinstance(obj.get("response"), dict) else None
-        body = response.get("body") if response else None
-        status = response.get("status_code") if response else None
-        error = None
-        if obj.get("error"):
-            err = obj["error"]
-            error = (f"{err.get('code') or 'error'}: {err.get('message')}"
-                     if isinstance(err, dict) else str(err))
-        elif not isinstance(status, int) or not isinstance(body, dict):
-            error = "result line without a response"
-        else:
-            try:
-                content, data = _interpret(Reply(status, {}, json.dumps(body).encode()), None)
-            except (_Retryable, FatalAPIError) as exc:
-                error = str(exc)
-            else:
-                entry.update(answer_fields(content, data))
-                out.answered += 1
-        if error is not None:
-            entry.update(error=f"batch request failed: {error}")
-            out.failed += 1
-        entry["attempts"] = 1
-        out.entries.append((round_no, entry))
+        out.results.append((round_no, item_id, prompt_hash, _outcome(obj)))
     return out
+
+
+def _outcome(obj: dict[str, Any]) -> Answer | Failure:
+    response = obj.get("response") if isinstance(obj.get("response"), dict) else None
+    body = response.get("body") if response else None
+    status = response.get("status_code") if response else None
+    if obj.get("error"):
+        err = obj["error"]
+        reason = (f"{err.get('code') or 'error'}: {err.get('message')}"
+                  if isinstance(err, dict) else str(err))
+    elif not isinstance(status, int) or not isinstance(body, dict):
+        reason = "result line without a response"
+    else:
+        try:
+            choices, data = _interpret(Reply(status, {}, json.dumps(body).encode()), None)
+        except (_Retryable, FatalAPIError) as exc:
+            reason = str(exc)
+        else:
+            return Answer(choices, data.get("model"), data.get("system_fingerprint"),
+                          data.get("usage") or {}, 0.0, 1)
+    return Failure(f"batch request failed: {reason}", 1)
 
 
 # --------------------------------------------------------------------------- state

@@ -5,31 +5,27 @@ Layout of the output folder::
     manifest.json            what was run (model asked and answered, URL, sampling, prompt
                              template hash, few-shot ids per round, seed, version)
     log/round-<r>.jsonl      one line per answered (or finally failed) request, appended
-                             and flushed as it happens: the resume log
+                             and flushed as it happens: the resume log (see ``log.py``)
     preds/round-<r>.preds.jsonl   prediction records of round r (the project's format)
     preds/vote.preds.jsonl   majority vote over the rounds (with ``vote=True``)
     summary.json             counts, token usage, cost estimate, timing
 
-Every log line carries ``key`` (a hash of model, base URL, sampling parameters, template,
-shots and seed) and ``prompt_hash`` (a hash of the exact messages). A rerun reuses only lines
-whose key and prompt hash match what it would send now, so a changed prompt, model or
-sampling setting never mixes with old answers; other lines stay in the log, untouched, and
-are counted as ``stale``. Each line is written with one ``write`` call on an ``O_APPEND``
-descriptor, so a killed process leaves at most one torn last line, which the next run cuts
-off (and counts) before appending.
+The pieces other protocols reuse: :class:`Prompts` turns an item of a round into messages,
+:func:`~mhsafety.judge.parse.read_answer` turns a logged answer into a verdict, and
+:func:`ask_all` sends a list of :class:`Job` (any rounds, any items) through one pool of
+``concurrency`` requests in flight, logging each answer as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,202 +35,25 @@ from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
 from ..records import PredictionRecord, write_records
-from ..taxonomy import NUM_LABELS
 from . import sequential as seq
 from .client import (
+    UNREACHABLE,
     Answer,
     Failure,
     FatalAPIError,
+    RequestShape,
     RetryPolicy,
     complete,
     make_transport,
     resolve_transport,
 )
-from .parse import get_parser
-from .prompts import PromptTemplate, ShotPlan, load_template, messages_hash, plan_shots
-from .sequential import PROTOCOLS
+from .log import LOG_VERSION, Log, RoundLog, exclusive, read_round_log
+from .parse import PROBS_VOTES, Verdict, answer_parser, read_answer, vote
+from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots
+from .settings import JudgeSettings
 
-LOG_VERSION = 1
-N_SHOTS = NUM_LABELS  # few-shot means one example per label
-
-
-@dataclass
-class JudgeSettings:
-    """Everything that decides what a judge run sends and how; see ``mhsafety judge --help``."""
-
-    model: str
-    base_url: str
-    shots: int = 0
-    rounds: int = 5
-    seed: int = 42
-    max_tokens: int = 10
-    temperature: float = 1.0
-    top_p: float = 1.0
-    parser: str = "tolerant"
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_attempts: int = 8
-    backoff_base: float = 1.0
-    stop_after_failures: int = 20  # items failing in a row that stop the run; 0 = never
-    api_key_env: str = "OPENAI_API_KEY"
-    client: str = "auto"
-    system_name: str | None = None
-    vote: bool = False
-    price_in: float | None = None  # per million prompt tokens
-    price_out: float | None = None  # per million completion tokens
-    protocol: str = "flat"  # flat: one question, eight labels; sequential: the four nodes
-    batch: bool = False  # send the run through the server's Batch API
-    batch_poll: float = 30.0  # seconds between polls of a batch
-    batch_price_factor: float = 0.5  # a batch request's price / the synchronous one
-
-    def check(self) -> None:
-        if self.shots not in (0, N_SHOTS):
-            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
-                             f"got {self.shots}")
-        if self.rounds < 1:
-            raise UsageError(f"--rounds must be at least 1, got {self.rounds}")
-        if self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
-        if self.max_attempts < 1:
-            raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
-        if self.stop_after_failures < 0:
-            raise UsageError("--stop-after-failures must be 0 (never) or more")
-        if self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive, got {self.timeout}")
-        get_parser(self.parser)
-        if self.protocol not in PROTOCOLS:
-            raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, "
-                             f"got {self.protocol!r}")
-        if self.protocol == "sequential" and self.shots:
-            raise UsageError("--protocol sequential asks zero-shot node questions; "
-                             "--shots 8 needs --protocol flat")
-        if self.protocol == "sequential" and self.batch:
-            raise UsageError("--protocol sequential asks each node after the previous "
-                             "answer, which one batch cannot do; use --protocol flat with "
-                             "--batch")
-        if self.batch_poll <= 0:
-            raise UsageError(f"--batch-poll must be positive, got {self.batch_poll}")
-
-    @property
-    def sampling(self) -> dict[str, Any]:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                "top_p": self.top_p}
-
-    @property
-    def name(self) -> str:
-        return self.system_name or f"{self.model} {'few' if self.shots else 'zero'}-shot"
-
-    def cache_key(self, template_sha256: str) -> str:
-        """What decides an answer besides the item and round; timeouts, retries and batch
-        mode don't."""
-        blob = json.dumps({"model": self.model, "base_url": self.base_url.rstrip("/"),
-                           "sampling": self.sampling, "template": template_sha256,
-                           "shots": self.shots, "seed": self.seed}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass
-class RoundLog:
-    """What one round's log holds for the current settings."""
-
-    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stale: int = 0
-    corrupt: int = 0
-    torn: int = 0
-
-
-def repair_torn_tail(path: Path) -> int:
-    """Cut a torn (newline-less) last line off ``path``; returns the bytes removed."""
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return 0
-        # Walk back to the last newline; everything after it is a line the writer never
-        # finished (the process died inside the write).
-        pos, block = size, 1 << 16
-        while pos > 0:
-            start = max(0, pos - block)
-            handle.seek(start)
-            chunk = handle.read(pos - start)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                keep = start + cut + 1
-                break
-            pos = start
-        else:
-            keep = 0
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-        return size - keep
-
-
-def read_round_log(path: Path, key: str, expected: dict[str, str]) -> RoundLog:
-    """Entries of one round's log that match ``key`` and the expected prompt hash per item."""
-    out = RoundLog()
-    out.torn = repair_torn_tail(path)
-    if not path.exists():
-        return out
-    with open(path, "rb") as handle:
-        for raw in handle:
-            try:
-                entry = json.loads(raw)
-                item_id = entry["id"]
-            except (ValueError, KeyError, TypeError):
-                out.corrupt += 1  # never fatal: the item is simply asked again
-                continue
-            if entry.get("key") != key or expected.get(item_id) != entry.get("prompt_hash"):
-                out.stale += 1
-                continue
-            if "answer" in entry:
-                out.answers.setdefault(item_id, entry)  # the first answer counts
-                out.failures.pop(item_id, None)
-            elif item_id not in out.answers:
-                out.failures[item_id] = entry
-    return out
-
-
-class _Log:
-    """Append-only JSONL files, one per round: one ``write`` per line, fsync in batches."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.fds: dict[int, int] = {}
-        self.dirty: set[int] = set()
-
-    def path(self, round_no: int) -> Path:
-        return self.folder / f"round-{round_no}.jsonl"
-
-    def append(self, round_no: int, entry: dict[str, Any]) -> None:
-        fd = self.fds.get(round_no)
-        if fd is None:
-            fd = self.fds[round_no] = os.open(self.path(round_no),
-                                               os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-        # One write() on O_APPEND: the line reaches the kernel whole, surviving kill -9.
-        os.write(fd, line)
-        self.dirty.add(fd)
-
-    def take_dirty(self) -> set[int]:
-        dirty, self.dirty = self.dirty, set()
-        return dirty
-
-    def sync(self, fds: set[int] | None = None) -> None:
-        for fd in self.take_dirty() if fds is None else fds:
-            os.fsync(fd)
-
-    def close(self) -> None:
-        self.sync()
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
+__all__ = ["Job", "JudgeResult", "JudgeSettings", "Prompts", "ask_all", "format_summary",
+           "run_judge", "vote"]
 
 
 @dataclass
@@ -267,14 +86,38 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def vote(preds: Sequence[int | None]) -> int | None:
-    """Majority over valid predictions; a tie goes to the label that appeared first."""
-    valid = [p for p in preds if p is not None]
-    if not valid:
-        return None
-    counts = Counter(valid)
-    best = max(counts.values())
-    return next(p for p in valid if counts[p] == best)
+def messages_json(messages: list[dict[str, str]]) -> bytes:
+    """The messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
+    ``prompt_hash``) and sent, so each prompt is serialised once."""
+    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def prompt_hash(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Prompts:
+    """The messages of an item in a round: the template, the round's few-shot examples (the
+    item itself never among them) and the answer format of ``--output``."""
+
+    def __init__(self, template: PromptTemplate, plan: ShotPlan | None, output: str) -> None:
+        self.template, self.plan, self.output = template, plan, output
+
+    def messages(self, round_no: int, ex: Example) -> list[dict[str, str]]:
+        shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
+        return self.template.messages(ex, shots, self.output)
+
+
+@dataclass
+class Job:
+    """One request to send: the round and item it answers and its messages (JSON)."""
+
+    round_no: int
+    item_id: str
+    messages_json: bytes
+    prompt_hash: str
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields for its log line
 
 
 def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
@@ -289,8 +132,8 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
 
     The API key is read from the environment variable ``settings.api_key_env`` and only ever
     sent in the Authorization header. Raises :class:`~mhsafety.errors.UsageError` when the
-    server refuses the requests outright (bad key, unknown model); answers logged until then
-    are kept for the next run.
+    server refuses the requests outright (nothing listens, bad key, unknown model); answers
+    logged until then are kept for the next run.
 
     ``batch_file_only`` writes the pending requests to ``OUT/batch/requests.jsonl`` (for
     ``vllm run-batch``) and returns without sending anything; ``batch_results`` joins such a
@@ -300,54 +143,34 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     if batch_file_only and batch_results is not None:
         raise UsageError("--batch-file-only writes the request file and --batch-results joins "
                          "its answers: use one, then the other")
+    if settings.protocol == "sequential" and (batch_file_only or batch_results is not None):
+        raise UsageError("batch request files hold flat requests; --protocol sequential "
+                         "asks each node after the previous answer")
+    if not settings.model:
+        raise UsageError("a judge needs a model (--model)")
+    if not settings.base_url:
+        raise UsageError("a judge needs a base URL (--base-url)")
     out = Path(out_dir)
-    with _exclusive(out):
+    with exclusive(out):
         return _run_judge(examples, out, settings, train, template, data_source, train_source,
                           show_progress, on_message, batch_file_only, batch_results)
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``out`` so two runs never append to the same logs at once
-    (the kernel drops it when the process dies, kill -9 included)."""
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks on this platform: run unguarded
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"{out}: another `mhsafety judge` is writing to this folder; "
-                             "wait for it to finish or choose another --out") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
-              settings: JudgeSettings, train: Sequence[Example] | None = None,
-              template: PromptTemplate | None = None,
-              data_source: str | None = None, train_source: str | None = None,
-              show_progress: bool = True,
-              on_message: Callable[[str], None] | None = None,
-              batch_file_only: bool = False,
-              batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
+def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
+               train: Sequence[Example] | None, template: PromptTemplate | None,
+               data_source: str | None, train_source: str | None, show_progress: bool,
+               on_message: Callable[[str], None] | None, batch_file_only: bool = False,
+               batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
     """:func:`run_judge` under the folder lock (settings already checked there)."""
     say = on_message or (lambda msg: None)
-    template = template or load_template(None)
+    sequential = settings.protocol == "sequential"
+    if sequential and template is not None and template.source != "built-in":
+        raise UsageError(f"{template.source}: a template replaces the flat prompt; "
+                         "--protocol sequential asks its own node prompts")
+    template = template or load_template(settings.template, settings.system_prompt,
+                                         settings.system_role)
     if not examples:
         raise UsageError("no items to judge")
-    sequential = settings.protocol == "sequential"
-    if sequential and template.source != "built-in":
-        raise UsageError(f"{template.source}: --template replaces the flat prompt; "
-                         "--protocol sequential asks its own node prompts")
-    if sequential and (batch_file_only or batch_results is not None):
-        raise UsageError("batch request files hold flat requests; --protocol sequential "
-                         "asks each node after the previous answer")
     plan: ShotPlan | None = None
     if settings.shots:
         if not train:
@@ -357,22 +180,17 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
             raise UsageError(f"{template.source}: few-shot judging needs $examples in the "
                              "template")
         plan = plan_shots(train, settings.rounds, settings.seed, train_source or "--train")
-    out = Path(out_dir)
     log_dir = out / "log"
     if settings.vote and settings.rounds < 2:
         say("note: a vote needs at least 2 rounds; no vote is written")
     key = settings.cache_key(seq.templates_sha256() if sequential else template.sha256)
-    parser = get_parser(settings.parser)
     ids = [ex.id or str(i) for i, ex in enumerate(examples)]
     if len(set(ids)) != len(ids):
         raise UsageError("item ids repeat; every item needs its own id to be resumable")
     api_key = _api_key(settings.api_key_env)
     if api_key is None:
         say(f"note: ${settings.api_key_env} is not set; sending requests without an API key")
-
-    def messages(round_no: int, ex: Example) -> list[dict[str, str]]:
-        shots = plan.for_item(round_no, ex) if plan is not None else []
-        return template.messages(ex, shots)
+    prompts = Prompts(template, plan, settings.output)
 
     manifest = _manifest(settings, template, key, plan, examples, train, data_source,
                          train_source)
@@ -381,64 +199,234 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
                                 "sha256": seq.templates_sha256()}
     write_json(out / "manifest.json", manifest)
 
-    # What is already done, per round.
+    # What is already done, per round; each prompt is serialised once, for its hash and,
+    # when it still has to be asked, for the request.
     logs: dict[int, RoundLog] = {}
-    hashes: dict[int, dict[str, str]] = {}
-    pending: list[tuple[int, int]] = []
-    # Node prompts do not change between rounds: hash them once.
-    steps = seq.step_hashes(list(zip(ids, examples)), messages_hash) if sequential else None
+    jobs: list[Job] = []
+    steps = seq.step_prompts(list(zip(ids, examples)), messages_json, prompt_hash) \
+        if sequential else None
     for r in range(1, settings.rounds + 1):
-        expected = hashes[r] = steps if steps is not None else {
-            ids[i]: messages_hash(messages(r, ex)) for i, ex in enumerate(examples)}
+        if steps is not None:  # the sequential protocol: one log line per node asked
+            expected = {sid: h for sid, (_, h) in steps.items()}
+            logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
+            continue
+        blobs = [messages_json(prompts.messages(r, ex)) for ex in examples]
+        expected = {ids[i]: prompt_hash(b) for i, b in enumerate(blobs)}
         logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
-        if sequential:
-            pending += [(r, i) for i in range(len(examples)) if not seq.walk(
-                seq.answers_of(logs[r].answers, ids[i]), parser).done]
-        else:
-            pending += [(r, i) for i in range(len(examples)) if ids[i] not in logs[r].answers]
-    resumed = settings.rounds * len(examples) - len(pending)
+        jobs += [Job(r, ids[i], b, expected[ids[i]]) for i, b in enumerate(blobs)
+                 if ids[i] not in logs[r].answers]
+    node_parser = answer_parser(settings.output, settings.parser)
+    if steps is not None:
+        walking = _sequential_jobs(examples, ids, logs, steps, node_parser, set())
+        resumed = settings.rounds * len(examples) - len(walking)
+    else:
+        resumed = settings.rounds * len(examples) - len(jobs)
     stale = sum(lg.stale for lg in logs.values())
     torn = sum(1 for lg in logs.values() if lg.torn)
     if resumed:
-        say(f"resuming: {resumed} answers already in {log_dir}, {len(pending)} to go")
+        say(f"resuming: {resumed} answers already in {log_dir}, "
+            f"{settings.rounds * len(examples) - resumed} to go")
     if stale:
         say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
             "sampling) are ignored; they stay in the log")
 
+    def remember(job: Job, entry: dict[str, Any]) -> None:
+        lg = logs[job.round_no]
+        if "answer" in entry:
+            lg.answers[job.item_id] = entry
+            lg.failures.pop(job.item_id, None)
+        else:
+            lg.failures[job.item_id] = entry
+
     if batch_file_only:
-        path = _batch_requests_file(pending, examples, ids, messages, hashes, settings, key,
-                                    out)
+        path = _batch_requests_file(jobs, settings, key, out)
         summary = {"system": settings.name, "items": len(examples), "rounds": settings.rounds,
                    "resumed": resumed, "batch_requests_file": str(path),
-                   "batch_requests": len(pending)}
+                   "batch_requests": len(jobs)}
         return JudgeResult(out, summary, manifest, [], {})
-    try:
-        if settings.batch or batch_results is not None:
-            stats = _batch_round(pending, examples, ids, messages, hashes, settings, key,
-                                 api_key, _Log(log_dir), logs, out, show_progress, say,
-                                 batch_results)
-        else:
-            stats = _run_async(_ask_all(pending, examples, ids, messages, hashes, settings,
-                                         key, api_key, _Log(log_dir), logs, show_progress,
-                                         parser))
-    except FatalAPIError as exc:
-        hint = ""
-        if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
-            hint = (f" (check the API key in ${settings.api_key_env}"
-                    f"{'' if api_key else ', which is not set'})")
-        raise FatalAPIError(f"{exc}{hint}; answers received so far are kept in {log_dir}"
-                            ) from None
+    if steps is not None:
+        stats = _ask_sequential(examples, ids, logs, steps, node_parser, settings, key,
+                                log_dir, remember, show_progress, say)
+    elif settings.batch or batch_results is not None:
+        stats = _ask_batch(jobs, settings, key, logs, log_dir, out, remember, show_progress,
+                           say, batch_results)
+    else:
+        stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say)
+    result = write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
+                           stale, torn)
+    return result
 
-    # Records, from the log's view of this setting (answers from earlier runs included).
+
+# --------------------------------------------------------------------------- sequential
+
+
+def _sequential_jobs(examples: Sequence[Example], ids: Sequence[str],
+                     logs: dict[int, RoundLog], steps: dict[str, tuple[bytes, str]],
+                     parse: Callable[[str | None], int | None],
+                     asked: set[tuple[int, str]]) -> list[Job]:
+    """The next node of every unfinished walk (skipping steps this run already asked)."""
+    jobs = []
+    for r, lg in logs.items():
+        for i in range(len(examples)):
+            state = seq.walk(seq.answers_of(lg.answers, ids[i]), parse)
+            if state.done:
+                continue
+            sid = seq.step_id(ids[i], state.next_node or 1)
+            if (r, sid) not in asked:
+                blob, digest = steps[sid]
+                jobs.append(Job(r, sid, blob, digest))
+    return jobs
+
+
+def _ask_sequential(examples: Sequence[Example], ids: Sequence[str],
+                    logs: dict[int, RoundLog], steps: dict[str, tuple[bytes, str]],
+                    parse: Callable[[str | None], int | None], settings: JudgeSettings,
+                    key: str, log_dir: Path, remember: Callable[[Job, dict[str, Any]], None],
+                    show_progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """Walk the nodes in waves: every unfinished item's next node, through one pool, until
+    every walk has stopped. A step that failed is not asked again in this run (its item is
+    recorded as failed at that node; a rerun retries it)."""
+    asked: set[tuple[int, str]] = set()
+    total: Counter[str] = Counter()
+    wall = 0.0
+    items = 0
+    while jobs := _sequential_jobs(examples, ids, logs, steps, parse, asked):
+        if not asked:
+            items = len(jobs)
+        stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say)
+        asked.update((job.round_no, job.item_id) for job in jobs)
+        for k in ("requests", "answered", "failed", "retries"):
+            total[k] += stats[k]
+        wall += stats["wall_s"]
+    out: dict[str, Any] = {k: total[k] for k in ("requests", "answered", "failed", "retries")}
+    out.update(wall_s=round(wall, 3), items=items,
+               per_second=round(total["requests"] / wall, 2) if wall > 0 else 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _batch_jobs(jobs: Sequence[Job], settings: JudgeSettings) -> list[Any]:
+    from .batch import BatchJob
+
+    shape = RequestShape(settings)
+    return [BatchJob(job.round_no, job.item_id, job.prompt_hash,
+                     shape.body(json.loads(job.messages_json))) for job in jobs]
+
+
+def _batch_requests_file(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+                         out: Path) -> Path:
+    """``--batch-file-only``: the pending requests as a batch input file, nothing sent."""
+    from .batch import REQUESTS_FILE, request_lines, write_request_file
+
+    if not jobs:
+        raise UsageError("nothing to write: every request of this run is answered")
+    path = out / "batch" / REQUESTS_FILE
+    write_request_file(path, request_lines(key, _batch_jobs(jobs, settings)))
+    return path
+
+
+def _ask_batch(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+               logs: dict[int, RoundLog], log_dir: Path, out: Path,
+               remember: Callable[[Job, dict[str, Any]], None], show_progress: bool,
+               say: Callable[[str], None],
+               results_file: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The pending requests through a Batch API (or a ``--batch-results`` file) into the log."""
+    from . import batch as bt
+
+    start = time.perf_counter()
+    info: dict[str, Any] = {}
+    run = state = None
+    if not jobs and results_file is None:
+        return {"requests": 0, "answered": 0, "failed": 0, "retries": 0, "wall_s": 0.0,
+                "per_second": 0.0}
+    if results_file is not None:
+        path = Path(results_file)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such batch results file")
+        data = path.read_bytes()
+        via: dict[str, Any] = {"via": "batch", "batch_results": path.name}
+    else:
+        api = bt.BatchAPI(settings.base_url, _api_key(settings.api_key_env), settings.timeout,
+                          settings.max_attempts - 1)
+        run = bt.BatchRun(out / "batch", api, settings.batch_poll, say, show_progress)
+        try:
+            state = run.submit(key, _batch_jobs(jobs, settings),
+                               {"mhsafety_key": key, "system": settings.name[:500]})
+            batch = run.wait(state)
+            if batch["status"] == "failed":
+                run.finish(state)
+                raise UsageError(f"batch {state.batch_id} failed: {bt.batch_errors(batch)}. "
+                                 "Rerun the same command to send a new batch")
+            data = run.download(batch)
+        finally:
+            api.close()
+        via = {"via": "batch", "batch_id": state.batch_id}
+        info.update(batch_id=state.batch_id, status=batch["status"])
+    join_start = time.perf_counter()
+    expected: dict[int, dict[str, str]] = {r: {} for r in logs}
+    for job in jobs:
+        expected[job.round_no][job.item_id] = job.prompt_hash
+    for r, lg in logs.items():  # answered ones too: a result for them is ours, not stale
+        for item_id, entry in lg.answers.items():
+            expected[r].setdefault(item_id, entry["prompt_hash"])
+    joined = bt.join_results(bt.result_objects(data, str(results_file or "batch output")),
+                             key, expected)
+    added: Counter[str] = Counter()
+    log = Log(log_dir)
+    try:
+        for round_no, item_id, digest, outcome in joined.results:
+            if item_id in logs[round_no].answers:
+                continue  # answered already (a results file joined twice, say)
+            job = Job(round_no, item_id, b"", digest, extra=dict(via))
+            entry = log_entry(job, key, outcome)
+            remember(job, entry)
+            log.append(round_no, entry)
+            added["answered" if isinstance(outcome, Answer) else "failed"] += 1
+    finally:
+        log.close()
+    if run is not None and state is not None:
+        run.finish(state)
+        info.update(run.timings)
+    info["join_s"] = round(time.perf_counter() - join_start, 4)
+    wall = time.perf_counter() - start
+    done = added["answered"] + added["failed"]
+    if joined.stale or joined.foreign or joined.corrupt:
+        say(f"note: {joined.stale} results from other settings, {joined.foreign} with ids "
+            f"this judge did not write and {joined.corrupt} unreadable lines were ignored")
+    return {"requests": done, "answered": added["answered"], "failed": added["failed"],
+            "retries": 0, "wall_s": round(wall, 3),
+            "per_second": round(done / wall, 2) if wall > 0 and done else 0.0,
+            "batch": {**info, "answered": added["answered"], "failed": added["failed"],
+                      "stale": joined.stale, "foreign": joined.foreign,
+                      "corrupt": joined.corrupt}}
+
+
+def verdict_of(entry: dict[str, Any], settings: JudgeSettings) -> Verdict:
+    """The verdict of one logged answer under ``settings`` (output format, parser, logprobs)."""
+    return read_answer(entry, answer_parser(settings.output, settings.parser), settings.logprobs)
+
+
+def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[int, RoundLog],
+                  settings: JudgeSettings, out: Path, manifest: dict[str, Any],
+                  plan: ShotPlan | None, stats: dict[str, Any], resumed: int, stale: int,
+                  torn: int) -> JudgeResult:
+    """Records, manifest and summary from the log's view of this setting (answers from
+    earlier runs included)."""
     notes = manifest["notes"]
     records: dict[str, list[PredictionRecord]] = {}
     files = []
     models: Counter[str] = Counter()
     fingerprints: Counter[str] = Counter()
     usage: Counter[str] = Counter()
-    batch_usage: Counter[str] = Counter()  # tokens answered through a batch (other price)
+    batch_usage: Counter[str] = Counter()  # tokens answered through a batch (another price)
     per_round = {}
+    reasoning = 0
+    sequential = settings.protocol == "sequential"
+    node_parser = answer_parser(settings.output, settings.parser)
     for r, lg in logs.items():
+        # Every answer of this setting counts (a sequential item has one per node asked).
         for entry in lg.answers.values():
             if entry.get("model"):
                 models[entry["model"]] += 1
@@ -454,16 +442,21 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
             entry = lg.answers.get(ids[i])
             meta: dict[str, Any] = {"notes": notes} if notes else {}
             if sequential:
-                pred, raw, error, walked = seq.outcome(lg.answers, lg.failures, ids[i], parser)
+                pred, raw, error, walked = seq.outcome(lg.answers, lg.failures, ids[i],
+                                                       node_parser)
                 meta.update(walked)
                 recs.append(PredictionRecord(ids[i], ex.label, pred, settings.name, str(r),
                                              raw=raw, error=error, meta=meta))
             elif entry is not None:
-                pred = parser(entry["answer"])
+                verdict = verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
+                if verdict.probs_from:
+                    meta["probs_from"] = verdict.probs_from
+                if verdict.reasoning:
+                    reasoning += 1
                 recs.append(PredictionRecord(
-                    ids[i], ex.label, pred, settings.name, str(r), raw=entry["answer"],
-                    error=None if pred is not None else "answer names no category", meta=meta))
+                    ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
+                    raw=verdict.text, error=verdict.error, meta=meta))
             else:
                 failure = lg.failures.get(ids[i])
                 reason = failure["error"] if failure else "not requested (the run stopped)"
@@ -496,6 +489,8 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
 
     manifest["models_answered"] = dict(models)
     manifest["system_fingerprints"] = dict(fingerprints)
+    if stats.get("token_param"):
+        manifest["token_param_used"] = stats["token_param"]
     if plan is not None:
         manifest["few_shot"]["substitutions"] = {
             str(r): subs for r, subs in sorted(plan.substitutions.items())}
@@ -519,6 +514,7 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         "answered": sum(v["answered"] for v in per_round.values()),
         "failed": sum(v["failed"] for v in per_round.values()),
         "invalid": sum(v["invalid"] for v in per_round.values()),
+        "with_reasoning": reasoning,
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
@@ -530,6 +526,15 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     }
     write_json(out / "summary.json", summary)
     return JudgeResult(out, summary, manifest, files, records)
+
+
+def _probabilities(settings: JudgeSettings) -> str | None:
+    """What the records' ``probs`` hold, said once in the manifest (and per record)."""
+    if settings.logprobs:
+        return "logprobs of the answer's first token, renormalised over the eight labels"
+    if settings.samples > 1:
+        return f"{PROBS_VOTES} of {settings.samples} answers per item and round"
+    return None
 
 
 def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
@@ -558,6 +563,11 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         "client": resolve_transport(settings.client, settings.base_url),
         "api_key_env": settings.api_key_env,
         "sampling": settings.sampling,
+        "token_param": settings.token_param,
+        "output": settings.output,
+        "probabilities": _probabilities(settings),
+        "extra_body": settings.extra_body,
+        "header_names": sorted(settings.headers),  # names only: values may be private
         "shots": settings.shots,
         "rounds": settings.rounds,
         "seed": settings.seed,
@@ -579,90 +589,117 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
     }
 
 
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
     def set_postfix(self, **kwargs: Any) -> None: ...
     def close(self) -> None: ...
 
 
-async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
-                   messages: Callable[[int, Example], list[dict[str, str]]],
-                   hashes: dict[int, dict[str, str]], settings: JudgeSettings, key: str,
-                   api_key: str | None, log: _Log, logs: dict[int, RoundLog],
-                   show_progress: bool, parser: Callable[[str | None], int | None]
-                   ) -> dict[str, Any]:
+def ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str, log_dir: Path,
+            on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
+            say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
+    failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
+
+    Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
+    when the server refuses outright; what was logged until then is kept.
+    """
+    api_key = _api_key(settings.api_key_env)
+    try:
+        return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
+                                   show_progress))
+    except FatalAPIError as exc:
+        hint = ""
+        if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
+            hint = (f" (check the API key in ${settings.api_key_env}"
+                    f"{'' if api_key else ', which is not set'})")
+        raise FatalAPIError(f"{settings.base_url}: {exc}{hint}; answers received so far are "
+                            f"kept in {log_dir}") from None
+
+
+def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
+    """The resume-log line of one request's outcome."""
+    entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": job.round_no,
+                             "id": job.item_id, "prompt_hash": job.prompt_hash, **job.extra}
+    if isinstance(result, Answer):
+        first = result.choices[0]
+        entry["answer"] = first.content
+        if len(result.choices) > 1:
+            entry["answers"] = [c.content for c in result.choices]
+        if first.reasoning is not None:
+            entry["reasoning"] = first.reasoning  # kept for reading, never parsed
+        if first.finish_reason is not None:
+            entry["finish_reason"] = first.finish_reason
+        if first.logprobs is not None:
+            entry["logprobs"] = first.logprobs
+        entry.update(model=result.model, system_fingerprint=result.system_fingerprint,
+                     usage=result.usage, latency_s=round(result.latency_s, 4),
+                     attempts=result.attempts)
+    else:
+        entry.update(error=result.reason, attempts=result.attempts)
+    entry["time"] = _now()
+    return entry
+
+
+async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+                   api_key: str | None, log: Log,
+                   on_entry: Callable[[Job, dict[str, Any]], None],
+                   show_progress: bool) -> dict[str, Any]:
     from ..progress import progress_bar
 
     transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
-                               settings.concurrency)
+                               settings.concurrency, settings.headers)
+    shape = RequestShape(settings)
     policy = RetryPolicy(max_attempts=settings.max_attempts, backoff_base=settings.backoff_base)
     rng = random.Random()  # back-off jitter only; it never touches what is asked
-    work = iter(pending)
+    work = iter(jobs)
     counts: Counter[str] = Counter()
-    sequential = settings.protocol == "sequential"
-    bar = progress_bar(total=len(pending), desc="judge", unit="item" if sequential else "req") \
-        if show_progress else _NoBar()
+    bar = progress_bar(total=len(jobs), desc="judge", unit="req") if show_progress \
+        else _NoBar()
     last_postfix = 0.0
     start = time.perf_counter()
 
-    async def ask(round_no: int, log_id: str, msgs: list[dict[str, str]]) -> Answer | Failure:
-        """One request, logged under ``log_id`` (an item id, or a sequential step id)."""
-        payload = json.dumps({"model": settings.model, "messages": msgs,
-                              **settings.sampling}, ensure_ascii=False).encode("utf-8")
-        result = await complete(transport, payload, policy, rng, api_key)
-        entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": round_no,
-                                 "id": log_id, "prompt_hash": hashes[round_no][log_id]}
-        if isinstance(result, Answer):
-            entry.update(_answer_fields(result.content, result.model, result.system_fingerprint,
-                                        result.usage),
-                         latency_s=round(result.latency_s, 4), attempts=result.attempts)
-            logs[round_no].answers[log_id] = entry
-            logs[round_no].failures.pop(log_id, None)
-            counts["answered"] += 1
-            counts["retries"] += result.attempts - 1
-        else:
-            assert isinstance(result, Failure)
-            entry.update(error=result.reason, attempts=result.attempts)
-            logs[round_no].failures[log_id] = entry
-            counts["failed"] += 1
-            counts["retries"] += result.attempts - 1
-            counts["streak"] += 1
-        entry["time"] = _now()
-        log.append(round_no, entry)
-        if isinstance(result, Answer):
-            counts["streak"] = 0
-        elif 0 < settings.stop_after_failures <= counts["streak"]:
-            # A server that is down would otherwise cost every item its whole retry
-            # budget; stop, keep what was logged, and let a rerun resume.
-            raise FatalAPIError(f"{counts['streak']} items in a row failed (last: "
-                                f"{result.reason}); the server seems down or overloaded. "
-                                "Rerun the same command to resume")
-        return result
+    def show(force: bool = False) -> None:
+        nonlocal last_postfix
+        now = time.perf_counter()
+        if force or now - last_postfix > 0.5:
+            last_postfix = now
+            bar.set_postfix(errors=counts["failed"], retries=counts["retries"], refresh=False)
 
-    async def walk(round_no: int, i: int) -> None:
-        """One item of the sequential protocol: its nodes, one request each, in order."""
-        ex, item_id = examples[i], ids[i]
+    def on_retry(reason: str) -> None:
+        counts["retries"] += 1
+        show(force=counts["retries"] == 1)  # the first retry shows at once
 
-        async def node(number: int) -> str | None:
-            result = await ask(round_no, seq.step_id(item_id, number),
-                               seq.node_messages(ex, number))
-            return result.content if isinstance(result, Answer) else None
-
-        await seq.walk_item(seq.answers_of(logs[round_no].answers, item_id), node, parser)
-        counts["items"] += 1
+    def fatal(kind: str) -> bool:
+        # Until the server has answered once, nothing listening / DNS / TLS means a wrong
+        # URL, not a hiccup: stop at once instead of spending every item's retry budget.
+        return kind in UNREACHABLE and not counts["answered"]
 
     async def worker() -> None:
-        nonlocal last_postfix
-        for round_no, i in work:
-            if sequential:
-                await walk(round_no, i)
+        for job in work:
+            result = await complete(transport, shape, job.messages_json, policy, rng, api_key,
+                                    on_retry, fatal)
+            entry = log_entry(job, key, result)
+            on_entry(job, entry)
+            log.append(job.round_no, entry)
+            if isinstance(result, Answer):
+                counts["answered"] += 1
+                counts["streak"] = 0
             else:
-                await ask(round_no, ids[i], messages(round_no, examples[i]))
+                counts["failed"] += 1
+                counts["streak"] += 1
+                show(force=counts["failed"] == 1)
+                if 0 < settings.stop_after_failures <= counts["streak"]:
+                    # A server that is down would otherwise cost every item its whole retry
+                    # budget; stop, keep what was logged, and let a rerun resume.
+                    raise FatalAPIError(
+                        f"{counts['streak']} items in a row failed (last: {result.reason}); "
+                        "the server seems down or overloaded. Rerun the same command to "
+                        "resume")
             bar.update(1)
-            now = time.perf_counter()
-            if now - last_postfix > 0.5:
-                last_postfix = now
-                bar.set_postfix(errors=counts["failed"], retries=counts["retries"], refresh=False)
+            show()
 
     async def syncer() -> None:
         while True:
@@ -671,7 +708,7 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
                 await asyncio.to_thread(log.sync, log.take_dirty())
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency,
-                                                               max(1, len(pending))))]
+                                                               max(1, len(jobs))))]
     sync_task = asyncio.create_task(syncer())
     try:
         await asyncio.gather(*tasks)
@@ -685,130 +722,12 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
         await transport.aclose()
     wall = time.perf_counter() - start
     done = counts["answered"] + counts["failed"]
-    stats = {"requests": done, "answered": counts["answered"], "failed": counts["failed"],
-             "retries": counts["retries"], "wall_s": round(wall, 3),
-             "per_second": round(done / wall, 2) if wall > 0 and done else 0.0}
-    if sequential:
-        stats["items"] = counts["items"]
-    return stats
-
-
-def _answer_fields(content: str, model: str | None, fingerprint: str | None,
-                   usage: dict[str, Any] | None) -> dict[str, Any]:
-    """The log fields of an answer, synchronous or from a batch."""
-    return {"answer": content, "model": model, "system_fingerprint": fingerprint,
-            "usage": usage or {}}
-
-
-def _batch_jobs(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
-                messages: Callable[[int, Example], list[dict[str, str]]],
-                hashes: dict[int, dict[str, str]], settings: JudgeSettings) -> list[Any]:
-    from .batch import BatchJob
-
-    return [BatchJob(r, ids[i], hashes[r][ids[i]],
-                     {"model": settings.model, "messages": messages(r, examples[i]),
-                      **settings.sampling})
-            for r, i in pending]
-
-
-def _batch_requests_file(pending: list[tuple[int, int]], examples: Sequence[Example],
-                         ids: list[str], messages: Callable[[int, Example], list[dict[str, str]]],
-                         hashes: dict[int, dict[str, str]], settings: JudgeSettings, key: str,
-                         out: Path) -> Path:
-    """``--batch-file-only``: the pending requests as a batch input file, nothing sent."""
-    from .batch import REQUESTS_FILE, request_lines, write_request_file
-
-    if not pending:
-        raise UsageError("nothing to write: every request of this run is answered")
-    path = out / "batch" / REQUESTS_FILE
-    write_request_file(path, request_lines(key, _batch_jobs(pending, examples, ids, messages,
-                                                            hashes, settings)))
-    return path
-
-
-def _batch_round(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
-                 messages: Callable[[int, Example], list[dict[str, str]]],
-                 hashes: dict[int, dict[str, str]], settings: JudgeSettings, key: str,
-                 api_key: str | None, log: _Log, logs: dict[int, RoundLog], out: Path,
-                 show_progress: bool, say: Callable[[str], None],
-                 results_file: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The pending requests through a Batch API (or a ``--batch-results`` file) into the log."""
-    from . import batch as bt
-
-    start = time.perf_counter()
-    info: dict[str, Any] = {}
-    run = None
-    if not pending and results_file is None:
-        return {"requests": 0, "answered": 0, "failed": 0, "retries": 0, "wall_s": 0.0,
-                "per_second": 0.0}
-    if results_file is not None:
-        path = Path(results_file)
-        if not path.is_file():
-            raise UsageError(f"{path}: no such batch results file")
-        data = path.read_bytes()
-        via: dict[str, Any] = {"via": "batch", "batch_results": path.name}
-    else:
-        run = bt.BatchRun(out / "batch", bt.BatchAPI(settings.base_url, api_key,
-                                                     settings.timeout, settings.max_attempts - 1),
-                          settings.batch_poll, say, show_progress)
-        try:
-            state = run.submit(key, _batch_jobs(pending, examples, ids, messages, hashes,
-                                                settings),
-                               {"mhsafety_key": key, "system": settings.name[:500]})
-            batch = run.wait(state)
-            if batch["status"] == "failed":
-                run.finish(state)
-                raise UsageError(f"batch {state.batch_id} failed: {bt.batch_errors(batch)}. "
-                                 "Rerun the same command to send a new batch")
-            data = run.download(batch)
-        finally:
-            run.api.close()
-        via = {"via": "batch", "batch_id": state.batch_id}
-        info.update(batch_id=state.batch_id, status=batch["status"])
-    join_start = time.perf_counter()
-
-    def base_entry(round_no: int, item_id: str, prompt_hash: str) -> dict[str, Any]:
-        return {"v": LOG_VERSION, "key": key, "round": round_no, "id": item_id,
-                "prompt_hash": prompt_hash}
-
-    def answer_fields(content: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _answer_fields(content, body.get("model"), body.get("system_fingerprint"),
-                              body.get("usage"))
-
-    joined = bt.join_results(bt.result_objects(data, str(results_file or "batch output")),
-                             key, hashes, base_entry, answer_fields, via)
-    added = Counter[str]()
-    try:
-        for round_no, entry in joined.entries:
-            lg, item_id = logs[round_no], entry["id"]
-            if item_id in lg.answers:
-                continue  # answered already (a results file joined twice, say)
-            entry["time"] = _now()
-            log.append(round_no, entry)
-            if "answer" in entry:
-                lg.answers[item_id] = entry
-                lg.failures.pop(item_id, None)
-                added["answered"] += 1
-            else:
-                lg.failures[item_id] = entry
-                added["failed"] += 1
-    finally:
-        log.close()
-    if run is not None:
-        run.finish(state)
-        info.update(run.timings)
-    info["join_s"] = round(time.perf_counter() - join_start, 4)
-    wall = time.perf_counter() - start
-    done = added["answered"] + added["failed"]
-    if joined.stale or joined.foreign or joined.corrupt:
-        say(f"note: {joined.stale} results from other settings, {joined.foreign} with ids "
-            f"this judge did not write and {joined.corrupt} unreadable lines were ignored")
-    return {"requests": done, "answered": added["answered"], "failed": added["failed"],
-            "retries": 0, "wall_s": round(wall, 3),
-            "per_second": round(done / wall, 2) if wall > 0 and done else 0.0,
-            "batch": {**info, "answered": added["answered"], "failed": added["failed"],
-                      "stale": joined.stale, "foreign": joined.foreign,
-                      "corrupt": joined.corrupt}}
+    out = {"requests": done, "answered": counts["answered"], "failed": counts["failed"],
+           "retries": counts["retries"], "wall_s": round(wall, 3),
+           "per_second": round(done / wall, 2) if wall > 0 and done else 0.0}
+    if shape.switched_from is not None:
+        out["token_param"] = shape.token_field  # what auto settled on
+    return out
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -836,12 +755,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     line = (f"tokens: {t['prompt_tokens']} prompt + {t['completion_tokens']} completion = "
             f"{t['total_tokens']}")
     batch_tokens = s.get("batch_tokens") or {}
-    if batch_tokens.get("prompt_tokens") or batch_tokens.get("completion_tokens"):
+    batched = bool(batch_tokens.get("prompt_tokens") or batch_tokens.get("completion_tokens"))
+    if batched:
         line += (f" ({batch_tokens['prompt_tokens']} + {batch_tokens['completion_tokens']} "
                  "of them through a batch)")
     if s.get("cost") is not None:
         line += f"; estimated cost {s['cost']:.4f} (at the given prices per million tokens"
-        if batch_tokens.get("prompt_tokens") or batch_tokens.get("completion_tokens"):
+        if batched:
             line += f", batch tokens at {s['batch_price_factor']:g} x those prices"
         line += ")"
     lines.append(line)

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..data import Example
 from ..taxonomy import CATEGORIES, LABEL_NAMES, NODES, SAFE_LABEL, UNSAFE_LEAVES
-from .parse import Parser, parse_tolerant
+from .parse import Parser, parse_tolerant, split_reasoning
 
 PROTOCOLS = ("flat", "sequential")
 STEP_SEPARATOR = "#"
@@ -166,7 +166,8 @@ def walk(answers: dict[int, str], parser: Parser = parse_tolerant) -> Walk:
         if node.number not in answers:
             out.next_node = node.number
             return out
-        text = answers[node.number]
+        # Reasoning (a leading <think> block) is never read as the node's answer.
+        text = split_reasoning(answers[node.number])[1]
         step: dict[str, Any] = {"node": node.number, "answer": text}
         out.path.append(step)
         if node.number < 4:
@@ -226,11 +227,16 @@ def node_of_prompt(prompt: str) -> int | None:
     return None
 
 
-def step_hashes(items: list[tuple[str, Example]],
-                messages_hash: Callable[[list[dict[str, str]]], str]) -> dict[str, str]:
-    """The prompt hash of every step of every item (the log's expected hashes)."""
-    return {step_id(item_id, node.number): messages_hash(node_messages(ex, node.number))
-            for item_id, ex in items for node in NODES}
+def step_prompts(items: list[tuple[str, Example]], serialise: Callable[[list[dict[str, str]]], bytes],
+                 digest: Callable[[bytes], str]) -> dict[str, tuple[bytes, str]]:
+    """Every step of every item: its messages serialised for sending, and their hash (the
+    log's expected prompt hash). Node prompts do not change between rounds."""
+    out = {}
+    for item_id, ex in items:
+        for node in NODES:
+            blob = serialise(node_messages(ex, node.number))
+            out[step_id(item_id, node.number)] = (blob, digest(blob))
+    return out
 
 
 def outcome(answers: dict[str, dict[str, Any]], failures: dict[str, dict[str, Any]],
