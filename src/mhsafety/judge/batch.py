@@ -100,8 +100,6 @@ class Joined:
     and how many lines were left out and why."""
 
     results: list[tuple[int, str, str, Answer | Failure]] = field(default_factory=list)
-    answered: int = 0
-    failed: int = 0
     stale: int = 0
     foreign: int = 0
     corrupt: int = 0
