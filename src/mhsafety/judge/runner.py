@@ -217,7 +217,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                  if ids[i] not in logs[r].answers]
     node_parser = answer_parser(settings.output, settings.parser)
     if steps is not None:
-        walking = _sequential_jobs(examples, ids, logs, steps, node_parser, set())
+        walking = _sequential_jobs(examples, ids, logs, steps, node_parser)
         resumed = settings.rounds * len(examples) - len(walking)
     else:
         resumed = settings.rounds * len(examples) - len(jobs)
@@ -262,20 +262,25 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
 
 def _sequential_jobs(examples: Sequence[Example], ids: Sequence[str],
                      logs: dict[int, RoundLog], steps: dict[str, tuple[bytes, str]],
-                     parse: Callable[[str | None], int | None],
-                     asked: set[tuple[int, str]]) -> list[Job]:
-    """The next node of every unfinished walk (skipping steps this run already asked)."""
+                     parse: Callable[[str | None], int | None]) -> list[Job]:
+    """The next node of every unfinished walk."""
     jobs = []
     for r, lg in logs.items():
-        for i in range(len(examples)):
-            state = seq.walk(seq.answers_of(lg.answers, ids[i]), parse)
-            if state.done:
-                continue
-            sid = seq.step_id(ids[i], state.next_node or 1)
-            if (r, sid) not in asked:
-                blob, digest = steps[sid]
-                jobs.append(Job(r, sid, blob, digest))
+        for item_id in ids:
+            job = _next_node(r, item_id, lg, steps, parse)
+            if job is not None:
+                jobs.append(job)
     return jobs
+
+
+def _next_node(round_no: int, item_id: str, lg: RoundLog, steps: dict[str, tuple[bytes, str]],
+               parse: Callable[[str | None], int | None]) -> Job | None:
+    state = seq.walk(seq.answers_of(lg.answers, item_id), parse)
+    if state.done:
+        return None
+    sid = seq.step_id(item_id, state.next_node or 1)
+    blob, digest = steps[sid]
+    return Job(round_no, sid, blob, digest, extra={"item": item_id})
 
 
 def _ask_sequential(examples: Sequence[Example], ids: Sequence[str],
@@ -283,25 +288,18 @@ def _ask_sequential(examples: Sequence[Example], ids: Sequence[str],
                     parse: Callable[[str | None], int | None], settings: JudgeSettings,
                     key: str, log_dir: Path, remember: Callable[[Job, dict[str, Any]], None],
                     show_progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    """Walk the nodes in waves: every unfinished item's next node, through one pool, until
-    every walk has stopped. A step that failed is not asked again in this run (its item is
-    recorded as failed at that node; a rerun retries it)."""
-    asked: set[tuple[int, str]] = set()
-    total: Counter[str] = Counter()
-    wall = 0.0
-    items = 0
-    while jobs := _sequential_jobs(examples, ids, logs, steps, parse, asked):
-        if not asked:
-            items = len(jobs)
-        stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say)
-        asked.update((job.round_no, job.item_id) for job in jobs)
-        for k in ("requests", "answered", "failed", "retries"):
-            total[k] += stats[k]
-        wall += stats["wall_s"]
-    out: dict[str, Any] = {k: total[k] for k in ("requests", "answered", "failed", "retries")}
-    out.update(wall_s=round(wall, 3), items=items,
-               per_second=round(total["requests"] / wall, 2) if wall > 0 else 0.0)
-    return out
+    """Walk the nodes: each slot of the pool asks an item's next node as soon as the previous
+    answer is in, until a node fires. A step that failed ends its walk for this run (the item
+    is recorded as failed at that node; a rerun asks that node again)."""
+    jobs = _sequential_jobs(examples, ids, logs, steps, parse)
+
+    def next_node(job: Job, entry: dict[str, Any]) -> Job | None:
+        if "answer" not in entry:
+            return None
+        return _next_node(job.round_no, job.extra["item"], logs[job.round_no], steps, parse)
+
+    stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say, next_node)
+    return {**stats, "items": len(jobs)}
 
 
 # --------------------------------------------------------------------------- batch
@@ -599,9 +597,13 @@ class _NoBar:
 
 def ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str, log_dir: Path,
             on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
-            say: Callable[[str], None] | None = None) -> dict[str, Any]:
+            say: Callable[[str], None] | None = None,
+            follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
+            ) -> dict[str, Any]:
     """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
     failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
+    ``follow_up(job, entry)`` may name a request that depends on that answer (the
+    sequential protocol's next node); the same slot sends it next.
 
     Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
     when the server refuses outright; what was logged until then is kept.
@@ -609,7 +611,7 @@ def ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str, log_dir: Pat
     api_key = _api_key(settings.api_key_env)
     try:
         return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
-                                   show_progress))
+                                   show_progress, follow_up))
     except FatalAPIError as exc:
         hint = ""
         if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
@@ -646,7 +648,9 @@ def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
 async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
                    api_key: str | None, log: Log,
                    on_entry: Callable[[Job, dict[str, Any]], None],
-                   show_progress: bool) -> dict[str, Any]:
+                   show_progress: bool,
+                   follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
+                   ) -> dict[str, Any]:
     from ..progress import progress_bar
 
     transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
@@ -678,26 +682,29 @@ async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
         return kind in UNREACHABLE and not counts["answered"]
 
     async def worker() -> None:
-        for job in work:
-            result = await complete(transport, shape, job.messages_json, policy, rng, api_key,
-                                    on_retry, fatal)
-            entry = log_entry(job, key, result)
-            on_entry(job, entry)
-            log.append(job.round_no, entry)
-            if isinstance(result, Answer):
-                counts["answered"] += 1
-                counts["streak"] = 0
-            else:
-                counts["failed"] += 1
-                counts["streak"] += 1
-                show(force=counts["failed"] == 1)
-                if 0 < settings.stop_after_failures <= counts["streak"]:
-                    # A server that is down would otherwise cost every item its whole retry
-                    # budget; stop, keep what was logged, and let a rerun resume.
-                    raise FatalAPIError(
-                        f"{counts['streak']} items in a row failed (last: {result.reason}); "
-                        "the server seems down or overloaded. Rerun the same command to "
-                        "resume")
+        for first in work:
+            job: Job | None = first
+            while job is not None:
+                result = await complete(transport, shape, job.messages_json, policy, rng,
+                                        api_key, on_retry, fatal)
+                entry = log_entry(job, key, result)
+                on_entry(job, entry)
+                log.append(job.round_no, entry)
+                if isinstance(result, Answer):
+                    counts["answered"] += 1
+                    counts["streak"] = 0
+                else:
+                    counts["failed"] += 1
+                    counts["streak"] += 1
+                    show(force=counts["failed"] == 1)
+                    if 0 < settings.stop_after_failures <= counts["streak"]:
+                        # A server that is down would otherwise cost every item its whole
+                        # retry budget; stop, keep what was logged, and let a rerun resume.
+                        raise FatalAPIError(
+                            f"{counts['streak']} items in a row failed (last: "
+                            f"{result.reason}); the server seems down or overloaded. Rerun "
+                            "the same command to resume")
+                job = follow_up(job, entry) if follow_up is not None else None
             bar.update(1)
             show()
 
