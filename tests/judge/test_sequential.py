@@ -196,3 +196,11 @@ def test_sequential_kill_9_then_rerun_asks_each_step_once(gold_server, test_json
     preds = [json.loads(x) for x in (out / "preds" / "round-1.preds.jsonl").read_text(
         "utf-8").splitlines()]
     assert all(p["pred"] == p["gold"] for p in preds) and len(preds) == 800
+
+
+def test_reasoning_before_a_node_answer_is_never_read_as_the_answer():
+    # The reasoning says "No" first; the answer after it says the reply is understandable.
+    state = seq.walk({1: "<think>No... wait, it does make sense.</think>Yes", 2: "No",
+                      3: "<think>Yes, maybe it neglects</think>\nNo"})
+    assert state.next_node == 4
+    assert [s["verdict"] for s in state.path] == ["yes", "no", "no"]
