@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mhsafety import benchmark
-from mhsafety.classifiers.base import KINDS, Classifier
+from mhsafety import benchmark, registry
+from mhsafety.classifiers.base import Classifier
 from mhsafety.data import Example, write_examples
 from mhsafety.errors import UsageError
 from mhsafety.records import read_records
+from mhsafety.registry import KINDS
 
 FITS: list[tuple[int, set[str]]] = []  # (seed, ids trained on) of every fit
 PREDICTED: list[set[str]] = []
@@ -182,8 +183,8 @@ def test_system_and_model_specs():
     spec = benchmark.parse_system("My BERT=encoder:bert-base-chinese")
     assert (spec.name, spec.spec, spec.slug) == ("My BERT", "encoder:bert-base-chinese",
                                                  "My-BERT")
-    assert benchmark.model_spec("baseline") == "baseline"
-    assert benchmark.model_spec("bert-base-chinese") == "encoder:bert-base-chinese"
-    assert benchmark.model_spec("judge:gpt-4o") == "judge:gpt-4o"
+    assert registry.model_spec("baseline") == "baseline"
+    assert registry.model_spec("bert-base-chinese") == "encoder:bert-base-chinese"
+    assert registry.model_spec("judge:gpt-4o") == "judge:gpt-4o"
     with pytest.raises(UsageError):
         benchmark.parse_system("Name=")

@@ -31,6 +31,7 @@ def reproduced(upstream_dir, tmp_path_factory):
     return reproduce(upstream_dir, out_dir=out), out
 
 
+@pytest.mark.slow
 def test_all_24_cells_match(reproduced):
     systems, _ = reproduced
     assert [s.system for s in systems] == list(EXPECTED)

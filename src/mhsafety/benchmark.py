@@ -1,5 +1,7 @@
 """Benchmark protocols over the one classifier interface, and the results folder they write.
 
+(The work behind ``train`` and ``predict`` lives in :mod:`mhsafety.training`.)
+
 Two protocols:
 
 - ``cv`` (default, needs no private data): repeated stratified k-fold cross-validation on one
@@ -7,7 +9,7 @@ Two protocols:
   are the out-of-fold predictions of its k folds, so every run covers every item once.
 - ``train-test`` (the paper's): fit on a training file, predict the test file, once per seed.
 
-Systems are named by specs resolved through :func:`classifiers.base.create_classifier`
+Systems are named by specs resolved through :func:`registry.create_classifier`
 (``baseline``, ``encoder:NAME_OR_PATH``, ``judge:...``), optionally with a display name:
 ``"My BERT=encoder:bert-base-chinese"``. Systems that never learn (``needs_training`` False)
 just predict every item once per run.
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Example, examples_hash, load_examples, resolve_data, train_dev_split
+from .data import Example, examples_hash, load_examples, resolve_data
 from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics, aggregate_runs, compute_metrics
@@ -74,78 +76,6 @@ def parse_system(text: str) -> SystemSpec:
     if not name.strip():
         name = BASELINE_NAME if spec == "baseline" else spec
     return SystemSpec(name.strip(), spec)
-
-
-def model_spec(model: str) -> str:
-    """The spec for ``train --model``: ``baseline``, a ``kind:arg`` spec, or an encoder name."""
-    from .classifiers.base import KINDS
-
-    kind = model.partition(":")[0]
-    if model == "baseline" or kind in KINDS:
-        return model
-    return f"encoder:{model}"  # a Hugging Face model name or a local path
-
-
-def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
-                seed: int = 42, config: dict[str, Any] | None = None):
-    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it."""
-    from .classifiers.base import create_classifier
-
-    clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
-    if clf.needs_training:
-        clf.fit(train, dev)
-    clf.train_data_sha256 = examples_hash(train)
-    return clf
-
-
-def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str | os.PathLike[str],
-                      seeds: Sequence[int] = (42,), dev_path: str | os.PathLike[str] | None = None,
-                      dev_ratio: float | None = None, config: dict[str, Any] | None = None,
-                      log: Callable[[str], None] | None = None) -> list[Path]:
-    """Train one checkpoint per seed: ``out`` itself for one seed, ``out/seed-N`` for several.
-
-    ``dev_path`` gives a dev set; otherwise ``dev_ratio`` splits one off the training file
-    (seeded, stratified). The dev set is for model selection only, never the test set.
-    """
-    if dev_path is not None and dev_ratio is not None:
-        raise UsageError("give either --dev or --dev-ratio, not both")
-    if not seeds:
-        raise UsageError("give at least one seed")
-    train_all = load_examples(train_path)
-    dev_fixed = load_examples(dev_path) if dev_path is not None else None
-    written = []
-    for seed in seeds:
-        train, dev = train_all, dev_fixed
-        if dev_ratio is not None:
-            train, dev = train_dev_split(train_all, dev_ratio, seed)
-        target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
-        clf = train_model(model, train, dev, seed, config)
-        clf.save(target)
-        written.append(target)
-        if log:
-            log(f"seed {seed}: saved {target}")
-    return written
-
-
-def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str] | None,
-                 out: str | os.PathLike[str], system: str | None = None, run: str = "0",
-                 settings: dict[str, Any] | None = None) -> int:
-    """Load any checkpoint, predict ``data`` (labels optional), write records; returns count.
-
-    ``settings`` override inference-only config of the checkpoint (an encoder's batch size,
-    device, precision). Under a multi-process launcher (``RANK`` set) every process predicts
-    its share and only process 0 writes the file.
-    """
-    from .classifiers.base import load_classifier
-
-    clf = load_classifier(checkpoint)
-    clf.config.update(settings or {})
-    examples = load_examples(resolve_data(data), require_label=False)
-    name = system or Path(checkpoint).resolve().name
-    records = clf.predict_records(examples, name, run)
-    if os.environ.get("RANK", "0") == "0":
-        write_records(out, records)
-    return len(records)
 
 
 # --------------------------------------------------------------------------- protocols
@@ -194,8 +124,8 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
            notes: list[str], config: dict[str, Any] | None = None,
            on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
     """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
-    from .classifiers.base import create_classifier
     from .data import stratified_kfold
+    from .registry import create_classifier
 
     run = f"seed-{seed}"
     clf = create_classifier(spec, seed=seed, **(config or {}))
@@ -223,7 +153,7 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
 def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example], seed: int,
                    system: str, notes: list[str], config: dict[str, Any] | None = None,
                    on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
-    from .classifiers.base import create_classifier
+    from .registry import create_classifier
 
     clf = create_classifier(spec, seed=seed, **(config or {}))
     if clf.needs_training:
@@ -348,9 +278,10 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
         raise UsageError("two systems have the same name; name them with NAME=SPEC")
     # Resolve every system before any work, so a typo fails in a second, not after an hour.
     # Building each system once also checks its settings (an unknown key, a missing extra).
-    from .classifiers.base import create_classifier
+    from .registry import checked_config, create_classifier
 
-    configs = {s.name: system_config(s, config or {}, specs) for s in specs}
+    configs = {s.name: checked_config(s.spec, system_config(s, config or {}, specs),
+                                      f"--config for {s.name}") for s in specs}
     needs_fit = {}
     for s in specs:
         needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **configs[s.name]

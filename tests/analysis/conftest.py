@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analysis_helpers import make_records, noisy_preds
 
 from mhsafety.records import write_records
+from tests.helpers.analysis import make_records, noisy_preds
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def test_analyze_prints_every_section(runs_dir, capsys):
     assert row.rstrip(" |").endswith("yes")  # 80 % vs 45 % on 300 items is significant
 
 
+@pytest.mark.slow
 def test_analyze_json_and_plots(runs_dir, tmp_path, capsys):
     out_file = tmp_path / "analysis.json"
     plots = tmp_path / "plots"

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from analysis_helpers import noisy_preds
 
 from mhsafety.analysis import (
     SystemPredictions,
@@ -19,6 +18,7 @@ from mhsafety.analysis import (
 from mhsafety.analysis.stats import SCORES, reliability_bins
 from mhsafety.metrics import aggregate_runs, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES
+from tests.helpers.analysis import noisy_preds
 
 
 def _system(name: str, gold: np.ndarray, preds: np.ndarray) -> SystemPredictions:

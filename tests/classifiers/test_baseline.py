@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from mhsafety.classifiers.base import check_probabilities, create_classifier, load_classifier
+from mhsafety.classifiers.base import check_probabilities
 from mhsafety.classifiers.baseline import DENSE_FEATURES, BaselineClassifier, dense_features
 from mhsafety.data import Example, examples_hash
 from mhsafety.errors import DataError, UsageError
+from mhsafety.registry import create_classifier, load_classifier
 
 # Small and quick: one C, two inner folds (the defaults search a grid on three folds).
 FAST = {"c_grid": [1.0], "inner_folds": 2}

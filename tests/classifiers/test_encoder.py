@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert
-
-from mhsafety.classifiers import create_classifier, load_classifier, read_manifest
+from mhsafety.classifiers import read_manifest
 from mhsafety.classifiers.encoder import TEST_SELECTION_NOTE, EncoderClassifier
 from mhsafety.errors import UsageError
+from mhsafety.registry import create_classifier, load_classifier
+from tests.helpers.tiny_bert import build_tiny_bert
 
 SMALL = {"max_length": 64, "batch_size": 8, "eval_batch_size": 16, "epochs": 1}
 

@@ -16,11 +16,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_bert import build_tiny_bert
-
 from mhsafety.classifiers import read_manifest
 from mhsafety.data import write_examples
+from tests.helpers.tiny_bert import build_tiny_bert
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,8 +121,8 @@ def test_two_process_cpu_run_writes_one_checkpoint(files, tmp_path):
     assert history[0]["learning_rate"] == pytest.approx(1e-5)
     # Each process fed at most 16 items x 32 tokens (one process alone would feed ~1,000).
     assert 0 < history[0]["tokens"] <= 16 * 32
-    from mhsafety.classifiers import load_classifier
     from mhsafety.data import load_examples
+    from mhsafety.registry import load_classifier
 
     probs = load_classifier(out).predict_proba(load_examples(root / "test.json"))
     assert probs.shape == (16, 8)

@@ -3,24 +3,20 @@ server processes on 127.0.0.1, port 0."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import fakeclf
-from guard_servers import TOKEN, Server, start_server, stop_server  # noqa: F401
+from tests.helpers import fakeclf
+from tests.helpers.guard_servers import TOKEN, Server, start_server, stop_server  # noqa: F401
 
 
 @pytest.fixture
 def fake_kind(monkeypatch):
     """Register the scripted "guardfake" kind in this process."""
-    from mhsafety.classifiers import base
+    from mhsafety import registry
 
-    monkeypatch.setitem(base.KINDS, fakeclf.KIND, fakeclf.TARGET)
+    monkeypatch.setitem(registry.KINDS, fakeclf.KIND, fakeclf.TARGET)
     return fakeclf
 
 
@@ -34,7 +30,7 @@ def fake_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def baseline_checkpoint(tmp_path_factory, test_examples) -> Path:
     """A real baseline trained on the public test set (small settings, to keep tests fast)."""
-    from mhsafety.classifiers import create_classifier
+    from mhsafety.registry import create_classifier
 
     path = tmp_path_factory.mktemp("guard") / "baseline"
     model = create_classifier("baseline", seed=0, c_grid=[2.0], calibrate=False, ngram_max=2,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import schemathesis
+
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="schemathesis is not installed (pip install 'mhsafety[test]')")
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -19,6 +21,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+pytestmark = pytest.mark.slow
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -10,7 +10,8 @@ import time
 import httpx
 import numpy as np
 import pytest
-from guard_servers import TOKEN
+
+from tests.helpers.guard_servers import TOKEN
 
 SECRET = "我的秘密对话内容-7731"
 GOOD = {"context": "[seeker]我最近总是失眠，很焦虑", "response": "[supporter]失眠一定很难受，能说说是什么让你焦虑吗？"}
@@ -257,8 +258,9 @@ def test_microbatcher_shares_model_calls():
     assert sum(calls) == 30 and len(calls) < 30
 
 
+@pytest.mark.slow
 def test_several_worker_processes_share_one_port(baseline_checkpoint, tmp_path, test_examples):
-    from guard_servers import start_server, stop_server
+    from tests.helpers.guard_servers import start_server, stop_server
 
     server = start_server(baseline_checkpoint, tmp_path / "workers.log", "--workers", "2",
                           env={"MHSAFETY_GUARD_TOKEN": TOKEN})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mhsafety.classifiers.base import create_classifier, load_classifier
 from mhsafety.errors import UsageError
+from mhsafety.registry import create_classifier, load_classifier
 
 
 def test_spec_with_url_and_predictions(server, small_examples, tmp_path):

@@ -80,7 +80,7 @@ def test_json_output_sends_the_schema_and_parses_the_object(small_examples, tmp_
 
 
 def test_logprobs_give_a_distribution_into_records_and_predict_proba(small_examples, tmp_path):
-    from mhsafety.classifiers.base import create_classifier
+    from mhsafety.registry import create_classifier
 
     with FakeServer(constant("8")) as server:
         result = run_judge(small_examples[:3], tmp_path / "run", settings(

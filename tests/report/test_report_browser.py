@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from report_browser import chromium, require_browser
 
 from mhsafety.report import build_report
+from tests.helpers.browser import chromium, require_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

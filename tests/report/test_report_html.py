@@ -11,6 +11,7 @@ from mhsafety.errors import UsageError
 from mhsafety.report import build_report
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_complete(report_runs, tmp_path, test_json):
     out = tmp_path / "report"
     result = build_report([report_runs], out, resamples=300, command="mhsafety report x")
@@ -76,3 +77,10 @@ def test_report_command(report_runs, tmp_path, test_json, capsys, monkeypatch):
         main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r2")])
     assert exc.value.code == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_command_line_is_data():
+    from mhsafety.report.provenance import command_line
+
+    assert command_line(["/usr/bin/mhsafety", "report", "runs dir", "--out", "r"]) == \
+        "mhsafety report 'runs dir' --out r"

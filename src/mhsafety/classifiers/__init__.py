@@ -1,21 +1,8 @@
-"""Classifiers behind one interface (see :mod:`mhsafety.classifiers.base`)."""
+"""Classifiers behind one interface (see :mod:`mhsafety.classifiers.base`).
 
-from .base import (
-    KINDS,
-    Classifier,
-    check_probabilities,
-    classifier_class,
-    create_classifier,
-    load_classifier,
-    read_manifest,
-)
+Build or load one of any kind through :mod:`mhsafety.registry`.
+"""
 
-__all__ = [
-    "KINDS",
-    "Classifier",
-    "check_probabilities",
-    "classifier_class",
-    "create_classifier",
-    "load_classifier",
-    "read_manifest",
-]
+from .base import NO_ANSWER, Classifier, Predictions, check_probabilities, read_manifest
+
+__all__ = ["NO_ANSWER", "Classifier", "Predictions", "check_probabilities", "read_manifest"]

@@ -8,16 +8,16 @@ classifier is a folder with ``manifest.json``:
    "mhsafety_version": "0.1.0", "labels": {"0": "Nonsense", ...}, "config": {...},
    "train_data_sha256": "...", "created": "2026-...Z", "extra": {...}}``
 
-``kind`` picks the class that loads the folder (see :data:`KINDS`).
+``kind`` picks the class that loads the folder (see :data:`mhsafety.registry.KINDS`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,12 +34,70 @@ MANIFEST = "manifest.json"
 CHECKPOINT_FORMAT = "mhsafety-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
-# kind -> "module:Class"; imported lazily so heavy dependencies load only when used.
-KINDS: dict[str, str] = {
-    "baseline": "mhsafety.classifiers.baseline:BaselineClassifier",
-    "encoder": "mhsafety.classifiers.encoder:EncoderClassifier",
-    "judge": "mhsafety.judge.classifier:JudgeClassifier",
-}
+NO_ANSWER = "no answer"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A classifier's answers: an (n, 8) probability array whose NaN rows mark abstentions,
+    and for each row why it has no answer (None for valid rows)."""
+
+    probs: np.ndarray
+    reasons: tuple[str | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.reasons) != len(self.probs):
+            raise ValueError(f"{len(self.reasons)} reasons for {len(self.probs)} rows")
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray, reasons: Sequence[str | None] | None = None,
+                   default_reason: str = NO_ANSWER) -> Predictions:
+        """Wrap a probability array; abstained rows without a given reason get the default."""
+        probs = np.asarray(probs, dtype=float)
+        valid = ~np.isnan(probs).any(axis=1) if probs.size else np.ones(len(probs), bool)
+        given = list(reasons) if reasons is not None else [None] * len(probs)
+        out = tuple(None if ok else (why or default_reason) for ok, why in zip(valid, given))
+        return cls(probs, out)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """True where the classifier answered."""
+        if not len(self.probs):
+            return np.zeros(0, dtype=bool)
+        return ~np.isnan(self.probs).any(axis=1)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The argmax label of each answered row, -1 where it abstained."""
+        out = np.full(len(self.probs), -1, dtype=int)
+        ok = self.valid
+        if ok.any():
+            out[ok] = self.probs[ok].argmax(axis=1)
+        return out
+
+    @property
+    def p_safe(self) -> np.ndarray:
+        """P(Safe) per row, NaN where it abstained."""
+        from ..taxonomy import SAFE_LABEL
+
+        if not len(self.probs):
+            return np.zeros(0)
+        return self.probs[:, SAFE_LABEL].astype(float)
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def records(self, examples: Sequence[Example], system: str,
+                run: str = "0") -> list[PredictionRecord]:
+        """Prediction records for ``examples`` (abstained: pred null, error = reason)."""
+        labels = self.labels
+        return [
+            PredictionRecord(id=ex.id or str(i), gold=ex.label,
+                             pred=int(label) if label >= 0 else None, system=system, run=run,
+                             probs=row.tolist() if label >= 0 else None, error=why)
+            for i, (ex, row, label, why) in enumerate(zip(examples, self.probs, labels,
+                                                          self.reasons))
+        ]
 
 
 class Classifier(ABC):
@@ -50,6 +108,11 @@ class Classifier(ABC):
     """
 
     kind: ClassVar[str] = ""
+    # The settings dataclass (see mhsafety.settings) whose fields are this kind's config
+    # keys; the registry checks --config KEY=VALUE against it. ``extra_config`` names keys
+    # the class takes beyond those fields (a judge's work folder, say).
+    config_class: ClassVar[type | None] = None
+    extra_config: ClassVar[frozenset[str]] = frozenset()
     # False for systems that never learn from examples (LLM judges): protocols then skip
     # fit and just predict every item.
     needs_training: ClassVar[bool] = True
@@ -64,21 +127,32 @@ class Classifier(ABC):
 
     @abstractmethod
     def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
-        """An (n, 8) array of probabilities over labels 0..7, rows in input order."""
+        """An (n, 8) array of probabilities over labels 0..7, rows in input order.
+
+        A row of NaN means the classifier could not judge that item (it abstained).
+        """
+
+    def predictions(self, examples: Sequence[Example]) -> Predictions:
+        """Probabilities plus why each abstained item has no answer.
+
+        The default wraps :meth:`predict_proba` (reason :data:`NO_ANSWER`); classifiers
+        that know why they abstained (a judge's timeout, an unparseable answer) override it.
+        Everything that consumes a classifier goes through here, never argmax on raw rows.
+        """
+        probs = check_probabilities(self.predict_proba(examples), len(examples))
+        return Predictions.from_probs(probs)
 
     def predict(self, examples: Sequence[Example]) -> np.ndarray:
-        """Label ids, one per example (argmax of :meth:`predict_proba`)."""
-        return np.asarray(self.predict_proba(examples)).argmax(axis=1)
+        """Label ids, one per example; -1 where the classifier abstained."""
+        return self.predictions(examples).labels
 
     def predict_records(self, examples: Sequence[Example], system: str,
                         run: str = "0") -> list[PredictionRecord]:
-        """Prediction records (the project's JSONL format) for ``examples``."""
-        probs = np.asarray(self.predict_proba(examples))
-        return [
-            PredictionRecord(id=ex.id or str(i), gold=ex.label, pred=int(row.argmax()),
-                             system=system, run=run, probs=row.tolist())
-            for i, (ex, row) in enumerate(zip(examples, probs))
-        ]
+        """Prediction records (the project's JSONL format) for ``examples``.
+
+        An abstained item gets ``pred`` null, no ``probs`` and its reason as ``error``.
+        """
+        return self.predictions(examples).records(examples, system, run)
 
     @abstractmethod
     def save_state(self, directory: Path) -> None:
@@ -126,13 +200,25 @@ class Classifier(ABC):
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Classifier:
-        """Load a folder saved by :meth:`save` (of this class's kind, or any kind on the base)."""
+        """Load a folder saved by :meth:`save` of this class's kind.
+
+        Loading a folder of any kind is :func:`mhsafety.registry.load_classifier`, the one
+        place that knows every kind.
+        """
+        if cls.kind == "":
+            raise TypeError("Classifier.load needs a concrete kind; use "
+                            "mhsafety.registry.load_classifier(directory) for any kind")
         manifest = read_manifest(directory)
-        target = classifier_class(manifest["kind"])
-        if cls is not Classifier and not issubclass(target, cls):
+        if manifest["kind"] != cls.kind:
             raise DataError(f"{directory}: is a {manifest['kind']!r} checkpoint, "
                             f"expected {cls.kind!r}")
-        model = target.load_state(Path(directory), manifest)
+        return cls.load_from(directory, manifest)
+
+    @classmethod
+    def load_from(cls, directory: str | os.PathLike[str],
+                  manifest: dict[str, Any]) -> Classifier:
+        """Rebuild from a folder whose manifest was already read and checked."""
+        model = cls.load_state(Path(directory), manifest)
         model.train_data_sha256 = manifest.get("train_data_sha256")
         return model
 
@@ -156,49 +242,27 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if manifest.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise DataError(f"{path}: checkpoint format_version {manifest.get('format_version')!r} "
                         f"is not supported (expected {CHECKPOINT_FORMAT_VERSION})")
-    if manifest.get("kind") not in KINDS:
-        raise DataError(f"{path}: unknown checkpoint kind {manifest.get('kind')!r}; "
-                        f"expected one of {', '.join(KINDS)}")
+    if not isinstance(manifest.get("kind"), str) or not manifest["kind"]:
+        raise DataError(f"{path}: the manifest names no checkpoint kind")
     labels = manifest.get("labels", {})
     if labels != {str(i): name for i, name in enumerate(LABEL_NAMES)}:
         raise DataError(f"{path}: the checkpoint's label map differs from the taxonomy's")
     return manifest
 
 
-def classifier_class(kind: str) -> type[Classifier]:
-    """The class registered for ``kind``; a missing optional dependency is a UsageError."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown classifier kind {kind!r}; expected one of {', '.join(KINDS)}")
-    module_name, _, attr = KINDS[kind].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and not exc.name.startswith("mhsafety"):
-            from ..errors import missing_extra
-
-            extra = {"encoder": "train", "judge": "judge"}.get(kind, "all")
-            raise missing_extra(exc.name, extra) from None
-        raise
-    return getattr(module, attr)
-
-
-def create_classifier(spec: str, seed: int = 42, **config: Any) -> Classifier:
-    """An untrained classifier from a system spec: ``baseline``, ``encoder:NAME_OR_PATH``,
-    ``judge:...``; ``seed`` and ``config`` go to its constructor."""
-    kind, _, argument = spec.partition(":")
-    return classifier_class(kind).from_spec(argument, seed=seed, **config)
-
-
-def load_classifier(directory: str | os.PathLike[str]) -> Classifier:
-    """Load any saved classifier; its manifest says which kind it is."""
-    return Classifier.load(directory)
-
-
 def check_probabilities(probs: np.ndarray, n: int) -> np.ndarray:
-    """Validate a predict_proba result: shape (n, 8), finite, rows summing to 1."""
+    """Validate a predict_proba result: shape (n, 8); each row either all NaN (abstained)
+    or finite and summing to 1."""
     probs = np.asarray(probs, dtype=float)
     if probs.shape != (n, NUM_LABELS):
         raise ValueError(f"expected probabilities of shape ({n}, {NUM_LABELS}), got {probs.shape}")
-    if not np.all(np.isfinite(probs)) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-4):
-        raise ValueError("probabilities must be finite and each row must sum to 1")
+    nan = np.isnan(probs)
+    abstained = nan.all(axis=1)
+    if (nan.any(axis=1) & ~abstained).any():
+        raise ValueError("an abstained row must be NaN in every column")
+    answered = probs[~abstained]
+    if not np.all(np.isfinite(answered)) or not np.allclose(answered.sum(axis=1), 1.0,
+                                                            atol=1e-4):
+        raise ValueError("probabilities must be finite and each row must sum to 1 "
+                         "(or be all NaN where the classifier abstained)")
     return probs

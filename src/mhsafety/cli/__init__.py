@@ -18,7 +18,7 @@ import click
 
 from ..errors import MhsafetyError
 
-_STATE = {"verbose": False}
+_STATE: dict[str, object] = {"verbose": False, "argv": ["mhsafety"]}
 
 
 class LazyGroup(click.Group):
@@ -46,6 +46,7 @@ def cli(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    _STATE["argv"] = ["mhsafety", *args]  # the command line as data, for provenance
     # --verbose is accepted anywhere on the line, not just before the command name.
     if "--verbose" in args:
         _STATE["verbose"] = True

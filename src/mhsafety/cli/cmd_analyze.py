@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import bootstrap_options, emit
+from .options import bootstrap_options, emit
 
 
 @click.command("analyze")

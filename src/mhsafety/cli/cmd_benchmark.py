@@ -4,11 +4,18 @@ from pathlib import Path
 
 import click
 
-from ._common import data_option, decimals_option
-from ._options import config_option, parse_config, parse_seeds, seeds_option
+from ..benchmark import DEFAULT_FOLDS, DEFAULT_SEEDS
+from .options import (
+    SpacedListCommand,
+    config_option,
+    data_option,
+    decimals_option,
+    parse_config,
+    seeds_option,
+)
 
 
-@click.command("benchmark")
+@click.command("benchmark", cls=SpacedListCommand)
 @data_option
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Training file: switches to the paper's protocol (train on it, "
@@ -16,8 +23,8 @@ from ._options import config_option, parse_config, parse_seeds, seeds_option
 @click.option("--system", "systems", multiple=True, metavar="[NAME=]SPEC",
               help="System to benchmark, repeatable: baseline, encoder:NAME_OR_PATH, judge:... "
                    "[default: baseline]")
-@seeds_option("42,43,44,45,46")
-@click.option("--folds", type=click.IntRange(2, None), default=5, show_default=True,
+@seeds_option(DEFAULT_SEEDS)
+@click.option("--folds", type=click.IntRange(2, None), default=DEFAULT_FOLDS, show_default=True,
               help="Folds of the cross-validation protocol.")
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -26,19 +33,19 @@ from ._options import config_option, parse_config, parse_seeds, seeds_option
 @click.option("--no-paper", is_flag=True, help="Leave the paper's reported rows out.")
 @decimals_option
 def command(data_path: Path | None, train_path: Path | None, systems: tuple[str, ...],
-            seeds: str, folds: int, config: tuple[str, ...], out: Path | None, no_paper: bool,
+            seeds: list[int], folds: int, config: tuple[str, ...], out: Path | None, no_paper: bool,
             decimals: int) -> None:
     """Benchmark systems and print Table 2 beside the paper's reported rows.
 
-    Without --train: 5 repeats (seeds 42..46) of stratified 5-fold cross-validation on the
-    data (default: the cached public test set), one run per repeat. With --train: the paper's
+    Without --train: repeated stratified k-fold cross-validation on the data (default: the
+    cached public test set), one repeat per seed, one run per repeat. With --train: the paper's
     protocol, one fit per seed. Writes prediction records, metrics.json, table.md and a
     confusion-matrix PNG per system into the results folder.
     """
     from ..benchmark import run_benchmark
 
     log = lambda msg: click.echo(msg, err=True)
-    result = run_benchmark(systems or ("baseline",), data_path, train_path, parse_seeds(seeds),
+    result = run_benchmark(systems or ("baseline",), data_path, train_path, seeds,
                            folds, out, parse_config(config), include_paper=not no_paper,
                            decimals=decimals, log=log)
     click.echo(result.table)

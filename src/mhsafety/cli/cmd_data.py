@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .. import data
-from ._common import data_option
+from .options import data_option
 
 
 @click.group("data")

@@ -12,7 +12,7 @@ from ..tables import (
     format_table,
     rows_from_systems,
 )
-from ._common import decimals_option, emit, format_option
+from .options import decimals_option, emit, format_option
 
 
 @click.command("evaluate")

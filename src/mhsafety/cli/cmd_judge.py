@@ -15,7 +15,7 @@ import click
 from ..errors import UsageError
 from ..judge.settings import JudgeSettings
 from ..settings import click_options, fields_doc, given
-from ._common import data_option
+from .options import data_option
 
 _DOC = {name: doc for name, _default, doc in fields_doc(JudgeSettings)}
 _BY_HAND = ("model", "base_url", "headers", "extra_body")  # required, env or parsed values

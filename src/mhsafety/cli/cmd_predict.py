@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from ._common import data_option
 from ._encoder_options import encoder_predict_options
+from .options import data_option
 
 
 @click.command("predict")
@@ -21,9 +21,9 @@ from ._encoder_options import encoder_predict_options
 def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | None,
             run: str, **encoder: object) -> None:
     """Predict a dataset with a saved classifier; write prediction records (JSONL)."""
-    from ..benchmark import predict_file
     from ..classifiers.base import read_manifest
     from ..errors import UsageError
+    from ..training import predict_file
 
     settings = {k: v for k, v in encoder.items() if v is not None}
     if settings and read_manifest(checkpoint)["kind"] != "encoder":

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import bootstrap_options
+from .options import bootstrap_options, invoked_command
 
 
 @click.command("report")
@@ -32,7 +32,7 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
 
     start = time.perf_counter()
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
-                          level=level, command=command_line(click.get_current_context()),
+                          level=level, command=command_line(invoked_command()),
                           title=title)
     n = len(result.analysis.systems)
     click.echo(f"wrote {result.html} ({n} system{'' if n == 1 else 's'}, "

@@ -7,7 +7,7 @@ import click
 
 from ..tables import TABLE2_COLUMNS, format_per_class, format_table, rows_from_systems
 from ..upstream import reproduce
-from ._common import decimals_option, format_option
+from .options import decimals_option, format_option
 
 
 @click.command("reproduce")

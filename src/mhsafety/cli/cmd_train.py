@@ -4,11 +4,12 @@ from pathlib import Path
 
 import click
 
+from ..training import DEFAULT_TRAIN_SEEDS
 from ._encoder_options import encoder_config, encoder_train_options, split_train_selection
-from ._options import config_option, parse_config, parse_seeds, seeds_option
+from .options import SpacedListCommand, config_option, parse_config, seeds_option
 
 
-@click.command("train")
+@click.command("train", cls=SpacedListCommand)
 @click.option("--model", default="baseline", show_default=True,
               help="'baseline' (offline, CPU) or a classifier spec kind:ARG; any other value is "
                    "read as a Hugging Face encoder name or path.")
@@ -18,15 +19,15 @@ from ._options import config_option, parse_config, parse_seeds, seeds_option
               help="Labelled dev data for model selection (never the test set).")
 @click.option("--dev-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=None, help="Split this share of --train off as the dev set instead.")
-@seeds_option("42")
+@seeds_option(DEFAULT_TRAIN_SEEDS)
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint folder (with several seeds: one OUT/seed-N per seed).")
 @encoder_train_options
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
-            seeds: str, config: tuple[str, ...], out: Path, **encoder: object) -> None:
+            seeds: list[int], config: tuple[str, ...], out: Path, **encoder: object) -> None:
     """Train a classifier and save it as a checkpoint folder."""
-    from ..benchmark import model_spec, train_checkpoints
+    from ..training import model_spec, train_checkpoints
 
     settings = parse_config(config)
     spec = model_spec(model)
@@ -35,5 +36,5 @@ def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: floa
         settings, dev_path = split_train_selection(settings, out, dev_path, dev_ratio)
     else:
         encoder_config(encoder, spec)  # encoder options given to another kind: an error
-    train_checkpoints(model, train_path, out, parse_seeds(seeds), dev_path, dev_ratio,
+    train_checkpoints(model, train_path, out, seeds, dev_path, dev_ratio,
                       settings, log=lambda msg: click.echo(msg, err=True))

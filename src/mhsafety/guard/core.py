@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..classifiers.base import Classifier, check_probabilities, load_classifier, read_manifest
+from ..classifiers.base import Classifier, check_probabilities, read_manifest
 from ..data import Example, Turn, format_turns, load_examples, parse_turns
 from ..errors import DataError, UsageError
+from ..registry import load_classifier
 from ..taxonomy import CATEGORIES, LABEL_NAMES, SAFE_LABEL, node_of
 
 DEFAULT_THRESHOLD = 0.5

@@ -109,7 +109,9 @@ class JudgeClassifier(Classifier):
                 raise UsageError(f"judge:{argument}: the URL {tail!r} has no scheme; write "
                                  f"judge:{head}@http://{tail} (a local server) or "
                                  f"judge:{head}@https://{tail}")
-        return cls(model=model, base_url=base_url, seed=seed, **config)
+        if base_url:
+            config["base_url"] = base_url
+        return cls(model=model, seed=seed, **config)
 
     @property
     def settings(self) -> JudgeSettings:

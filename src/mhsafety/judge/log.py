@@ -25,13 +25,43 @@ LOG_VERSION = 1
 
 @dataclass
 class RoundLog:
-    """What one round's log holds for the current settings."""
+    """What one round's log holds for the current settings.
+
+    Read with the expected prompt hashes, ``answers`` / ``failures`` hold the matching
+    entries at once. Read without them (so that prompts can be built while requests are
+    already in flight), key-matching entries wait in ``unsettled`` until :meth:`settle`
+    says which prompt each item has now; :meth:`finish` counts the rest as stale.
+    """
 
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     stale: int = 0
     corrupt: int = 0
     torn: int = 0
+    # (id, prompt_hash) -> [first answer or None, last failure or None, lines]
+    unsettled: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+    @property
+    def answered_ids(self) -> set[str]:
+        """Items with an answer for these settings (settled or not)."""
+        return set(self.answers) | {i for (i, _h), slot in self.unsettled.items() if slot[0]}
+
+    def settle(self, item_id: str, prompt_hash: str) -> bool:
+        """Take the logged outcome of ``item_id`` asked with ``prompt_hash``; True when it
+        holds an answer (nothing to ask)."""
+        slot = self.unsettled.pop((item_id, prompt_hash), None)
+        if slot is None:
+            return False
+        if slot[0] is not None:
+            self.answers[item_id] = slot[0]
+            return True
+        self.failures[item_id] = slot[1]
+        return False
+
+    def finish(self) -> None:
+        """Every item settled: what is left came from other prompts (stale)."""
+        self.stale += sum(slot[2] for slot in self.unsettled.values())
+        self.unsettled.clear()
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -65,8 +95,9 @@ def repair_torn_tail(path: Path) -> int:
         return size - keep
 
 
-def read_round_log(path: Path, key: str, expected: dict[str, str]) -> RoundLog:
-    """Entries of one round's log that match ``key`` and the expected prompt hash per item."""
+def read_round_log(path: Path, key: str, expected: dict[str, str] | None = None) -> RoundLog:
+    """Entries of one round's log that match ``key`` and, when given, the expected prompt
+    hash per item (else they wait in ``unsettled``, see :class:`RoundLog`)."""
     out = RoundLog()
     out.torn = repair_torn_tail(path)
     if not path.exists():
@@ -79,8 +110,19 @@ def read_round_log(path: Path, key: str, expected: dict[str, str]) -> RoundLog:
             except (ValueError, KeyError, TypeError):
                 out.corrupt += 1  # never fatal: the item is simply asked again
                 continue
-            if entry.get("key") != key or expected.get(item_id) != entry.get("prompt_hash"):
+            if entry.get("key") != key or (expected is not None and
+                                           expected.get(item_id) != entry.get("prompt_hash")):
                 out.stale += 1
+                continue
+            if expected is None:
+                slot = out.unsettled.setdefault((item_id, str(entry.get("prompt_hash"))),
+                                                [None, None, 0])
+                slot[2] += 1
+                if "answer" in entry:
+                    if slot[0] is None:
+                        slot[0] = entry  # the first answer counts
+                elif slot[0] is None:
+                    slot[1] = entry
                 continue
             if "answer" in entry:
                 out.answers.setdefault(item_id, entry)  # the first answer counts

@@ -25,7 +25,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,8 +82,17 @@ def _api_key(env_name: str) -> str | None:
     return value or None
 
 
+_clock: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # The log stamps every answer to the second; formatting a datetime per answer showed up
+    # in the profile at 64 in flight, so the text is kept for the current second.
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[0] = second
+        _clock[1] = datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds")
+    return _clock[1]
 
 
 def messages_json(messages: list[dict[str, str]]) -> bytes:
@@ -146,6 +155,7 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     if settings.protocol == "sequential" and (batch_file_only or batch_results is not None):
         raise UsageError("batch request files hold flat requests; --protocol sequential "
                          "asks each node after the previous answer")
+
     if not settings.model:
         raise UsageError("a judge needs a model (--model)")
     if not settings.base_url:
@@ -167,6 +177,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     if sequential and template is not None and template.source != "built-in":
         raise UsageError(f"{template.source}: a template replaces the flat prompt; "
                          "--protocol sequential asks its own node prompts")
+
     template = template or load_template(settings.template, settings.system_prompt,
                                          settings.system_role)
     if not examples:
@@ -199,8 +210,65 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                                 "sha256": seq.templates_sha256()}
     write_json(out / "manifest.json", manifest)
 
-    # What is already done, per round; each prompt is serialised once, for its hash and,
-    # when it still has to be asked, for the request.
+    if sequential or settings.batch or batch_file_only or batch_results is not None:
+        return _run_listed(examples, ids, out, settings, prompts, key, manifest, plan, say,
+                           show_progress, batch_file_only, batch_results)
+
+    # What is already done, per round. The prompts are built as the requests go out (the
+    # pool pulls jobs lazily), each serialised once for its hash and, when it still has to
+    # be asked, for the request; a logged answer counts only for the same prompt.
+    logs = {r: read_round_log(log_dir / f"round-{r}.jsonl", key)
+            for r in range(1, settings.rounds + 1)}
+    resumed = sum(len(lg.answered_ids & id_set) for lg, id_set in
+                  ((lg, set(ids)) for lg in logs.values()))
+    to_go = settings.rounds * len(examples) - resumed
+    torn = sum(1 for lg in logs.values() if lg.torn)
+    if resumed:
+        say(f"resuming: {resumed} answers already in {log_dir}, {to_go} to go")
+
+    def jobs() -> Iterator[Job]:
+        for r, lg in logs.items():
+            for i, ex in enumerate(examples):
+                blob = messages_json(prompts.messages(r, ex))
+                digest = prompt_hash(blob)
+                if not lg.settle(ids[i], digest):
+                    yield Job(r, ids[i], blob, digest)
+            lg.finish()
+
+    parse = answer_parser(settings.output, settings.parser)
+    verdicts: dict[tuple[int, str], Verdict] = {}
+
+    def remember(job: Job, entry: dict[str, Any]) -> None:
+        lg = logs[job.round_no]
+        if "answer" in entry:
+            lg.answers[job.item_id] = entry
+            lg.failures.pop(job.item_id, None)
+            # Parsed as it arrives, while the pool waits on the network.
+            verdicts[(job.round_no, job.item_id)] = read_answer(entry, parse, settings.logprobs)
+        else:
+            lg.failures[job.item_id] = entry
+
+    stats = ask_all(jobs(), settings, key, log_dir, remember, show_progress, say, total=to_go)
+    stale = sum(lg.stale for lg in logs.values())
+    if stale:
+        say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
+            "sampling) are ignored; they stay in the log")
+    resumed = settings.rounds * len(examples) - stats["requests"]
+    result = write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
+                           stale, torn, verdicts)
+    return result
+
+
+def _run_listed(examples: Sequence[Example], ids: list[str], out: Path,
+                settings: JudgeSettings, prompts: Prompts, key: str, manifest: dict[str, Any],
+                plan: ShotPlan | None, say: Callable[[str], None], show_progress: bool,
+                batch_file_only: bool, batch_results: str | os.PathLike[str] | None
+                ) -> JudgeResult:
+    """The sequential protocol and the batch modes: every pending request listed up front
+    (a batch file needs them all; a walk needs each item's logged steps), the log read with
+    the expected prompt hashes."""
+    log_dir = out / "log"
+    sequential = settings.protocol == "sequential"
     logs: dict[int, RoundLog] = {}
     jobs: list[Job] = []
     steps = seq.step_prompts(list(zip(ids, examples)), messages_json, prompt_hash) \
@@ -217,15 +285,12 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                  if ids[i] not in logs[r].answers]
     node_parser = answer_parser(settings.output, settings.parser)
     if steps is not None:
-        walking = _sequential_jobs(examples, ids, logs, steps, node_parser)
-        resumed = settings.rounds * len(examples) - len(walking)
-    else:
-        resumed = settings.rounds * len(examples) - len(jobs)
+        jobs = _sequential_jobs(examples, ids, logs, steps, node_parser)
+    resumed = settings.rounds * len(examples) - len(jobs)
     stale = sum(lg.stale for lg in logs.values())
     torn = sum(1 for lg in logs.values() if lg.torn)
     if resumed:
-        say(f"resuming: {resumed} answers already in {log_dir}, "
-            f"{settings.rounds * len(examples) - resumed} to go")
+        say(f"resuming: {resumed} answers already in {log_dir}, {len(jobs)} to go")
     if stale:
         say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
             "sampling) are ignored; they stay in the log")
@@ -245,16 +310,13 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                    "batch_requests": len(jobs)}
         return JudgeResult(out, summary, manifest, [], {})
     if steps is not None:
-        stats = _ask_sequential(examples, ids, logs, steps, node_parser, settings, key,
-                                log_dir, remember, show_progress, say)
-    elif settings.batch or batch_results is not None:
+        stats = _ask_sequential(jobs, logs, steps, node_parser, settings, key, log_dir,
+                                remember, show_progress, say)
+    else:
         stats = _ask_batch(jobs, settings, key, logs, log_dir, out, remember, show_progress,
                            say, batch_results)
-    else:
-        stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say)
-    result = write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
-                           stale, torn)
-    return result
+    return write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
+                         stale, torn)
 
 
 # --------------------------------------------------------------------------- sequential
@@ -283,22 +345,23 @@ def _next_node(round_no: int, item_id: str, lg: RoundLog, steps: dict[str, tuple
     return Job(round_no, sid, blob, digest, extra={"item": item_id})
 
 
-def _ask_sequential(examples: Sequence[Example], ids: Sequence[str],
-                    logs: dict[int, RoundLog], steps: dict[str, tuple[bytes, str]],
+def _ask_sequential(jobs: list[Job], logs: dict[int, RoundLog],
+                    steps: dict[str, tuple[bytes, str]],
                     parse: Callable[[str | None], int | None], settings: JudgeSettings,
                     key: str, log_dir: Path, remember: Callable[[Job, dict[str, Any]], None],
                     show_progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
     """Walk the nodes: each slot of the pool asks an item's next node as soon as the previous
     answer is in, until a node fires. A step that failed ends its walk for this run (the item
-    is recorded as failed at that node; a rerun asks that node again)."""
-    jobs = _sequential_jobs(examples, ids, logs, steps, parse)
+    is recorded as failed at that node; a rerun asks that node again). ``jobs``: the next
+    node of every unfinished walk."""
 
     def next_node(job: Job, entry: dict[str, Any]) -> Job | None:
         if "answer" not in entry:
             return None
         return _next_node(job.round_no, job.extra["item"], logs[job.round_no], steps, parse)
 
-    stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say, next_node)
+    stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say,
+                    follow_up=next_node)
     return {**stats, "items": len(jobs)}
 
 
@@ -409,7 +472,8 @@ def verdict_of(entry: dict[str, Any], settings: JudgeSettings) -> Verdict:
 def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[int, RoundLog],
                   settings: JudgeSettings, out: Path, manifest: dict[str, Any],
                   plan: ShotPlan | None, stats: dict[str, Any], resumed: int, stale: int,
-                  torn: int) -> JudgeResult:
+                  torn: int, verdicts: dict[tuple[int, str], Verdict] | None = None
+                  ) -> JudgeResult:
     """Records, manifest and summary from the log's view of this setting (answers from
     earlier runs included)."""
     notes = manifest["notes"]
@@ -446,7 +510,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                 recs.append(PredictionRecord(ids[i], ex.label, pred, settings.name, str(r),
                                              raw=raw, error=error, meta=meta))
             elif entry is not None:
-                verdict = verdict_of(entry, settings)
+                verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
                 if verdict.probs_from:
                     meta["probs_from"] = verdict.probs_from
@@ -595,23 +659,27 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str, log_dir: Path,
+def ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str, log_dir: Path,
             on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
-            say: Callable[[str], None] | None = None,
+            say: Callable[[str], None] | None = None, total: int | None = None,
             follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
             ) -> dict[str, Any]:
     """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
     failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
-    ``follow_up(job, entry)`` may name a request that depends on that answer (the
-    sequential protocol's next node); the same slot sends it next.
+    ``jobs`` may be a generator (it is pulled as slots free up); ``total`` sizes the
+    progress bar and the pool when it has no length. ``follow_up(job, entry)`` may name a
+    request that depends on that answer (the sequential protocol's next node); the same
+    slot sends it next, and the bar counts the chain as one.
 
     Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
     when the server refuses outright; what was logged until then is kept.
     """
     api_key = _api_key(settings.api_key_env)
     try:
+        if total is None:
+            total = len(jobs) if isinstance(jobs, Sequence) else None
         return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
-                                   show_progress, follow_up))
+                                   show_progress, total, follow_up))
     except FatalAPIError as exc:
         hint = ""
         if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
@@ -645,10 +713,10 @@ def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
     return entry
 
 
-async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+async def _ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str,
                    api_key: str | None, log: Log,
                    on_entry: Callable[[Job, dict[str, Any]], None],
-                   show_progress: bool,
+                   show_progress: bool, total: int | None,
                    follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
                    ) -> dict[str, Any]:
     from ..progress import progress_bar
@@ -660,8 +728,7 @@ async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
     rng = random.Random()  # back-off jitter only; it never touches what is asked
     work = iter(jobs)
     counts: Counter[str] = Counter()
-    bar = progress_bar(total=len(jobs), desc="judge", unit="req") if show_progress \
-        else _NoBar()
+    bar = progress_bar(total=total, desc="judge", unit="req") if show_progress else _NoBar()
     last_postfix = 0.0
     start = time.perf_counter()
 
@@ -714,8 +781,9 @@ async def _ask_all(jobs: Sequence[Job], settings: JudgeSettings, key: str,
             if log.dirty:
                 await asyncio.to_thread(log.sync, log.take_dirty())
 
-    tasks = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency,
-                                                               max(1, len(jobs))))]
+    slots = settings.concurrency if total is None else min(settings.concurrency,
+                                                           max(1, total))
+    tasks = [asyncio.create_task(worker()) for _ in range(slots)]
     sync_task = asyncio.create_task(syncer())
     try:
         await asyncio.gather(*tasks)

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -197,32 +196,15 @@ def collect_provenance(paths: Sequence[str | os.PathLike[str]],
     )
 
 
-def command_line(ctx=None) -> str:
-    """The command that reproduces this run, shell-quoted.
+def command_line(args: Sequence[str]) -> str:
+    """The command line as given (``["mhsafety", "report", ...]``), shell-quoted.
 
-    Inside a click command (``ctx``), it is rebuilt from the parsed parameters, defaults
-    included, so it says exactly what ran even when called as ``main([...])``; otherwise
-    it is ``sys.argv``.
+    The caller passes the words (the CLI its own argv), so this module knows nothing of how
+    they were parsed; the settings that ran, defaults included, are recorded separately.
     """
     import shlex
 
-    if ctx is None:
-        args = list(sys.argv)
-        if args and Path(args[0]).name in ("mhsafety", "__main__.py"):
-            args[0] = "mhsafety"
-        return " ".join(shlex.quote(a) for a in args)
-    words = ctx.command_path.split()
-    if words:
+    words = list(args)
+    if words and Path(words[0]).name in ("mhsafety", "__main__.py"):
         words[0] = "mhsafety"
-    positional = []
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if param.param_type_name == "argument":
-            positional += [str(v) for v in (value if isinstance(value, (list, tuple))
-                                            else [value]) if v is not None]
-        elif getattr(param, "is_flag", False):
-            if value:
-                words.append(param.opts[0])
-        elif value is not None:
-            words += [param.opts[0], str(value)]
-    return " ".join(shlex.quote(w) for w in words + positional)
+    return " ".join(shlex.quote(w) for w in words)

@@ -1,7 +1,7 @@
 """Real guard server processes on 127.0.0.1, port 0, for the guard tests.
 
-A module of its own (not conftest.py): several test folders have a conftest.py, and
-``from conftest import ...`` would pick whichever was imported first.
+The server runs ``tests.helpers.run_server`` (the CLI with the scripted fake kind
+registered) from the repository root.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 TOKEN = "test-token-7f3a"
 URL_RE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -33,11 +33,14 @@ def start_server(checkpoint: Path, log: Path, *args: str, env: dict[str, str] | 
                  ) -> Server:
     full_env = {k: v for k, v in os.environ.items() if k != "MHSAFETY_GUARD_TOKEN"}
     full_env.update(env or {})
+    # The child imports tests.helpers from the repository root, the way pytest does.
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p)
     handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "run_server.py"), "serve", "--checkpoint", str(checkpoint),
+        [sys.executable, "-m", "tests.helpers.run_server", "serve", "--checkpoint", str(checkpoint),
          "--port", "0", *args],
-        stdout=handle, stderr=subprocess.STDOUT, env=full_env)
+        stdout=handle, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
     handle.close()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

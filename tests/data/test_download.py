@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 
 from mhsafety import data
+from mhsafety.data import download
 from mhsafety.errors import DataError
 
 
@@ -47,7 +48,7 @@ def test_checksum_mismatch_saves_nothing(file_server):
 
 
 def test_offline_gives_one_clear_sentence(monkeypatch):
-    monkeypatch.setattr(data, "TEST_SET_URL", "http://127.0.0.1:9/test.json")
+    monkeypatch.setattr(download, "TEST_SET_URL", "http://127.0.0.1:9/test.json")
     with pytest.raises(DataError) as err:
         data.resolve_data(None)
     message = str(err.value)

@@ -45,7 +45,7 @@ def build_tiny_bert(directory: str | Path, texts: Iterable[str], *, unused_slots
 
 
 def main() -> None:
-    """``python tests/classifiers/tiny_bert.py --data FILE --out DIR``: a stand-in model for
+    """``python tests/helpers/tiny_bert.py --data FILE --out DIR``: a stand-in model for
     trying the encoder commands without downloading weights."""
     import argparse
 

@@ -19,7 +19,7 @@ import numpy as np
 from mhsafety.classifiers.base import Classifier
 
 KIND = "guardfake"
-TARGET = "fakeclf:FakeClassifier"
+TARGET = "tests.helpers.fakeclf:FakeClassifier"
 
 
 def row_for(response: str) -> list[float]:
@@ -58,6 +58,6 @@ class FakeClassifier(Classifier):
 
 
 def register() -> None:
-    from mhsafety.classifiers import base
+    from mhsafety import registry
 
-    base.KINDS[KIND] = TARGET
+    registry.KINDS[KIND] = TARGET

@@ -1,0 +1,157 @@
+"""Options shared by several commands: data, table format, seeds, KEY=VALUE settings,
+bootstrap settings, and writing a command's text output.
+
+Nothing heavy is imported here; every command file imports from this one module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..tables import FORMATS
+
+data_option = click.option(
+    "--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Dataset file (JSON list or JSONL). Default: the cached public test set.",
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True,
+    help="Table format.",
+)
+decimals_option = click.option(
+    "--decimals", type=click.IntRange(0, 6), default=2, show_default=True,
+    help="Decimals of the percentages.",
+)
+allow_overlap_option = click.option(
+    "--allow-overlap", is_flag=True,
+    help="Run even when the training (or example) items share items with the scored ones; "
+         "every table row of the run is then marked so.",
+)
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+class IntList(click.ParamType):
+    """A list of integers written ``42,43,44`` (or, with :class:`SpacedListCommand`,
+    ``42 43 44``)."""
+
+    name = "ints"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> list[int]:
+        if isinstance(value, (list, tuple)):
+            return [int(v) for v in value]
+        flag = param.opts[0] if param is not None and param.opts else "the value"
+        # A UsageError (not click's) keeps the project's one-line "mhsafety: error:" form.
+        try:
+            out = [int(part) for part in str(value).replace(",", " ").split()]
+        except ValueError:
+            raise UsageError(f"{flag} must be integers (e.g. 42,43 or 42 43), "
+                             f"got {value!r}") from None
+        if not out:
+            raise UsageError(f"{flag} is empty")
+        return out
+
+
+class SpacedListCommand(click.Command):
+    """A command whose :class:`IntList` options also take space-separated values.
+
+    Seeds are commonly written ``--seeds 42 43 44`` (as in the paper's scripts); the integer
+    tokens after such an option are joined into its value before click parses the line.
+    The commands using this take no positional arguments, so nothing is ambiguous.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names = {name for p in self.params if isinstance(p, click.Option)
+                 and isinstance(p.type, IntList) for name in p.opts}
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            token = args[i]
+            name, eq, value = token.partition("=")
+            if token in names and i + 1 < len(args):
+                values, i = [args[i + 1]], i + 2
+            elif eq and name in names:
+                values, i = [value], i + 1
+            else:
+                out.append(token)
+                i += 1
+                continue
+            while i < len(args) and args[i].isdigit():
+                values.append(args[i])
+                i += 1
+            out += [name if eq else token, ",".join(values)]
+        return super().parse_args(ctx, out)
+
+
+def seeds_option(default: Sequence[int]):
+    """``--seeds``: one run (or checkpoint) per seed; use with ``cls=SpacedListCommand``."""
+    return click.option("--seeds", type=IntList(), default=",".join(map(str, default)),
+                        show_default=True,
+                        help="Seeds, one run (or checkpoint) per seed: '42,43,44' or '42 43 44'.")
+
+
+# --------------------------------------------------------------------------- KEY=VALUE settings
+
+config_option = click.option(
+    "--config", multiple=True, metavar="KEY=VALUE",
+    help="A classifier setting (repeatable), checked against the classifier's settings; VALUE "
+         "is read as JSON if it parses, else as text, e.g. --config C=2 or --config "
+         "c_grid=[1,4]. In benchmark, SYSTEM.KEY=VALUE sets it for one system only (SYSTEM: "
+         "its name or its kind, e.g. encoder.epochs=1).",
+)
+
+
+def parse_config(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--config expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def bootstrap_options(func):
+    """--resamples, --seed and --level, shared by analyze and report."""
+    func = click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95,
+                        show_default=True, help="Confidence level of the intervals.")(func)
+    func = click.option("--seed", type=int, default=0, show_default=True,
+                        help="Bootstrap seed.")(func)
+    return click.option("--resamples", type=click.IntRange(min=100), default=10_000,
+                        show_default=True, help="Bootstrap resamples of the items.")(func)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def invoked_command() -> list[str]:
+    """The words of the running command line (``mhsafety report ...``), as given."""
+    from . import _STATE
+
+    return list(_STATE["argv"])  # type: ignore[call-overload]
+
+
+def emit(text: str, out: Path | None = None) -> None:
+    """Print ``text``, or write it atomically to ``out`` when given."""
+    if out is None:
+        click.echo(text)
+        return
+    from ..io import write_text
+
+    write_text(out, text if text.endswith("\n") else text + "\n")
+    click.echo(f"wrote {out}", err=True)

@@ -1,0 +1,45 @@
+"""Dialogue examples and datasets (floor 2): everything that reads, writes or splits items.
+
+- :mod:`.examples` — ``Example``, ``Turn``, role markers, validation of one item, hashes
+- :mod:`.formats` — JSON / JSONL files and text: ``load_examples``, ``read_items_text``
+- :mod:`.download` — the pinned public test set and the local cache
+- :mod:`.splits` — seeded folds and train/dev splits
+- :mod:`.stats` — dataset statistics
+
+Every name is re-exported here, so ``from mhsafety.data import X`` is the public path.
+"""
+
+from .download import (
+    CACHE_ENV,
+    TEST_SET_SHA256,
+    TEST_SET_URL,
+    UPSTREAM_COMMIT,
+    cache_dir,
+    cached_test_set_path,
+    download_test_set,
+    resolve_data,
+)
+from .examples import (
+    ROLE_MARKERS,
+    Example,
+    Role,
+    Turn,
+    example_from_dict,
+    examples_from_items,
+    examples_hash,
+    format_turns,
+    mark_roles,
+    parse_turns,
+)
+from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
+from .splits import stratified_kfold, train_dev_split
+from .stats import dataset_stats, format_stats
+
+__all__ = [
+    "CACHE_ENV", "ROLE_MARKERS", "TEST_SET_SHA256", "TEST_SET_URL", "UPSTREAM_COMMIT",
+    "Example", "Role", "Turn", "cache_dir", "cached_test_set_path", "dataset_stats",
+    "download_test_set", "example_from_dict", "examples_from_items", "examples_hash",
+    "format_stats", "format_turns", "load_examples", "mark_roles", "parse_turns",
+    "read_items_text", "read_json_items", "read_text_file", "resolve_data", "stratified_kfold",
+    "train_dev_split", "write_examples",
+]

@@ -1,0 +1,123 @@
+"""settings.py: one declaration per setting, everything else derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from mhsafety.errors import UsageError
+from mhsafety.settings import build, click_options, defaults, fields_doc, given, setting
+
+
+def _positive(value):
+    return None if value > 0 else "must be positive"
+
+
+@dataclass(frozen=True)
+class Demo:
+    rounds: int = setting(5, "Answers per item.", check=_positive)
+    temperature: float = setting(0.7, "Sampling temperature.")
+    mode: str = setting("zero-shot", "Prompting mode.", choices=("zero-shot", "few-shot"))
+    stream: bool = setting(False, "Stream tokens.")
+    grid: list[float] = setting([1.0, 4.0], "Values of C to try.")
+    model: str | None = setting(None, "Model name.", cli="--model-name")
+
+    def __post_init__(self):
+        if self.mode == "few-shot" and self.rounds > 9:
+            raise ValueError("few-shot allows at most 9 rounds")
+
+
+def test_build_uses_defaults_and_mutable_defaults_are_not_shared():
+    a, b = build(Demo), build(Demo)
+    assert a == Demo() and a.rounds == 5 and a.grid == [1.0, 4.0]
+    assert a.grid is not b.grid
+
+
+def test_build_coerces_command_line_strings():
+    d = build(Demo, {"rounds": "3", "temperature": "0", "stream": "true", "grid": "1,2.5",
+                     "model": 123})
+    assert (d.rounds, d.temperature, d.stream, d.grid, d.model) == (3, 0.0, True, [1.0, 2.5], "123")
+    assert build(Demo, {"grid": "[8]"}).grid == [8.0]
+    assert build(Demo, {"model": "null"}).model is None
+
+
+def test_unknown_key_names_it_and_the_valid_fields():
+    with pytest.raises(UsageError) as err:
+        build(Demo, {"round": 3}, where="--config")
+    text = str(err.value)
+    assert "'round'" in text and "rounds" in text and "temperature" in text
+    assert text.startswith("--config")
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"rounds": "many"}, "rounds must be an integer"),
+    ({"rounds": True}, "rounds must be an integer"),
+    ({"rounds": 0}, "rounds must be positive"),
+    ({"mode": "one-shot"}, "mode must be one of zero-shot, few-shot"),
+    ({"stream": "maybe"}, "stream must be true or false"),
+    ({"mode": "few-shot", "rounds": 10}, "at most 9 rounds"),
+])
+def test_bad_values_are_one_sentence_usage_errors(values, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        build(Demo, values)
+
+
+def test_fields_doc_and_defaults():
+    docs = fields_doc(Demo)
+    assert docs[0] == ("rounds", 5, "Answers per item.")
+    assert [name for name, _, _ in docs] == ["rounds", "temperature", "mode", "stream", "grid",
+                                             "model"]
+    assert defaults(Demo)["grid"] == [1.0, 4.0]
+
+
+def _command():
+    seen = {}
+
+    @click.command()
+    @click.option("--data")
+    @click_options(Demo, exclude=("grid",))
+    def cmd(**kwargs):
+        seen["kwargs"] = kwargs
+        seen["settings"] = build(Demo, given(kwargs, Demo))
+
+    return cmd, seen
+
+
+def test_click_options_default_to_not_given_and_forward_only_what_was_set():
+    cmd, seen = _command()
+    result = CliRunner().invoke(cmd, ["--rounds", "2", "--stream", "--data", "x"])
+    assert result.exit_code == 0, result.output
+    assert seen["kwargs"]["temperature"] is None and seen["kwargs"]["mode"] is None
+    assert given(seen["kwargs"], Demo) == {"rounds": 2, "stream": True}
+    assert seen["settings"] == Demo(rounds=2, stream=True)
+    result = CliRunner().invoke(cmd, ["--no-stream", "--model-name", "m"])
+    assert seen["settings"] == Demo(stream=False, model="m")
+
+
+def test_click_help_shows_the_dataclass_default_and_choices():
+    cmd, _ = _command()
+    out = CliRunner().invoke(cmd, ["--help"]).output
+    assert "Answers per item. [default: 5]" in out
+    assert "zero-shot|few-shot" in out
+    assert "--stream / --no-stream" in out
+    assert "--grid" not in out
+    bad = CliRunner().invoke(cmd, ["--mode", "x"])
+    assert bad.exit_code == 2
+
+
+def test_click_options_prefix_and_names():
+    seen = {}
+
+    @click.command()
+    @click_options(Demo, "rounds", prefix="judge-")
+    def cmd(**kwargs):
+        seen.update(kwargs)
+
+    CliRunner().invoke(cmd, ["--judge-rounds", "4"])
+    assert seen == {"judge_rounds": 4}
+    assert given(seen, Demo, prefix="judge-") == {"rounds": 4}
+    with pytest.raises(TypeError):
+        click_options(Demo, "nope")
