@@ -298,3 +298,31 @@ def test_batch_file_only_then_batch_results_round_trip(gold_server, small_exampl
                                                   "--batch-results", str(results)])
     assert other.exit_code == 1, other.output  # nothing answered: not a success
     assert f"batch: 0 answered, 0 failed, {2 * len(small_examples)} stale" in other.output
+
+
+def test_a_batch_cancelled_elsewhere_ends_the_run_and_a_rerun_sends_a_new_one(
+        server, small_examples, tmp_path):
+    import threading
+
+    server.batch.progress_s = 30.0
+    items = small_examples[:5]
+    messages: list[str] = []
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.update(result=run_judge(
+        items, tmp_path, _batch_settings(server), show_progress=False,
+        on_message=messages.append)))
+    worker.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and server.batch.polls < 3:
+        time.sleep(0.02)
+    api = bt.BatchAPI(server.url, None, timeout=5, max_retries=0)
+    api.client.batches.cancel("batch-000002")  # as from the provider's dashboard
+    worker.join(30)
+    first = done["result"]
+    assert _statuses(server) == ["cancelled"]
+    assert first.summary["answered"] == 0 and first.summary["this_run"]["batch"]["status"] == \
+        "cancelled"
+    assert any("ended cancelled" in m for m in messages)
+    server.batch.progress_s = 0.0
+    second = run_judge(items, tmp_path, _batch_settings(server), show_progress=False)
+    assert server.batch.created == 2 and second.summary["answered"] == 5

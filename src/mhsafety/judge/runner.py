@@ -421,6 +421,10 @@ def _ask_batch(jobs: Sequence[Job], settings: JudgeSettings, key: str,
                 raise UsageError(f"batch {state.batch_id} failed: {bt.batch_errors(batch)}. "
                                  "Rerun the same command to send a new batch")
             data = run.download(batch)
+            if batch["status"] in ("cancelled", "expired"):
+                say(f"note: batch {state.batch_id} ended {batch['status']}; the requests it "
+                    "did not answer are recorded as not requested. Rerun the same command "
+                    "to send them in a new batch")
         finally:
             api.close()
         via = {"via": "batch", "batch_id": state.batch_id}
