@@ -53,7 +53,7 @@ def test_cli_and_system_spec_build_the_same_settings(tmp_path):
     clf = create_classifier("judge:gpt-4o-mini@http://127.0.0.1:9/v1")
     assert clf.settings == JudgeSettings(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
     assert clf.settings.rounds == 5
-    with pytest.raises(UsageError, match="unknown judge setting 'roundz'"):
+    with pytest.raises(UsageError, match="judge has no setting 'roundz'"):
         create_classifier("judge:m@http://127.0.0.1:9/v1", roundz=3)
     with pytest.raises(UsageError, match="rounds"):
         create_classifier("judge:m@http://127.0.0.1:9/v1", rounds=0)

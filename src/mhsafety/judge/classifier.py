@@ -80,6 +80,8 @@ def abstain_reason(record: PredictionRecord) -> str:
 
 class JudgeClassifier(Classifier):
     kind = "judge"
+    config_class = JudgeSettings
+    extra_config = frozenset({WORK_DIR})
     needs_training = False
 
     def __init__(self, **config: Any) -> None:
