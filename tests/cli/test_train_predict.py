@@ -92,7 +92,7 @@ def test_train_bad_inputs(small_file, tmp_path, capsys):
     one_error_line(code, err, "bad.json", "missing field 'response'")
     code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
                         "--config", "depth=3"], capsys)
-    one_error_line(code, err, "unknown baseline setting")
+    one_error_line(code, err, "'depth'", "c_grid")
     code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
                         "--dev", str(small_file), "--dev-ratio", "0.1"], capsys)
     one_error_line(code, err, "not both")
