@@ -4,7 +4,8 @@ Schema (``schema_version`` 1), one JSON object per line:
 
 ``id``      str, the item id (the dataset's ``id`` or the item's index in its file)
 ``gold``    int 0..7, or null when the item has no gold label
-``pred``    int 0..7, or null when the system gave no valid answer (counted as wrong)
+``pred``    int 0..7, or null when the system gave no valid answer (scored as the most
+            harmful wrong answer, see :mod:`mhsafety.metrics`)
 ``probs``   optional list of 8 floats (probabilities over labels 0..7)
 ``raw``     optional str, the system's raw output (e.g. an LLM answer)
 ``error``   optional str, why ``pred`` is null (unparsable answer, request failed, ...)

@@ -185,7 +185,16 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
 
 def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
                      decimals: int = 2) -> str:
-    """One table per system: per-class precision/recall/F1 (mean ± std over runs)."""
+    """One table per system: per-class precision/recall/F1 (mean ± std over runs); in JSON,
+    one list of ``{"system", "classes": {name: {"support", "precision", ...}}}``."""
+    if fmt == "json":
+        return json.dumps([
+            {"system": s.system,
+             "classes": {name: {"support": report.support,
+                                **{k: v.to_dict() for k, v in scores.items()}}
+                         for (name, scores), report in zip(s.per_class.items(),
+                                                           s.run_metrics[0].per_class)}}
+            for s in systems], ensure_ascii=False, indent=2)
     blocks = []
     for s in systems:
         # The count column shows each class's support here, not a number of runs.

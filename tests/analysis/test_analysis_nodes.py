@@ -121,3 +121,19 @@ def test_analysis_has_run_aware_node_intervals(upstream_runs):
     assert iv.method == "runs and items" and iv.low < iv.estimate < iv.high
     text = format_analysis(result)
     assert "## Per-node scores" in text and "Node 4: which unsafe kind" in text
+
+
+def test_evaluate_json_with_extra_tables_is_one_document(upstream_runs, capsys):
+    import json
+
+    from mhsafety.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(upstream_runs), "--format", "json", "--nodes", "--per-class"])
+        raise SystemExit(0)
+    assert exc.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["system"] for r in data["table"]] == [n["system"] for n in data["nodes"]]
+    bert = next(n for n in data["nodes"] if n["system"] == "BERT-base")
+    assert bert["n"]["node4-kind"] == 20 and bert["runs"] == 5
+    assert data["per_class"][0]["classes"]["Nonsense"]["support"] == 53

@@ -32,11 +32,19 @@ def command(runs: tuple[Path, ...], fmt: str, decimals: int, extra: bool, per_cl
 
     scores = score_paths(runs)
     columns = TABLE2_COLUMNS + (EXTRA_COLUMNS if extra else ())
-    text = format_table(scores.rows, fmt, columns, decimals)
+    parts = {"table": format_table(scores.rows, fmt, columns, decimals)}
     if per_class:
-        text += "\n\n" + format_per_class(scores.systems, fmt, decimals)
+        parts["per_class"] = format_per_class(scores.systems, fmt, decimals)
     if nodes:
         from ..analysis.nodes import format_nodes
 
-        text += "\n\n" + format_nodes(scores.systems, fmt, decimals)
+        parts["nodes"] = format_nodes(scores.systems, fmt, decimals)
+    if fmt == "json" and len(parts) > 1:
+        import json
+
+        # One JSON document: {"table": [...], "per_class": ..., "nodes": [...]}.
+        text = json.dumps({k: json.loads(v) for k, v in parts.items()}, ensure_ascii=False,
+                          indent=2)
+    else:
+        text = "\n\n".join(parts.values())
     emit(text, out)
