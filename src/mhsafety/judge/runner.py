@@ -19,7 +19,6 @@ The pieces other protocols reuse: :class:`Prompts` turns an item of a round into
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import random
@@ -34,7 +33,7 @@ from typing import Any
 from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
-from ..records import PredictionRecord, write_records
+from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord, write_records
 from . import sequential as seq
 from .client import (
     UNREACHABLE,
@@ -49,7 +48,14 @@ from .client import (
 )
 from .log import LOG_VERSION, Log, RoundLog, exclusive, read_round_log
 from .parse import PROBS_VOTES, Verdict, answer_parser, read_answer, vote
-from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots
+from .prompts import (
+    PromptTemplate,
+    ShotPlan,
+    load_template,
+    messages_json,
+    plan_shots,
+    prompt_hash,
+)
 from .settings import JudgeSettings
 
 __all__ = ["Job", "JudgeResult", "JudgeSettings", "Prompts", "ask_all", "format_summary",
@@ -95,17 +101,6 @@ def _now() -> str:
     return _clock[1]
 
 
-def messages_json(messages: list[dict[str, str]]) -> bytes:
-    """The messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
-    ``prompt_hash``) and sent, so each prompt is serialised once."""
-    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":")).encode("utf-8")
-
-
-def prompt_hash(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 class Prompts:
     """The messages of an item in a round: the template, the round's few-shot examples (the
     item itself never among them) and the answer format of ``--output``."""
@@ -116,6 +111,11 @@ class Prompts:
     def messages(self, round_no: int, ex: Example) -> list[dict[str, str]]:
         shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
         return self.template.messages(ex, shots, self.output)
+
+    def messages_json(self, round_no: int, ex: Example) -> bytes:
+        """``messages_json(self.messages(round_no, ex))``, built faster (what is sent)."""
+        shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
+        return self.template.messages_json(ex, shots, self.output)
 
 
 @dataclass
@@ -229,7 +229,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     def jobs() -> Iterator[Job]:
         for r, lg in logs.items():
             for i, ex in enumerate(examples):
-                blob = messages_json(prompts.messages(r, ex))
+                blob = prompts.messages_json(r, ex)
                 digest = prompt_hash(blob)
                 if not lg.settle(ids[i], digest):
                     yield Job(r, ids[i], blob, digest)
@@ -278,7 +278,7 @@ def _run_listed(examples: Sequence[Example], ids: list[str], out: Path,
             expected = {sid: h for sid, (_, h) in steps.items()}
             logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
             continue
-        blobs = [messages_json(prompts.messages(r, ex)) for ex in examples]
+        blobs = [prompts.messages_json(r, ex) for ex in examples]
         expected = {ids[i]: prompt_hash(b) for i, b in enumerate(blobs)}
         logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
         jobs += [Job(r, ids[i], b, expected[ids[i]]) for i, b in enumerate(blobs)
@@ -491,6 +491,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
     reasoning = 0
     sequential = settings.protocol == "sequential"
     node_parser = answer_parser(settings.output, settings.parser)
+    short = 0  # answers with fewer samples than asked (servers that ignore n)
     for r, lg in logs.items():
         # Every answer of this setting counts (a sequential item has one per node asked).
         for entry in lg.answers.values():
@@ -506,13 +507,14 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         recs = []
         for i, ex in enumerate(examples):
             entry = lg.answers.get(ids[i])
-            meta: dict[str, Any] = {"notes": notes} if notes else {}
+            meta: dict[str, Any] = {}
             if sequential:
                 pred, raw, error, walked = seq.outcome(lg.answers, lg.failures, ids[i],
                                                        node_parser)
                 meta.update(walked)
                 recs.append(PredictionRecord(ids[i], ex.label, pred, settings.name, str(r),
-                                             raw=raw, error=error, meta=meta))
+                                             raw=raw, error=error, meta=meta,
+                                             notes=list(notes)))
             elif entry is not None:
                 verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
@@ -520,14 +522,17 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                     meta["probs_from"] = verdict.probs_from
                 if verdict.reasoning:
                     reasoning += 1
+                if settings.samples > 1 and len(entry.get("answers") or [0]) < settings.samples:
+                    short += 1
                 recs.append(PredictionRecord(
                     ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
-                    raw=verdict.text, error=verdict.error, meta=meta))
+                    raw=verdict.text, error=verdict.error, meta=meta, notes=list(notes)))
             else:
                 failure = lg.failures.get(ids[i])
                 reason = failure["error"] if failure else "not requested (the run stopped)"
                 recs.append(PredictionRecord(ids[i], ex.label, None, settings.name, str(r),
-                                             error=f"request failed: {reason}", meta=meta))
+                                             error=f"request failed: {reason}", meta=meta,
+                                             notes=list(notes)))
         records[str(r)] = recs
         per_round[str(r)] = {
             "answered": sum(1 for x in recs if x.raw is not None),
@@ -542,8 +547,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
             voted.append(PredictionRecord(
                 ids[i], ex.label, pred, f"{settings.name} vote", "vote",
                 error=None if pred is not None else "no valid answer in any round",
-                meta={"notes": notes, "rounds": settings.rounds} if notes
-                else {"rounds": settings.rounds}))
+                meta={"rounds": settings.rounds}, notes=list(notes)))
         records["vote"] = voted
         files.append(write_records(out / "preds" / "vote.preds.jsonl", voted))
 
@@ -581,6 +585,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         "failed": sum(v["failed"] for v in per_round.values()),
         "invalid": sum(v["invalid"] for v in per_round.values()),
         "with_reasoning": reasoning,
+        "fewer_samples_than_asked": short,
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
@@ -615,7 +620,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         same_file = examples_hash(train) == examples_hash(examples)
         if same_file or {(e.context, e.response) for e in train} & \
                 {(e.context, e.response) for e in examples}:
-            notes.append("shots drawn from the judged items, self excluded")
+            notes.append(NOTE_SHOTS_FROM_JUDGED)
     s = asdict(settings)
     return {
         "kind": "mhsafety-judge-run",
@@ -851,6 +856,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"ignored {s['stale_ignored']} logged answers from other settings")
     if s["torn_lines_repaired"]:
         lines.append(f"repaired {s['torn_lines_repaired']} torn log line(s) left by a crash")
+    if s.get("fewer_samples_than_asked"):
+        lines.append(f"{s['fewer_samples_than_asked']} answers came with fewer samples than "
+                     "--samples asked (the server ignores n); their records have no vote shares")
     if s["failed"]:
         lines.append("failed items are recorded with their reason; rerun the same command "
                      "to retry them")
