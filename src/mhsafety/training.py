@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .classifiers.base import Classifier
-from .data import Example, examples_hash, load_examples, resolve_data, train_dev_split
+from .data import Example, load_examples, resolve_data, train_dev_split
 from .errors import UsageError
 from .records import write_records
 from .registry import create_classifier, load_classifier, model_spec
@@ -29,7 +29,7 @@ def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | N
     clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
     if clf.needs_training:
         clf.fit(train, dev)
-    clf.train_data_sha256 = examples_hash(train)
+    clf.record_training_data(train)
     return clf
 
 

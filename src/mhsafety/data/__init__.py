@@ -5,6 +5,7 @@
 - :mod:`.download` — the pinned public test set and the local cache
 - :mod:`.splits` — seeded folds and train/dev splits
 - :mod:`.stats` — dataset statistics
+- :mod:`.overlap` — items shared between two sets (fingerprints of (context, response))
 
 Every name is re-exported here, so ``from mhsafety.data import X`` is the public path.
 """
@@ -32,6 +33,7 @@ from .examples import (
     parse_turns,
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
+from .overlap import find_overlap, item_fingerprints, item_key, shared_ids
 from .splits import stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
@@ -39,7 +41,8 @@ __all__ = [
     "CACHE_ENV", "ROLE_MARKERS", "TEST_SET_SHA256", "TEST_SET_URL", "UPSTREAM_COMMIT",
     "Example", "Role", "Turn", "cache_dir", "cached_test_set_path", "dataset_stats",
     "download_test_set", "example_from_dict", "examples_from_items", "examples_hash",
-    "format_stats", "format_turns", "load_examples", "mark_roles", "parse_turns",
-    "read_items_text", "read_json_items", "read_text_file", "resolve_data", "stratified_kfold",
-    "train_dev_split", "write_examples",
+    "find_overlap", "format_stats", "format_turns", "item_fingerprints", "item_key",
+    "load_examples", "mark_roles", "parse_turns", "read_items_text", "read_json_items",
+    "read_text_file", "resolve_data", "shared_ids", "stratified_kfold", "train_dev_split",
+    "write_examples",
 ]
