@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from .data import Example, examples_hash, load_examples, resolve_data
+from .data import Example, check_overlap, examples_hash, load_examples, resolve_data
 from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics, aggregate_runs, compute_metrics
-from .records import PredictionRecord, read_records, write_records
+from .records import NOTE_OVERLAP, PredictionRecord, read_records, write_records
 
 DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
 DEFAULT_FOLDS = 5
@@ -185,9 +185,11 @@ def default_out_dir() -> Path:
 
 
 def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
-               config: dict[str, Any]) -> str:
-    blob = json.dumps([protocol.to_dict(), data_hash, train_hash, config], sort_keys=True,
-                      ensure_ascii=False, default=str)
+               config: dict[str, Any], notes: Sequence[str] = ()) -> str:
+    parts: list[Any] = [protocol.to_dict(), data_hash, train_hash, config]
+    if notes:  # runs marked differently never mix in one folder
+        parts.append(sorted(notes))
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -256,11 +258,14 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                   out_dir: str | os.PathLike[str] | None = None,
                   config: dict[str, Any] | None = None, include_paper: bool = True,
                   decimals: int = 2, show_progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> BenchmarkResult:
+                  log: Callable[[str], None] | None = None,
+                  allow_overlap: bool = False) -> BenchmarkResult:
     """Benchmark ``systems`` and write the results folder; returns the scores and the table.
 
     Without ``train``: the ``cv`` protocol on ``data`` (default: the cached public test set).
-    With ``train``: the paper's protocol, fit on ``train`` and test on ``data``.
+    With ``train``: the paper's protocol, fit on ``train`` and test on ``data``; test items
+    that also occur in ``train`` are refused (:class:`~mhsafety.data.OverlapError`) unless
+    ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
     """
     from .progress import progress_bar
     from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows, rows_from_systems
@@ -301,6 +306,15 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     else:
         protocol = train_test_protocol(len(train_examples), len(test), seeds,
                                        Path(train).name, Path(test_path).name)  # type: ignore[arg-type]
+    # A score on items the system was trained on flatters it: refuse before any work.
+    run_notes: list[str] = []
+    if train_examples is not None:
+        shared = check_overlap(train_examples, test, str(train), str(test_path), allow_overlap)
+        if shared:
+            run_notes.append(NOTE_OVERLAP)
+            if log:
+                log(f"warning: {len(shared)} test items also occur in {train}; every row is "
+                    "marked so")
     # Systems that never learn (zero-shot judges) use no folds: their rows say so.
     untrained = Protocol("predict-only", f"measured here: no training; every item of "
                          f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
@@ -309,7 +323,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
 
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     key = _state_key(protocol, examples_hash(test),
-                     examples_hash(train_examples) if train_examples else None, config or {})
+                     examples_hash(train_examples) if train_examples else None, config or {},
+                     run_notes)
     _check_out_dir(out, key)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "state.json", {
@@ -340,7 +355,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                         bar.update(fits_per_run[s.name])
                 else:
                     tick = (lambda: bar.update(1)) if bar is not None else None
-                    notes = [system_protocol[s.name].short]
+                    notes = [system_protocol[s.name].short, *run_notes]
                     if train_examples is None:
                         records = cv_run(s.spec, test, seed, folds, s.name, notes,
                                          configs[s.name], tick)
@@ -355,7 +370,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                                                        [r.pred for r in recs])
                        for seed, recs in zip(seeds, runs)}
             # A system's own notes (e.g. "epoch picked on the test set") join the table row.
-            notes = [system_protocol[s.name].short]
+            notes = [system_protocol[s.name].short, *run_notes]
             own = sorted({n for recs in runs for r in recs[:1] for n in r.meta.get("notes", [])
                           if n not in notes})
             measured.append(aggregate_runs(s.name, metrics, [*notes, *own]))

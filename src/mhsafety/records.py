@@ -207,3 +207,9 @@ def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
                                 "different items than its other runs")
         out[system] = list(runs.values())
     return out
+
+
+# A table row's note when its run scored items it was trained on (benchmark --allow-overlap).
+NOTE_OVERLAP = "test items overlap the training data (--allow-overlap)"
+# A checkpoint's note when its dev (selection) set shared items with its training data.
+NOTE_DEV_OVERLAP = "dev items overlap the training data (--allow-overlap)"

@@ -131,3 +131,40 @@ def test_benchmark_command_prints_table_and_writes_folder(small_file, tmp_path, 
     assert (out / "metrics.json").exists() and list(out.glob("confusion-*.png"))
     code, _, err = run(["benchmark", "--data", str(small_file), "--seeds", "4x"], capsys)
     one_error_line(code, err, "--seeds")
+
+
+@pytest.mark.slow
+def test_split_then_benchmark_on_the_same_file_is_refused(test_json, tmp_path, capsys):
+    """The README's split, then training on its train part and testing on the whole file."""
+    split = tmp_path / "split"
+    code, _, err = run(["data", "split", "--data", str(test_json), "--out-dir", str(split),
+                        "--dev-ratio", "0.2", "--seed", "42"], capsys)
+    assert code == 0, err
+    args = ["benchmark", "--data", str(test_json), "--train", str(split / "train.jsonl"),
+            "--seeds", "42", "--out", str(tmp_path / "res"), "--no-paper", *FAST]
+    code, _, err = run(args, capsys)
+    one_error_line(code, err, "also occur in", "--allow-overlap")
+    assert not (tmp_path / "res").exists()  # refused before any work or state
+    code, table, err = run([*args, "--allow-overlap"], capsys)
+    assert code == 0, err
+    from mhsafety.records import NOTE_OVERLAP
+
+    row = next(line for line in table.splitlines() if "Baseline" in line)
+    assert NOTE_OVERLAP in row
+    metrics = json.loads((tmp_path / "res" / "metrics.json").read_text())
+    assert NOTE_OVERLAP in metrics["systems"][0]["notes"]
+
+
+def test_train_refuses_a_dev_file_that_overlaps_the_training_file(small_file, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "ckpt"
+    args = ["train", "--train", str(small_file), "--dev", str(small_file), "--out", str(out),
+            *FAST]
+    code, _, err = run(args, capsys)
+    one_error_line(code, err, "160 of the 160 items", "also occur in")
+    assert not out.exists()
+    code, _, err = run([*args, "--allow-overlap"], capsys)
+    assert code == 0, err
+    from mhsafety.records import NOTE_DEV_OVERLAP
+
+    assert json.loads((out / "manifest.json").read_text())["notes"] == [NOTE_DEV_OVERLAP]

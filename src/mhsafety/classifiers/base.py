@@ -120,6 +120,8 @@ class Classifier(ABC):
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
         self.train_data_sha256: str | None = None
+        # Caveats about how it was trained (record notes), kept in the manifest.
+        self.notes: list[str] = []
 
     @abstractmethod
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None) -> Classifier:
@@ -196,6 +198,7 @@ class Classifier(ABC):
             "train_data_sha256": self.train_data_sha256,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "extra": self.manifest_extra(),
+            **({"notes": list(self.notes)} if getattr(self, "notes", None) else {}),
         }
 
     @classmethod
@@ -220,6 +223,7 @@ class Classifier(ABC):
         """Rebuild from a folder whose manifest was already read and checked."""
         model = cls.load_state(Path(directory), manifest)
         model.train_data_sha256 = manifest.get("train_data_sha256")
+        model.notes = list(manifest.get("notes", []))
         return model
 
 

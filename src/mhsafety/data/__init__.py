@@ -4,6 +4,7 @@
 - :mod:`.formats` — JSON / JSONL files and text: ``load_examples``, ``read_items_text``
 - :mod:`.download` — the pinned public test set and the local cache
 - :mod:`.splits` — seeded folds and train/dev splits
+- :mod:`.overlap` — items shared by a training set and a scored set
 - :mod:`.stats` — dataset statistics
 
 Every name is re-exported here, so ``from mhsafety.data import X`` is the public path.
@@ -32,14 +33,41 @@ from .examples import (
     parse_turns,
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
+from .overlap import OverlapError, check_overlap, find_overlap, item_key, normalise_text
 from .splits import stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
 __all__ = [
-    "CACHE_ENV", "ROLE_MARKERS", "TEST_SET_SHA256", "TEST_SET_URL", "UPSTREAM_COMMIT",
-    "Example", "Role", "Turn", "cache_dir", "cached_test_set_path", "dataset_stats",
-    "download_test_set", "example_from_dict", "examples_from_items", "examples_hash",
-    "format_stats", "format_turns", "load_examples", "mark_roles", "parse_turns",
-    "read_items_text", "read_json_items", "read_text_file", "resolve_data", "stratified_kfold",
-    "train_dev_split", "write_examples",
+    "CACHE_ENV",
+    "ROLE_MARKERS",
+    "TEST_SET_SHA256",
+    "TEST_SET_URL",
+    "UPSTREAM_COMMIT",
+    "Example",
+    "OverlapError",
+    "Role",
+    "Turn",
+    "cache_dir",
+    "cached_test_set_path",
+    "check_overlap",
+    "dataset_stats",
+    "download_test_set",
+    "example_from_dict",
+    "examples_from_items",
+    "examples_hash",
+    "find_overlap",
+    "format_stats",
+    "format_turns",
+    "item_key",
+    "load_examples",
+    "mark_roles",
+    "normalise_text",
+    "parse_turns",
+    "read_items_text",
+    "read_json_items",
+    "read_text_file",
+    "resolve_data",
+    "stratified_kfold",
+    "train_dev_split",
+    "write_examples",
 ]
