@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "classifi
 
 from tiny_bert import build_tiny_bert
 
-from mhsafety.classifiers import create_classifier
 from mhsafety.data import load_examples
+from mhsafety.registry import create_classifier
 
 
 def bench_predict(model_dir: Path, examples: list, single: int, repeats: int) -> None:

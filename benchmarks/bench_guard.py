@@ -29,8 +29,8 @@ TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
 
 
 def train_baseline(target: Path, data: Path) -> Path:
-    from mhsafety.classifiers import create_classifier
     from mhsafety.data import load_examples
+    from mhsafety.registry import create_classifier
 
     started = time.perf_counter()
     create_classifier("baseline").fit(load_examples(data)).save(target)

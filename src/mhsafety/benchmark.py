@@ -5,7 +5,7 @@
 Two protocols:
 
 - ``cv`` (default, needs no private data): repeated stratified k-fold cross-validation on one
-  labelled file (the public test set). One run per repeat, seeds 42..46; a run's predictions
+  labelled file (the public test set), items sharing a dialogue context kept in one fold. One run per repeat, seeds 42..46; a run's predictions
   are the out-of-fold predictions of its k folds, so every run covers every item once.
 - ``train-test`` (the paper's): fit on a training file, predict the test file, once per seed.
 
@@ -97,7 +97,8 @@ class Protocol:
 def cv_protocol(n_items: int, seeds: Sequence[int] = DEFAULT_SEEDS,
                 folds: int = DEFAULT_FOLDS, data_name: str = "the data") -> Protocol:
     return Protocol("cv", f"measured here: {len(seeds)}×{folds}-fold cross-validation within "
-                    f"the {n_items} items of {data_name}, not the paper's protocol",
+                    f"the {n_items} items of {data_name}, folds grouped by dialogue context, "
+                    "not the paper's protocol",
                     tuple(seeds), folds, f"measured, {len(seeds)}×{folds}-fold CV")
 
 
@@ -122,9 +123,14 @@ def _records(clf, examples: Sequence[Example], system: str, run: str,
 
 def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system: str,
            notes: list[str], config: dict[str, Any] | None = None,
-           on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
-    """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
-    from .data import stratified_kfold
+           on_fit: Callable[[], None] | None = None,
+           grouped: bool = True) -> list[PredictionRecord]:
+    """One repeat of stratified k-fold CV: out-of-fold records for every item, input order.
+
+    Items sharing a context stay in one fold (``grouped``; ``False`` only to measure the
+    ungrouped protocol's optimism).
+    """
+    from .data import context_groups, stratified_kfold
     from .registry import create_classifier
 
     run = f"seed-{seed}"
@@ -135,10 +141,13 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
             on_fit()
         return out
     slots: list[PredictionRecord | None] = [None] * len(examples)
-    for train_idx, test_idx in stratified_kfold(examples, folds, seed):
+    groups = context_groups(examples)
+    for train_idx, test_idx in stratified_kfold(examples, folds, seed, grouped=grouped):
         overlap = set(train_idx.tolist()) & set(test_idx.tolist())
-        if overlap:  # cannot happen with StratifiedKFold; guard the protocol's promise anyway
+        if overlap:  # cannot happen with the splitter; guard the protocol's promise anyway
             raise RuntimeError(f"fold puts items {sorted(overlap)[:5]} in train and test")
+        if grouped and set(groups[train_idx].tolist()) & set(groups[test_idx].tolist()):
+            raise RuntimeError("a fold puts one dialogue context in train and test")
         clf = create_classifier(spec, seed=seed, **(config or {}))
         clf.fit([examples[i] for i in train_idx])
         fold_records = _records(clf, [examples[i] for i in test_idx], system, run, notes)

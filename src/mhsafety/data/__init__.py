@@ -34,7 +34,7 @@ from .examples import (
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
 from .overlap import OverlapError, check_overlap, find_overlap, item_key, normalise_text
-from .splits import stratified_kfold, train_dev_split
+from .splits import context_groups, stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "cache_dir",
     "cached_test_set_path",
     "check_overlap",
+    "context_groups",
     "dataset_stats",
     "download_test_set",
     "example_from_dict",
