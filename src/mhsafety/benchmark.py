@@ -33,13 +33,20 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import Example, check_overlap, examples_hash, load_examples, resolve_data
+from .data import (
+    Example,
+    check_overlap,
+    context_groups,
+    examples_hash,
+    load_examples,
+    resolve_data,
+    stratified_kfold,
+)
 from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics, aggregate_runs, compute_metrics
@@ -130,7 +137,6 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
     Items sharing a context stay in one fold (``grouped``; ``False`` only to measure the
     ungrouped protocol's optimism).
     """
-    from .data import context_groups, stratified_kfold
     from .registry import create_classifier
 
     run = f"seed-{seed}"
@@ -188,9 +194,14 @@ class BenchmarkResult:
     files: list[Path] = field(default_factory=list)
 
 
-def default_out_dir() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("results") / f"benchmark-{stamp}"
+def default_out_dir(data: Path, protocol: Protocol, key: str,
+                    specs: Sequence[SystemSpec]) -> Path:
+    """``results/benchmark-<data>-<protocol>-<digest>``, named by the run's settings, so
+    rerunning the same command after an interruption finds (and resumes) its folder."""
+    blob = json.dumps([key, [(s.name, s.spec) for s in specs]], ensure_ascii=False)
+    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", data.stem).strip("-")[:40] or "data"
+    return Path("results") / f"benchmark-{stem}-{protocol.name}-{digest}"
 
 
 def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
@@ -277,7 +288,14 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
     """
     from .progress import progress_bar
-    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows, rows_from_systems
+    from .tables import (
+        EXTRA_COLUMNS,
+        TABLE2_COLUMNS,
+        format_table,
+        legend,
+        paper_rows,
+        rows_from_systems,
+    )
 
     start = time.perf_counter()
     if not seeds:
@@ -296,10 +314,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
 
     configs = {s.name: checked_config(s.spec, system_config(s, config or {}, specs),
                                       f"--config for {s.name}") for s in specs}
-    needs_fit = {}
-    for s in specs:
-        needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **configs[s.name]
-                                              ).needs_training
+    probes = {s.name: create_classifier(s.spec, seed=seeds[0], **configs[s.name]) for s in specs}
+    needs_fit = {name: clf.needs_training for name, clf in probes.items()}
 
     test_path = resolve_data(data)
     test = load_examples(test_path)
@@ -324,16 +340,36 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
             if log:
                 log(f"warning: {len(shared)} test items also occur in {train}; every row is "
                     "marked so")
+    # Data no system can learn from fails now, before the results folder exists.
+    from .training import check_trainable
+
+    for s in specs:
+        if not needs_fit[s.name]:
+            continue
+        if train_examples is not None:
+            check_trainable(probes[s.name], train_examples, str(train))
+            continue
+        check_trainable(probes[s.name], test, str(test_path))
+        for seed in seeds:
+            for k, (train_idx, _) in enumerate(stratified_kfold(test, folds, seed)):
+                check_trainable(probes[s.name], [test[i] for i in train_idx],
+                                f"{test_path} (the training part of fold {k + 1}, seed {seed})")
     # Systems that never learn (zero-shot judges) use no folds: their rows say so.
     untrained = Protocol("predict-only", f"measured here: no training; every item of "
                          f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
                          tuple(seeds), short=f"measured, no training, {len(seeds)} runs")
     system_protocol = {s.name: protocol if needs_fit[s.name] else untrained for s in specs}
 
-    out = Path(out_dir) if out_dir is not None else default_out_dir()
     key = _state_key(protocol, examples_hash(test),
                      examples_hash(train_examples) if train_examples else None, config or {},
                      run_notes)
+    if out_dir is None:
+        out = default_out_dir(Path(test_path), protocol, key, specs)
+        if log:
+            log(f"results folder: {out} (interrupted? the same command resumes there; "
+                f"or pass --out {out})")
+    else:
+        out = Path(out_dir)
     _check_out_dir(out, key)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "state.json", {
@@ -392,6 +428,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS
     table = format_table([*rows, *(paper_rows() if include_paper else [])], "markdown",
                          columns, decimals)
+    if legend(columns):
+        table += "\n\n" + legend(columns)
     write_text(out / "table.md", table + "\n")
     write_json(out / "metrics.json", {
         "protocol": protocol.to_dict(),

@@ -20,24 +20,70 @@ from .data import (
     resolve_data,
     train_dev_split,
 )
-from .errors import UsageError
+from .errors import DataError, UsageError
+from .progress import Steps
 from .records import NOTE_DEV_OVERLAP, write_records
 from .registry import checked_config, create_classifier, load_classifier, model_spec
+from .taxonomy import label_name
 
-__all__ = ["DEFAULT_TRAIN_SEEDS", "model_spec", "predict_file", "train_checkpoints", "train_model"]
+__all__ = ["DEFAULT_TRAIN_SEEDS", "check_trainable", "model_spec", "predict_file",
+           "train_checkpoints", "train_model"]
 
 # One checkpoint unless more seeds are asked for.
 DEFAULT_TRAIN_SEEDS: tuple[int, ...] = (42,)
 
 
+def check_trainable(clf: Classifier, train: Sequence[Example], source: str) -> None:
+    """Refuse, in one sentence naming ``source``, training data ``clf`` cannot learn from:
+    fewer items than the kind needs, or a single label."""
+    if not clf.needs_training:
+        return
+    if len(train) < clf.min_train_items:
+        raise DataError(f"{source}: {len(train)} item{'s' if len(train) != 1 else ''} "
+                        f"{'are' if len(train) != 1 else 'is'} too few to train the "
+                        f"{clf.kind} (it needs at least {clf.min_train_items} labelled items)")
+    labels = {ex.label for ex in train}
+    if len(labels) < 2:
+        only = next(iter(labels))
+        name = label_name(only) if only is not None else "none"
+        raise DataError(f"{source}: every item has the label {name}; training needs at "
+                        "least two different labels")
+
+
 def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
-                seed: int = 42, config: dict[str, Any] | None = None) -> Classifier:
-    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it."""
+                seed: int = 42, config: dict[str, Any] | None = None,
+                source: str = "the training data",
+                on_progress: Callable[[int, int, str], None] | None = None) -> Classifier:
+    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it.
+
+    ``source`` names the training data in errors; ``on_progress(done, total, info)`` hears
+    the classifier's progress (see :meth:`Classifier.report_progress`).
+    """
     clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
+    check_trainable(clf, train, source)
+    clf.on_progress = on_progress
     if clf.needs_training:
         clf.fit(train, dev)
+    clf.on_progress = None
     clf.train_data_sha256 = examples_hash(train)
     return clf
+
+
+def _progress_printer(desc: str, quiet: bool) -> Callable[[int, int, str], None]:
+    """An ``on_progress`` callback drawing a bar on a terminal, a line per step when piped."""
+    state: dict[str, Any] = {}
+
+    def report(done: int, total: int, info: str) -> None:
+        steps = state.get("steps")
+        if steps is None or steps.total != total or done < steps.done:
+            if steps is not None:
+                steps.close()
+            steps = state["steps"] = Steps(total, desc, "fit", quiet=quiet)
+        steps.update(info, n=done - steps.done)
+        if done >= total:
+            steps.close()
+
+    return report
 
 
 def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -70,7 +116,8 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
         if dev_ratio is not None:
             train, dev = train_dev_split(train_all, dev_ratio, seed)
         target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
-        clf = train_model(model, train, dev, seed, config)
+        clf = train_model(model, train, dev, seed, config, str(train_path),
+                          _progress_printer(f"seed {seed}", quiet=log is None))
         clf.notes = [*clf.notes, *notes]
         clf.save(target)
         written.append(target)

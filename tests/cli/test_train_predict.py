@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,50 @@ def test_train_refuses_a_dev_file_that_overlaps_the_training_file(small_file, tm
     from mhsafety.records import NOTE_DEV_OVERLAP
 
     assert json.loads((out / "manifest.json").read_text())["notes"] == [NOTE_DEV_OVERLAP]
+
+
+def _items(n, labels):
+    return [{"context": f"[seeker]我今天很难过 {i}", "response": f"[supporter]怎么了 {i}",
+             "label": labels[i % len(labels)]} for i in range(n)]
+
+
+def test_too_few_items_and_a_single_label_are_one_line(tmp_path, capsys):
+    three = tmp_path / "three.jsonl"
+    three.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in _items(3, [7, 2])),
+                     encoding="utf-8")
+    code, _, err = run(["train", "--train", str(three), "--out", str(tmp_path / "c")], capsys)
+    one_error_line(code, err, "three.jsonl: 3 items are too few to train the baseline")
+    one = tmp_path / "one.jsonl"
+    one.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in _items(30, [7])),
+                   encoding="utf-8")
+    res = tmp_path / "res"
+    code, _, err = run(["benchmark", "--data", str(one), "--out", str(res), "--seeds", "1"],
+                       capsys)
+    one_error_line(code, err, "every item has the label Safe Response")
+    assert not (res / "state.json").exists() and not res.exists()
+
+
+def test_train_reports_each_fit_when_piped(small_file, tmp_path, capsys):
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "c"),
+                        "--config", "c_grid=[1.0,4.0]", "--config", "inner_folds=2"], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("seed 42: fit ")]
+    assert lines[-1].startswith("seed 42: fit 5/5") and len(lines) == 3  # 2 per C, then final
+
+
+def test_default_results_folder_is_named_by_the_settings_and_resumes(small_file, tmp_path,
+                                                                     capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["benchmark", "--data", str(small_file), "--seeds", "42", "--folds", "2",
+            "--no-paper", *FAST]
+    code, table, err = run(args, capsys)
+    assert code == 0, err
+    folders = list((tmp_path / "results").iterdir())
+    assert len(folders) == 1 and f"pass --out {Path('results') / folders[0].name}" in err
+    assert "support-weighted" in table and "Unsafe R is" in table
+    code, _, err = run(args, capsys)  # the same command finds the same folder and reuses it
+    assert code == 0 and "reused 1 finished run" in err
+    assert len(list((tmp_path / "results").iterdir())) == 1
+    code, _, err = run([*args[:-4], "--config", "c_grid=[2.0]", "--config", "inner_folds=2"],
+                       capsys)
+    assert code == 0 and len(list((tmp_path / "results").iterdir())) == 2

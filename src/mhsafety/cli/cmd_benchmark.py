@@ -29,7 +29,8 @@ from .options import (
               help="Folds of the cross-validation protocol.")
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Results folder [default: results/benchmark-<UTC timestamp>]; rerunning with "
+              help="Results folder [default: results/benchmark-<data>-<protocol>-<settings digest>]; "
+                   "rerunning with "
                    "the same folder resumes, reusing finished runs.")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's reported rows out.")
 @decimals_option

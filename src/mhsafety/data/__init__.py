@@ -21,6 +21,8 @@ from .download import (
     resolve_data,
 )
 from .examples import (
+    MAX_ITEM_CHARS,
+    MAX_ITEM_CHARS_ENV,
     ROLE_MARKERS,
     Example,
     Role,
@@ -30,6 +32,7 @@ from .examples import (
     examples_hash,
     format_turns,
     mark_roles,
+    max_item_chars,
     parse_turns,
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
@@ -39,6 +42,8 @@ from .stats import dataset_stats, format_stats
 
 __all__ = [
     "CACHE_ENV",
+    "MAX_ITEM_CHARS",
+    "MAX_ITEM_CHARS_ENV",
     "ROLE_MARKERS",
     "TEST_SET_SHA256",
     "TEST_SET_URL",
@@ -62,6 +67,7 @@ __all__ = [
     "item_key",
     "load_examples",
     "mark_roles",
+    "max_item_chars",
     "normalise_text",
     "parse_turns",
     "read_items_text",
