@@ -2,10 +2,13 @@
 
 The server (a separate process, so it does not share the client's CPU time slice) answers
 after a fixed latency; with ``c`` requests in flight the limit is ``c / latency`` requests per
-second, and the script prints the measured rate as a fraction of it. Then it runs 10,000
-items in a child process and prints that process's peak resident memory.
+second, and the script prints the measured rate as a fraction of it. A run is a whole
+``run_judge`` call, end to end: the 800 public test items with their real prompts, every
+round (5 by default, as the paper), prompts built, requests sent, answers logged, records
+written. Then it runs 10,000 items in a child process and prints its peak resident memory.
 
     python benchmarks/bench_judge.py                  # concurrency 1 8 32 64, 10k memory run
+    python benchmarks/bench_judge.py --concurrency 64 --repeat 5 --memory-items 0
     python benchmarks/bench_judge.py --client openai  # the same through the openai SDK
 """
 
@@ -38,14 +41,15 @@ def examples(n: int):
             for i, ex in ((i, base[i % len(base)]) for i in range(n))]
 
 
-def run_once(url: str, n: int, concurrency: int, client: str) -> dict:
-    from mhsafety.judge.runner import JudgeSettings, run_judge
+def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1) -> dict:
+    from mhsafety.judge.runner import run_judge
+    from mhsafety.judge.settings import JudgeSettings
 
     items = examples(n)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = run_judge(items, tmp, JudgeSettings(
-            model="fake-judge", base_url=url, rounds=1, concurrency=concurrency,
+            model="fake-judge", base_url=url, rounds=rounds, concurrency=concurrency,
             client=client), show_progress=False)
         total = time.perf_counter() - start
     return {"requests_s": result.summary["this_run"]["wall_s"], "total_s": total,
@@ -104,6 +108,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=800)
     ap.add_argument("--items-at-1", type=int, default=100,
                     help="items at concurrency 1 (800 would take 80 s at 100 ms)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="rounds per run (concurrency 1 always runs one round)")
     ap.add_argument("--memory-items", type=int, default=10_000)
     ap.add_argument("--client", choices=["fast", "openai"], default="fast")
     ap.add_argument("--repeat", type=int, default=3,
@@ -117,19 +123,24 @@ def main() -> None:
         return
     server, url = start_server(args.latency)
     try:
-        print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms")
-        print("concurrency  items  median_s  best_s  median req/s  limit/s  "
-              "fraction (median, best)  bare loop median_s")
+        print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms; wall = the "
+              "whole run_judge call (prompts, requests, log, records)")
+        print("concurrency  requests  median_s  best_s  worst_s  median req/s  limit/s  "
+              "fraction (median, best, worst)  bare loop median_s")
         for c in args.concurrency:
-            n = args.items_at_1 if c == 1 else args.items
-            walls = sorted(run_once(url, n, c, args.client)["requests_s"]
-                           for _ in range(1 if c == 1 else args.repeat))
-            median, best = walls[len(walls) // 2], walls[0]
-            bare = sorted(bare_loop(url, n, c) for _ in range(1 if c == 1 else args.repeat))
+            n, rounds = (args.items_at_1, 1) if c == 1 else (args.items, args.rounds)
+            runs = 1 if c == 1 else args.repeat
+            walls = sorted(run_once(url, n, c, args.client, rounds)["total_s"]
+                           for _ in range(runs))
+            median, best, worst = walls[len(walls) // 2], walls[0], walls[-1]
+            requests = n * rounds
+            bare = sorted(bare_loop(url, requests, c) for _ in range(runs))
             limit = c / args.latency
-            print(f"{c:>11}  {n:>5}  {median:>8.2f}  {best:>6.2f}  {n / median:>12.1f}  "
-                  f"{limit:>7.0f}  {n / median / limit:.2f}, {n / best / limit:.2f}"
-                  f"                {bare[len(bare) // 2]:.2f}")
+            print(f"{c:>11}  {requests:>8}  {median:>8.2f}  {best:>6.2f}  {worst:>7.2f}  "
+                  f"{requests / median:>12.1f}  {limit:>7.0f}  "
+                  f"{requests / median / limit:.3f}, {requests / best / limit:.3f}, "
+                  f"{requests / worst / limit:.3f}            {bare[len(bare) // 2]:.2f}",
+                  flush=True)
         if args.memory_items:
             subprocess.run([sys.executable, __file__, "--memory-child", "--url", url,
                             "--memory-items", str(args.memory_items), "--client", args.client,

@@ -27,7 +27,8 @@ def small_examples(test_examples):
 def settings(server, **kw):
     from mhsafety.judge.runner import JudgeSettings
 
-    base = {"model": "fake-judge", "base_url": server.url, "rounds": 1, "concurrency": 8,
+    base = {"model": "fake-judge", "base_url": server.url if server else "", "rounds": 1,
+            "concurrency": 8,
             "timeout": 1.0, "max_attempts": 4, "backoff_base": 0.01}
     base.update(kw)
     return JudgeSettings(**base)

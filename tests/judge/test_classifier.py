@@ -12,16 +12,22 @@ from mhsafety.registry import create_classifier, load_classifier
 def test_spec_with_url_and_predictions(server, small_examples, tmp_path):
     answers = iter(["Nonsense", "gibberish"] * 100)
     server.responder = lambda prompt, body: next(answers)
-    clf = create_classifier(f"judge:fake-judge@{server.url}", seed=3,
+    clf = create_classifier(f"judge:fake-judge@{server.url}", seed=3, rounds=1,
                             work_dir=str(tmp_path / "w"), concurrency=1)
     assert clf.needs_training is False and clf.config["model"] == "fake-judge"
     items = small_examples[:6]
     recs = clf.predict_records(items, system="judge")
     assert [r.pred for r in recs] == [0, None] * 3  # invalid answers stay invalid
-    assert all(r.error for r in recs[1::2])
-    probs = clf.predict_proba(items)  # reuses the logged answers
+    assert all(r.error == "unparseable answer: 'gibberish'" for r in recs[1::2])
+    assert all(r.probs is None for r in recs[1::2])
+    predictions = clf.predictions(items)  # reuses the logged answers
     assert server.requests == 6
-    assert np.allclose(probs.sum(axis=1), 1) and probs[0, 0] == 1 and probs[1, 0] == 0.125
+    probs = predictions.probs
+    assert np.allclose(probs[::2].sum(axis=1), 1) and probs[0, 0] == 1
+    assert np.isnan(probs[1::2]).all()  # abstained, not a uniform row
+    assert list(predictions.valid) == [True, False] * 3
+    assert predictions.reasons[1] == "unparseable answer: 'gibberish'"
+    assert predictions.reasons[0] is None
 
     clf.save(tmp_path / "ckpt")
     again = load_classifier(tmp_path / "ckpt")
@@ -38,6 +44,35 @@ def test_few_shot_judge_draws_from_fit_data(server, small_examples, tmp_path, mo
     clf.fit(small_examples)
     assert list(clf.predict(small_examples[:3])) == [7, 7, 7]
     assert server.requests == 9
+
+
+def test_cli_and_system_spec_build_the_same_settings(tmp_path):
+    """`mhsafety judge ...` and `--system judge:...` share JudgeSettings and its defaults."""
+    from mhsafety.judge.settings import JudgeSettings
+
+    clf = create_classifier("judge:gpt-4o-mini@http://127.0.0.1:9/v1")
+    assert clf.settings == JudgeSettings(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
+    assert clf.settings.rounds == 5
+    with pytest.raises(UsageError, match="judge has no setting 'roundz'"):
+        create_classifier("judge:m@http://127.0.0.1:9/v1", roundz=3)
+    with pytest.raises(UsageError, match="rounds"):
+        create_classifier("judge:m@http://127.0.0.1:9/v1", rounds=0)
+    with pytest.raises(UsageError, match="output"):
+        create_classifier("judge:m@http://127.0.0.1:9/v1", output="xml")
+    # --config values arrive as text or JSON; they are coerced and checked the same way.
+    assert create_classifier("judge:m@http://127.0.0.1:9/v1", rounds="2").settings.rounds == 2
+
+
+def test_url_without_scheme_says_so(monkeypatch):
+    with pytest.raises(UsageError, match="'127.0.0.1:8000/v1' has no scheme; write "
+                                         "judge:m@http://127.0.0.1:8000/v1"):
+        create_classifier("judge:m@127.0.0.1:8000/v1")
+    with pytest.raises(UsageError, match="has no scheme"):
+        create_classifier("judge:m@localhost:11434/v1")
+    # An "@" inside a model name is not a URL.
+    monkeypatch.setenv("MHSAFETY_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    assert create_classifier("judge:claude-3-5-sonnet@20240620").settings.model == \
+        "claude-3-5-sonnet@20240620"
 
 
 def test_judge_without_url_is_a_usage_error(monkeypatch):

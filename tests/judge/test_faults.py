@@ -111,22 +111,35 @@ def test_backoff_is_exponential_with_full_jitter():
         assert len(set(delays)) > 100
 
 
-def test_a_dead_server_stops_the_run_and_a_rerun_resumes(server, small_examples, tmp_path):
+def test_a_dead_port_stops_at_the_first_try(small_examples, tmp_path):
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    items = small_examples[:12]
-    with pytest.raises(UsageError, match="3 items in a row failed") as info:
-        run_judge(items, tmp_path, settings(server, base_url=dead, concurrency=1,
-                                            max_attempts=2, stop_after_failures=3),
+    with pytest.raises(UsageError, match="nothing listens at 127.0.0.1:") as info:
+        run_judge(small_examples[:12], tmp_path, settings(server=None, base_url=dead,
+                                                          max_attempts=8, backoff_base=1.0),
                   show_progress=False)
-    assert "cannot connect" in str(info.value)
-    assert len(_log_lines(tmp_path)) == 3  # the failures are logged, nothing else tried
-    # Once a server answers (here: another URL, so a fresh cache key), nothing is stuck.
+    assert "connection refused" in str(info.value)
+    assert "gave up" not in str(info.value)  # no retry budget was spent
+    log = tmp_path / "log" / "round-1.jsonl"
+    assert not log.exists() or log.read_text("utf-8") == ""
+
+
+def test_a_server_going_down_mid_run_stops_the_run_and_a_rerun_resumes(server, small_examples,
+                                                                       tmp_path):
+    items = small_examples[:12]
+    down = {ex.response for ex in items[2:]}
+    server.fault_for = lambda prompt: "500" if any(r in prompt for r in down) else None
+    with pytest.raises(UsageError, match="3 items in a row failed") as info:
+        run_judge(items, tmp_path, settings(server, concurrency=1, max_attempts=2,
+                                            stop_after_failures=3), show_progress=False)
+    assert "HTTP 500" in str(info.value)
+    assert len(_log_lines(tmp_path)) == 5  # 2 answers and 3 failures logged, nothing else
+    server.fault_for = None
     result = run_judge(items, tmp_path, settings(server), show_progress=False)
-    assert result.summary["answered"] == 12 and server.requests == 12
+    assert result.summary["answered"] == 12 and result.summary["this_run"]["requests"] == 10
 
 
 def test_auto_client_takes_the_sdk_for_https_and_the_fast_client_for_http():

@@ -144,7 +144,7 @@ def test_two_runs_never_write_the_same_folder(server, small_examples, tmp_path):
     import pytest
 
     from mhsafety.errors import UsageError
-    from mhsafety.judge.runner import _exclusive
+    from mhsafety.judge.log import exclusive as _exclusive
 
     with _exclusive(tmp_path), pytest.raises(UsageError, match="another `mhsafety judge`"):
         run_judge(small_examples[:2], tmp_path, settings(server), show_progress=False)

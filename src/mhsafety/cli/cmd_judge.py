@@ -1,67 +1,70 @@
-"""``mhsafety judge``: label items with an LLM over any OpenAI-compatible API."""
+"""``mhsafety judge``: label items with an LLM over any OpenAI-compatible API.
+
+The options are generated from :class:`~mhsafety.judge.settings.JudgeSettings` (defaults,
+choices and help live there); only the ones the user gives are forwarded.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from ..errors import UsageError
+from ..judge.settings import JudgeSettings
+from ..settings import click_options, fields_doc, given
 from .options import data_option
+
+_DOC = {name: doc for name, _default, doc in fields_doc(JudgeSettings)}
+_BY_HAND = ("model", "base_url", "headers", "extra_body")  # required, env or parsed values
+
+
+def _headers(values: tuple[str, ...]) -> dict[str, str] | None:
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--header expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _extra_body(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--extra-body is not valid JSON ({exc.msg} at character {exc.pos})"
+                         ) from None
+    if not isinstance(value, dict):
+        raise UsageError("--extra-body must be a JSON object, e.g. "
+                         '\'{"chat_template_kwargs": {"enable_thinking": false}}\'')
+    return value
 
 
 @click.command("judge")
 @data_option
-@click.option("--model", required=True, help="Model name as the server knows it.")
+@click.option("--model", required=True, help=_DOC["model"])
 @click.option("--base-url", required=True, envvar="MHSAFETY_JUDGE_BASE_URL",
-              help="OpenAI-compatible API root, e.g. https://api.openai.com/v1 or "
-                   "http://127.0.0.1:8000/v1 (env: MHSAFETY_JUDGE_BASE_URL).")
+              help=_DOC["base_url"] + " (env: MHSAFETY_JUDGE_BASE_URL)")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; rerunning with the same folder resumes.")
-@click.option("--shots", type=click.Choice(["0", "8"]), default="0", show_default=True,
-              help="0 = zero-shot; 8 = one example per label from --train, redrawn per round.")
-@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Labelled file to draw few-shot examples from. The judged "
                                  "item itself is never shown as its own example.")
-@click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Prompt template file replacing the built-in one "
-                                 "($definitions $labels $examples $context $response).")
-@click.option("--seed", type=int, default=42, show_default=True,
-              help="Seed of the few-shot draw (set once, as in the paper).")
-@click.option("--max-tokens", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--top-p", type=float, default=1.0, show_default=True)
-@click.option("--parser", type=click.Choice(["tolerant", "paper"]), default="tolerant",
-              show_default=True, help="How answers become labels.")
-@click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True,
-              help="Requests in flight.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, help="Seconds per request.")
-@click.option("--max-attempts", type=click.IntRange(1), default=8, show_default=True,
-              help="Attempts per request before the item is recorded as failed.")
-@click.option("--retry-base", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Back-off base in seconds (attempt n waits up to base * 2^n, jittered).")
-@click.option("--stop-after-failures", type=click.IntRange(0), default=20, show_default=True,
-              help="Stop the run when this many items in a row fail (server down); 0 = never.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-              help="Name of the environment variable holding the API key.")
-@click.option("--client", type=click.Choice(["auto", "fast", "openai"]), default="auto",
-              show_default=True, help="HTTP client: the openai SDK (honours proxy settings), "
-                                      "the built-in fast one, or auto: SDK for https://, "
-                                      "fast for http://.")
-@click.option("--system-name", default=None, help="Name in tables (default: 'MODEL zero-shot').")
-@click.option("--vote", is_flag=True, help="Also write a majority vote over the rounds.")
-@click.option("--price-in", type=float, default=None, help="Price per million prompt tokens.")
-@click.option("--price-out", type=float, default=None,
-              help="Price per million completion tokens.")
+@click.option("--header", "headers", multiple=True, metavar="NAME=VALUE",
+              help=_DOC["headers"] + " Repeatable.")
+@click.option("--extra-body", default=None, metavar="JSON", help=_DOC["extra_body"])
+@click_options(JudgeSettings, exclude=_BY_HAND)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, shots: str,
-            rounds: int, train_path: Path | None, template_path: Path | None, seed: int,
-            max_tokens: int, temperature: float, top_p: float, parser: str, concurrency: int,
-            timeout: float, max_attempts: int, retry_base: float, stop_after_failures: int,
-            api_key_env: str,
-            client: str, system_name: str | None, vote: bool, price_in: float | None,
-            price_out: float | None, quiet: bool) -> None:
+def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
+            headers: tuple[str, ...], extra_body: str | None, quiet: bool,
+            **options: Any) -> None:
     """Label every item with an LLM judge, zero- or few-shot, for several rounds.
 
     Writes prediction records per round to OUT/preds (score them with `mhsafety evaluate
@@ -69,22 +72,21 @@ def command(data_path: Path | None, model: str, base_url: str, out_dir: Path, sh
     the environment (--api-key-env), never from the command line.
     """
     from ..data import load_examples, resolve_data
-    from ..judge.prompts import load_template
-    from ..judge.runner import JudgeSettings, format_summary, run_judge
+    from ..judge.runner import format_summary, run_judge
+    from ..settings import build
 
+    values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
+    settings = build(JudgeSettings, values, where="mhsafety judge")  # before any file is read
     data = resolve_data(data_path)
     examples = load_examples(data)
     train = load_examples(train_path) if train_path is not None else None
-    settings = JudgeSettings(
-        model=model, base_url=base_url, shots=int(shots), rounds=rounds, seed=seed,
-        max_tokens=max_tokens, temperature=temperature, top_p=top_p, parser=parser,
-        concurrency=concurrency, timeout=timeout, max_attempts=max_attempts,
-        backoff_base=retry_base, stop_after_failures=stop_after_failures,
-        api_key_env=api_key_env, client=client,
-        system_name=system_name, vote=vote, price_in=price_in, price_out=price_out)
-    result = run_judge(examples, out_dir, settings, train=train,
-                       template=load_template(template_path), data_source=str(data),
+    result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
                        train_source=str(train_path) if train_path else None,
                        show_progress=not quiet, on_message=lambda m: click.echo(m, err=True))
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {out_dir}/preds (score with: mhsafety evaluate {out_dir})", err=True)
+    if not result.summary["answered"]:
+        # Nothing usable came back: a run that answered nothing must not look like success.
+        click.echo(f"error: no item was answered ({result.summary['failed']} failed; reasons "
+                   f"in {out_dir}/preds); rerun the same command to retry them", err=True)
+        raise click.exceptions.Exit(1)

@@ -2,20 +2,24 @@
 
 System spec: ``judge:MODEL`` or ``judge:MODEL@BASE_URL``; without ``@BASE_URL`` the URL comes
 from the ``base_url`` config key or ``$MHSAFETY_JUDGE_BASE_URL``. Other config keys are the
-fields of :class:`~mhsafety.judge.runner.JudgeSettings` (``shots``, ``rounds``, ``parser``,
-``concurrency``, ...), plus ``work_dir``, where the resumable run lives (default: under the
+fields of :class:`~mhsafety.judge.settings.JudgeSettings` (``shots``, ``rounds``, ``output``,
+``concurrency``, ...), built and checked exactly as ``mhsafety judge`` builds its options,
+with the same defaults; plus ``work_dir``, where the resumable run lives (default: under the
 mhsafety cache, keyed on the settings and the items, so an interrupted benchmark resumes).
 
 A judge does not learn. Zero-shot it needs no training data; few-shot (``shots=8``) it keeps
-the examples ``fit`` gives it to draw from. ``predict_proba`` gives the share of rounds that
-chose each label (one-hot for one round); an item whose answers name no label in any round
-gets a uniform row, and :meth:`predict_records` keeps it invalid (``pred`` null).
+the examples ``fit`` gives it to draw from. Its probabilities are, per item, the mean over
+the rounds of each answer's distribution: logprobs (``logprobs=true``), vote shares of
+``samples`` answers, or the one-hot label of a plain answer, so with several rounds they are
+the rounds' vote shares. An item no round could answer is an abstention
+(:meth:`predictions`: a NaN row and the reason, e.g. "timeout" or "unparseable answer").
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -23,36 +27,73 @@ from typing import Any
 
 import numpy as np
 
-from ..classifiers.base import Classifier
+from ..classifiers.base import Classifier, Predictions
 from ..data import Example, examples_hash, load_examples, write_examples
 from ..errors import UsageError
 from ..records import PredictionRecord
+from ..settings import build
 from ..taxonomy import NUM_LABELS
-from .runner import JudgeResult, JudgeSettings, run_judge, vote
+from .parse import CUT_OFF, NO_CATEGORY, PROBS_LOGPROBS, PROBS_VOTES
+from .runner import JudgeResult, run_judge
+from .settings import JudgeSettings
 
 BASE_URL_ENV = "MHSAFETY_JUDGE_BASE_URL"
+WORK_DIR = "work_dir"
 _SETTING_NAMES = {f.name for f in fields(JudgeSettings)}
+# "host:port/..." or "host.tld/...": what a URL without its scheme looks like after the "@"
+# (a model name may hold an "@" too, e.g. "claude-3-5-sonnet@20240620").
+_SCHEMELESS = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-f:]+\]|[\w.-]+:\d+)"
+                         r"(:\d+)?(/.*)?$", re.IGNORECASE)
+
+
+def settings_from_config(config: dict[str, Any]) -> JudgeSettings:
+    """The judge's settings from classifier config (``--config KEY=VALUE``), checked against
+    the fields of :class:`JudgeSettings`."""
+    values = {k: v for k, v in config.items() if k != WORK_DIR}
+    unknown = sorted(set(values) - _SETTING_NAMES)
+    if unknown:
+        raise UsageError(f"unknown judge setting {unknown[0]!r}; expected some of "
+                         + ", ".join(sorted(_SETTING_NAMES | {WORK_DIR})))
+    return build(JudgeSettings, values, where="judge config")
+
+
+def abstain_reason(record: PredictionRecord) -> str:
+    """A short reason for a record with no label, led by its kind (what the guard shows)."""
+    error = record.error or "no answer"
+    if record.raw is not None:
+        if error == CUT_OFF:
+            return "answer cut off by the token budget (finish_reason: length)"
+        if error == NO_CATEGORY:
+            shown = record.raw if len(record.raw) <= 60 else record.raw[:57] + "..."
+            return f"unparseable answer: {shown!r}"
+        return error
+    low = error.lower()
+    if "no answer within" in low:
+        return f"timeout: {error}"
+    if any(s in low for s in ("cannot connect", "connection", "nothing listens",
+                              "does not resolve", "tls failure")):
+        return f"server unreachable: {error}"
+    if "not requested" in low:
+        return "not asked: the run stopped before this item"
+    return error
 
 
 class JudgeClassifier(Classifier):
     kind = "judge"
+    config_class = JudgeSettings
+    extra_config = frozenset({WORK_DIR})
     needs_training = False
 
     def __init__(self, **config: Any) -> None:
-        config.setdefault("rounds", 1)
-        config.setdefault("shots", 0)
         super().__init__(**config)
-        unknown = sorted(set(config) - _SETTING_NAMES - {"work_dir"})
-        if unknown:
-            raise UsageError(f"unknown judge setting {unknown[0]!r}; expected some of "
-                             + ", ".join(sorted(_SETTING_NAMES | {'work_dir'})))
-        if not config.get("model"):
+        settings = settings_from_config(config)  # checks every key, before any request
+        if not settings.model:
             raise UsageError("a judge needs a model: use the system spec judge:MODEL")
-        if not config.get("base_url"):
+        if not settings.base_url:
             raise UsageError(f"a judge needs a base URL: use judge:MODEL@URL or set "
                              f"${BASE_URL_ENV}")
         # Few-shot judges draw their examples from what fit() gives them.
-        self.needs_training = bool(config.get("shots"))  # type: ignore[misc]
+        self.needs_training = bool(settings.shots)  # type: ignore[misc]
         self.train: list[Example] | None = None
         self.last_result: JudgeResult | None = None
 
@@ -63,11 +104,20 @@ class JudgeClassifier(Classifier):
             if scheme in argument:
                 model, _, rest = argument.partition(scheme)
                 base_url = scheme[1:] + rest
-        return cls(model=model, base_url=base_url, seed=seed, **config)
+                break
+        else:
+            head, at, tail = argument.rpartition("@")
+            if at and _SCHEMELESS.match(tail):
+                raise UsageError(f"judge:{argument}: the URL {tail!r} has no scheme; write "
+                                 f"judge:{head}@http://{tail} (a local server) or "
+                                 f"judge:{head}@https://{tail}")
+        if base_url:
+            config["base_url"] = base_url
+        return cls(model=model, seed=seed, **config)
 
     @property
     def settings(self) -> JudgeSettings:
-        return JudgeSettings(**{k: v for k, v in self.config.items() if k in _SETTING_NAMES})
+        return settings_from_config(self.config)
 
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None
             ) -> JudgeClassifier:
@@ -81,7 +131,7 @@ class JudgeClassifier(Classifier):
         if settings.shots and not self.train:
             raise UsageError("a few-shot judge needs examples to draw from: call fit(train) "
                              "first")
-        work = self.config.get("work_dir")
+        work = self.config.get(WORK_DIR)
         if not work:
             from ..data import cache_dir
 
@@ -93,39 +143,60 @@ class JudgeClassifier(Classifier):
                                      show_progress=False)
         return self.last_result
 
-    def _votes(self, examples: Sequence[Example]) -> tuple[np.ndarray, list[int | None],
-                                                            JudgeResult]:
+    def _combine(self, examples: Sequence[Example]
+                 ) -> tuple[Predictions, str | None, JudgeResult]:
         result = self._run(examples)
         rounds = [result.records[str(r)] for r in range(1, self.settings.rounds + 1)]
-        probs = np.zeros((len(examples), NUM_LABELS))
-        preds: list[int | None] = []
+        probs = np.full((len(examples), NUM_LABELS), np.nan)
+        reasons: list[str | None] = []
+        kinds: set[str] = set()
         for i in range(len(examples)):
-            labels = [recs[i].pred for recs in rounds]
-            valid = [p for p in labels if p is not None]
-            if valid:
-                for p in valid:
-                    probs[i, p] += 1.0 / len(valid)
-            else:
-                probs[i, :] = 1.0 / NUM_LABELS
-            preds.append(vote(labels))
-        return probs, preds, result
+            valid = [recs[i] for recs in rounds if recs[i].pred is not None]
+            if not valid:
+                reasons.append(abstain_reason(rounds[0][i]))
+                continue
+            row = np.zeros(NUM_LABELS)
+            for rec in valid:
+                if rec.probs is not None:
+                    row += np.asarray(rec.probs, dtype=float)
+                    kinds.add(rec.meta.get("probs_from") or PROBS_VOTES)
+                else:
+                    row[rec.pred] += 1.0
+                    kinds.add(PROBS_VOTES)
+            probs[i] = row / row.sum()
+            reasons.append(None)
+        kind = PROBS_LOGPROBS if kinds == {PROBS_LOGPROBS} else PROBS_VOTES if kinds else None
+        return Predictions(probs, tuple(reasons)), kind, result
+
+    def predictions(self, examples: Sequence[Example]) -> Predictions:
+        """Probabilities per item, and for items no round could answer a NaN row with the
+        reason ("timeout: ...", "unparseable answer: 'I cannot tell'", "server unreachable:
+        ...")."""
+        return self._combine(examples)[0]
 
     def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
-        return self._votes(examples)[0]
+        return self.predictions(examples).probs
 
     def predict_records(self, examples: Sequence[Example], system: str,
                         run: str = "0") -> list[PredictionRecord]:
-        probs, preds, result = self._votes(examples)
+        predictions, kind, result = self._combine(examples)
         first = result.records["1"]
         single = self.settings.rounds == 1
-        return [
-            PredictionRecord(
-                id=ex.id or str(i), gold=ex.label, pred=pred, system=system, run=run,
-                probs=row.tolist(), raw=first[i].raw if single else None,
-                error=None if pred is not None else (first[i].error or "no valid answer"),
-                meta={"judge_model": result.manifest["model_requested"]})
-            for i, (ex, row, pred) in enumerate(zip(examples, probs, preds))
-        ]
+        meta: dict[str, Any] = {"judge_model": result.manifest["model_requested"]}
+        if kind:
+            meta["probs_from"] = kind
+        out = []
+        for i, ex in enumerate(examples):
+            row = predictions.probs[i]
+            valid = bool(np.isfinite(row).all())
+            # The label is the argmax of the probabilities, as Predictions.labels reads it
+            # (with several rounds: the majority; a tie goes to the lower label id).
+            out.append(PredictionRecord(
+                id=ex.id or str(i), gold=ex.label, pred=int(row.argmax()) if valid else None,
+                system=system, run=run, probs=row.tolist() if valid else None,
+                raw=first[i].raw if single else None,
+                error=None if valid else predictions.reasons[i], meta=dict(meta)))
+        return out
 
     def save_state(self, directory: Path) -> None:
         if self.train:

@@ -14,7 +14,13 @@ and the fast client for plain http:// ones:
 :func:`complete` retries: ``429`` waits for ``Retry-After`` (capped) or backs off; 5xx,
 408, timeouts, dropped connections and malformed bodies (not JSON, no ``choices``) back off
 exponentially with full jitter; other 4xx (bad key, unknown model) stop the run, since every
-request would fail the same way. The API key never appears in an error message.
+request would fail the same way. A 400 saying the token-limit field is unsupported switches
+the field once (``--token-param auto``). The API key never appears in an error message.
+
+:class:`RequestShape` builds every request body from the settings once (model, budget field,
+sampling, ``response_format``, logprobs, ``--extra-body``); :func:`complete` with ``fatal``, a URL where nothing listens, a
+name that does not resolve or a TLS failure ends the run at the first try (as a bad key or an
+unknown model always does) instead of after every item's retry budget.
 """
 
 from __future__ import annotations
@@ -24,14 +30,19 @@ import email.utils
 import json
 import random
 import re
+import socket
 import ssl
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .settings import JudgeSettings
 
 
 @dataclass
@@ -42,11 +53,53 @@ class Reply:
 
 
 class TransportError(Exception):
-    """The request got no HTTP answer (connection refused or dropped, timeout)."""
+    """The request got no HTTP answer (connection refused or dropped, timeout).
+
+    ``kind`` tells faults that retrying cannot fix at the start of a run (``refused``: nothing
+    listens; ``dns``: the name does not resolve; ``tls``) from transient ones (``timeout``,
+    ``dropped``)."""
+
+    def __init__(self, message: str, kind: str = "dropped") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+UNREACHABLE = ("refused", "dns", "tls")
 
 
 class FatalAPIError(UsageError):
     """The server refused the request in a way retrying cannot fix (401, 404, ...)."""
+
+    def __init__(self, message: str, status: int | None = None, param: str | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+
+
+def connect_error(exc: BaseException, where: str) -> TransportError:
+    """A connection failure, classified by walking the exception chain (the SDK wraps it)."""
+    seen: BaseException | None = exc
+    text = ""
+    while seen is not None:
+        text += f" {type(seen).__name__} {seen}"
+        if isinstance(seen, ConnectionRefusedError):
+            return TransportError(f"nothing listens at {where} (connection refused)", "refused")
+        if isinstance(seen, socket.gaierror):
+            return TransportError(f"the name in {where} does not resolve", "dns")
+        if isinstance(seen, ssl.SSLError):
+            return TransportError(f"TLS failure talking to {where} ({seen.reason or seen})",
+                                  "tls")
+        seen = seen.__cause__ or seen.__context__
+    low = text.lower()
+    if "connection refused" in low or "connect call failed" in low:
+        return TransportError(f"nothing listens at {where} (connection refused)", "refused")
+    if "name or service not known" in low or "nodename nor servname" in low \
+            or "temporary failure in name resolution" in low or "getaddrinfo" in low:
+        return TransportError(f"the name in {where} does not resolve", "dns")
+    if "certificate" in low or "ssl" in low or "tls" in low:
+        return TransportError(f"TLS failure talking to {where}", "tls")
+    return TransportError(f"cannot connect to {where} ({type(exc).__name__})", "dropped")
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -62,7 +115,8 @@ def scrub(text: str, secret: str | None) -> str:
 class FastTransport:
     """Minimal keep-alive HTTP/1.1 POST client; one TCP connection per request in flight."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float) -> None:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--base-url must be an http:// or https:// URL, got {base_url!r}")
@@ -78,6 +132,8 @@ class FastTransport:
             "Accept: application/json\r\nAccept-Encoding: identity\r\n"
             "User-Agent: mhsafety-judge\r\nConnection: keep-alive\r\n"
         )
+        for name, value in (headers or {}).items():
+            self._head += f"{name}: {value}\r\n"
         if api_key:
             self._head += f"Authorization: Bearer {api_key}\r\n"
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -89,7 +145,7 @@ class FastTransport:
                     return await self._post(path, payload)
             return await asyncio.wait_for(self._post(path, payload), self.timeout)
         except asyncio.TimeoutError:
-            raise TransportError(f"no answer within {self.timeout:g} s") from None
+            raise TransportError(f"no answer within {self.timeout:g} s", "timeout") from None
 
     async def _post(self, path: str, payload: bytes) -> Reply:
         request = (f"POST {self.prefix}{path} HTTP/1.1\r\n{self._head}"
@@ -103,8 +159,7 @@ class FastTransport:
         try:
             conn = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
         except OSError as exc:
-            raise TransportError(f"cannot connect to {self.host}:{self.port} "
-                                 f"({exc.strerror or type(exc).__name__})") from None
+            raise connect_error(exc, f"{self.host}:{self.port}") from None
         try:
             return await self._exchange(conn, request)
         except _StaleConnection:
@@ -190,7 +245,7 @@ class OpenAITransport:
     """The official SDK (``AsyncOpenAI``, retries off); replies are read raw, then parsed here."""
 
     def __init__(self, base_url: str, api_key: str | None, timeout: float,
-                 max_connections: int) -> None:
+                 max_connections: int, headers: dict[str, str] | None = None) -> None:
         try:
             import httpx
             import openai
@@ -199,25 +254,29 @@ class OpenAITransport:
 
             raise missing_extra(exc.name or "openai", "judge") from None
         self._openai = openai
+        self._httpx = httpx
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections)
         self.client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", max_retries=0, timeout=timeout,
+            default_headers=headers or None,
             http_client=httpx.AsyncClient(limits=limits, timeout=timeout))
         self.timeout = timeout
+        self.where = urlsplit(base_url).netloc or base_url
 
     async def post(self, path: str, payload: bytes) -> Reply:
         openai = self._openai
-        body = json.loads(payload)
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(**body)
-            http = raw.http_response
+            # The body goes out as built (extra_body carries provider fields the SDK's typed
+            # arguments do not know); the SDK adds its headers, auth and pooling.
+            http = await self.client.post(path, body=json.loads(payload),
+                                          cast_to=self._httpx.Response)
         except openai.APIStatusError as exc:
             http = exc.response
         except openai.APITimeoutError:
-            raise TransportError(f"no answer within {self.timeout:g} s") from None
+            raise TransportError(f"no answer within {self.timeout:g} s", "timeout") from None
         except openai.APIConnectionError as exc:
-            raise TransportError(f"connection failed ({type(exc.__cause__).__name__})") from None
+            raise connect_error(exc, self.where) from None
         return Reply(http.status_code, {k.lower(): v for k, v in http.headers.items()},
                      http.content)
 
@@ -237,12 +296,13 @@ def resolve_transport(name: str, base_url: str) -> str:
 
 
 def make_transport(name: str, base_url: str, api_key: str | None, timeout: float,
-                   max_connections: int) -> FastTransport | OpenAITransport:
+                   max_connections: int, headers: dict[str, str] | None = None
+                   ) -> FastTransport | OpenAITransport:
     name = resolve_transport(name, base_url)
     if name == "fast":
-        return FastTransport(base_url, api_key, timeout)
+        return FastTransport(base_url, api_key, timeout, headers)
     if name == "openai":
-        return OpenAITransport(base_url, api_key, timeout, max_connections)
+        return OpenAITransport(base_url, api_key, timeout, max_connections, headers)
     raise UsageError(f"unknown client {name!r}; expected one of {', '.join(TRANSPORTS)}")
 
 
@@ -261,15 +321,30 @@ class RetryPolicy:
 
 
 @dataclass
-class Answer:
-    """One completed request: the answer text and what the server said about itself."""
+class Choice:
+    """One answer of a reply: its text, the reasoning the server kept apart, why it ended,
+    and its first tokens' log-probabilities (when asked for)."""
 
     content: str
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Answer:
+    """One completed request: its answers and what the server said about itself."""
+
+    choices: list[Choice]
     model: str | None
     system_fingerprint: str | None
     usage: dict[str, Any]
     latency_s: float
     attempts: int
+
+    @property
+    def content(self) -> str:
+        return self.choices[0].content
 
 
 @dataclass
@@ -277,6 +352,77 @@ class Failure:
     reason: str
     attempts: int
     history: list[str] = field(default_factory=list)
+
+
+# Log-probabilities kept per answer: the first few tokens are enough to find the decisive one
+# behind whitespace or markup, and the log stays small.
+LOGPROB_TOKENS = 4
+
+
+class RequestShape:
+    """The body of every chat-completion request of a run, built once from the settings.
+
+    Only the messages differ between requests, so the body is kept as JSON text around a
+    hole for them. ``token_field`` is the name the budget goes under; with ``--token-param
+    auto`` it starts as ``max_tokens`` and :meth:`switch` changes it once for the whole run.
+    """
+
+    def __init__(self, settings: JudgeSettings) -> None:
+        from .prompts import label_schema
+
+        self.model = settings.model
+        self.auto = settings.token_param == "auto"
+        self.token_field = "max_tokens" if self.auto else settings.token_param
+        self.switched_from: str | None = None
+        body: dict[str, Any] = {"model": settings.model}
+        sampling = dict(settings.sampling)
+        self.budget = sampling.pop("max_tokens")
+        body.update(sampling)
+        if settings.output == "json":
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "safety_label", "strict": True, "schema": label_schema()}}
+        body.update(settings.extra_body or {})
+        self._fixed = body
+        self._holes: dict[str, tuple[bytes, bytes]] = {}
+
+    def _hole(self, token_field: str) -> tuple[bytes, bytes]:
+        hole = self._holes.get(token_field)
+        if hole is None:
+            body = {**self._fixed, token_field: self.budget, "messages": None}
+            text = json.dumps(body, ensure_ascii=False)
+            head, _, tail = text.rpartition('"messages": null')
+            hole = self._holes[token_field] = (head.encode() + b'"messages": ',
+                                               tail.encode())
+        return hole
+
+    def payload(self, messages_json: bytes, token_field: str | None = None) -> bytes:
+        """The request body around ``messages_json`` (the messages list as UTF-8 JSON)."""
+        head, tail = self._hole(token_field or self.token_field)
+        return head + messages_json + tail
+
+    def body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The same request as a dict (for request files that are not sent here)."""
+        return {**self._fixed, self.token_field: self.budget, "messages": messages}
+
+    def switch(self, sent: str, error: FatalAPIError) -> bool:
+        """After ``error`` for a request sent with ``sent``: whether to send it again (the
+        field was switched now, or by another request meanwhile)."""
+        if sent != self.token_field:
+            return True  # another request already switched it
+        if not self.auto or self.switched_from is not None or not _unsupported(error, sent):
+            return False
+        self.switched_from = sent
+        self.token_field = ("max_completion_tokens" if sent == "max_tokens"
+                            else "max_tokens")
+        return True
+
+
+def _unsupported(error: FatalAPIError, name: str) -> bool:
+    text = str(error).lower()
+    return error.status in (400, 422) and (error.param == name or (
+        name in text and ("unsupported" in text or "not supported" in text
+                          or "unrecognized" in text or "unknown" in text
+                          or "extra inputs" in text)))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -300,20 +446,44 @@ class _Retryable(Exception):
         self.wait = wait
 
 
-def _interpret(reply: Reply, secret: str | None) -> tuple[str, dict[str, Any]]:
-    """The answer of a reply, or :class:`_Retryable` / :class:`FatalAPIError`."""
+def _choice(raw: Any) -> Choice:
+    message = raw.get("message")
+    if not isinstance(message, dict):
+        raise _Retryable("malformed reply: no message in choices[0]")
+    content = message.get("content")
+    reasoning = message.get("reasoning_content")
+    if not isinstance(reasoning, str):
+        reasoning = message.get("reasoning")
+    logprobs = raw.get("logprobs")
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    finish = raw.get("finish_reason")
+    # A null content (a refusal, a tool call) is an answer that names no label, not an error.
+    return Choice(content if isinstance(content, str) else "",
+                  reasoning if isinstance(reasoning, str) and reasoning else None,
+                  finish if isinstance(finish, str) else None,
+                  tokens[:LOGPROB_TOKENS] if isinstance(tokens, list) else None)
+
+
+def _interpret(reply: Reply, secret: str | None) -> tuple[list[Choice], dict[str, Any]]:
+    """The answers of a reply, or :class:`_Retryable` / :class:`FatalAPIError`."""
     if reply.status == 429:
         raise _Retryable("429 rate limited", retry_after_seconds(reply.headers.get("retry-after")))
     if reply.status >= 500 or reply.status == 408:
         raise _Retryable(f"HTTP {reply.status}", retry_after_seconds(reply.headers.get("retry-after")))
     if reply.status != 200:
         detail = reply.body[:300].decode("utf-8", "replace")
+        param = None
         try:
-            detail = json.loads(reply.body)["error"]["message"]
+            error = json.loads(reply.body)["error"]
+            detail = error["message"]
+            param = error.get("param") if isinstance(error.get("param"), str) else None
         except (ValueError, KeyError, TypeError):
             pass
-        raise FatalAPIError(scrub(f"the server refused the request with HTTP {reply.status}: "
-                                  f"{detail}", secret))
+        what = {401: "the API key was refused", 403: "access denied",
+                404: "unknown model or wrong URL"}.get(reply.status, "the server refused the "
+                                                                     "request")
+        raise FatalAPIError(scrub(f"{what} (HTTP {reply.status}): {detail}", secret),
+                            reply.status, param)
     try:
         data = json.loads(reply.body)
     except (ValueError, UnicodeDecodeError):
@@ -321,36 +491,49 @@ def _interpret(reply: Reply, secret: str | None) -> tuple[str, dict[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) \
             or not data["choices"] or not isinstance(data["choices"][0], dict):
         raise _Retryable("malformed reply: no choices")
-    message = data["choices"][0].get("message")
-    if not isinstance(message, dict):
-        raise _Retryable("malformed reply: no message in choices[0]")
-    content = message.get("content")
-    # A null content (a refusal, a tool call) is an answer that names no label, not an error.
-    return (content if isinstance(content, str) else ""), data
+    return [_choice(c) for c in data["choices"] if isinstance(c, dict)], data
 
 
-async def complete(transport: FastTransport | OpenAITransport, payload: bytes,
-                   policy: RetryPolicy, rng: random.Random,
-                   secret: str | None = None) -> Answer | Failure:
+async def complete(transport: FastTransport | OpenAITransport, shape: RequestShape,
+                   messages_json: bytes, policy: RetryPolicy, rng: random.Random,
+                   secret: str | None = None,
+                   on_retry: Callable[[str], None] | None = None,
+                   fatal: Callable[[str], bool] | None = None) -> Answer | Failure:
     """Send one chat-completion request, retrying per ``policy``; never raises for a failure
-    that retrying could fix (those come back as :class:`Failure`)."""
+    that retrying could fix (those come back as :class:`Failure`). A transport fault for
+    which ``fatal(kind)`` is true raises :class:`FatalAPIError` at once: the runner says so
+    for "nothing listens", DNS and TLS faults until the server has answered once, so a wrong
+    URL ends the run in seconds while a server restarting mid-run is waited for."""
     history: list[str] = []
-    for attempt in range(policy.max_attempts):
+    switches = 0
+    attempt = 0
+    while attempt < policy.max_attempts:
         start = time.perf_counter()
+        sent = shape.token_field
         try:
-            reply = await transport.post("/chat/completions", payload)
-            content, data = _interpret(reply, secret)
+            reply = await transport.post("/chat/completions", shape.payload(messages_json, sent))
+            choices, data = _interpret(reply, secret)
         except TransportError as exc:
+            if fatal is not None and fatal(exc.kind):
+                raise FatalAPIError(str(exc)) from None
             reason, wait = str(exc), None
         except _Retryable as exc:
             reason, wait = str(exc), exc.wait
+        except FatalAPIError as exc:
+            if switches == 0 and shape.switch(sent, exc):
+                switches += 1  # the same request under the other field name, at once
+                continue
+            raise
         else:
-            return Answer(content, data.get("model"), data.get("system_fingerprint"),
+            return Answer(choices, data.get("model"), data.get("system_fingerprint"),
                           data.get("usage") or {}, time.perf_counter() - start, attempt + 1)
         history.append(reason)
-        if attempt + 1 < policy.max_attempts:
+        attempt += 1
+        if attempt < policy.max_attempts:
+            if on_retry is not None:
+                on_retry(reason)
             delay = (min(wait, policy.retry_after_cap) if wait is not None
-                     else policy.backoff(attempt, rng))
+                     else policy.backoff(attempt - 1, rng))
             await _sleep(delay)
     return Failure(f"gave up after {policy.max_attempts} attempts; last error: {history[-1]}",
                    policy.max_attempts, history)

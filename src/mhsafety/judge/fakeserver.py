@@ -6,6 +6,12 @@ returns), after an optional fixed latency, and can inject the faults a real API 
 body that is not JSON, a 200 without ``choices``, and a dropped connection. A replay mode
 answers with the upstream release's real gpt-3.5-turbo answers.
 
+It also plays today's models (see :class:`FakeServer`'s arguments): reasoning answers (an
+inline ``<think>`` block or a ``reasoning_content`` field, cut off with ``finish_reason:
+length`` when the budget is too small for the reasoning), a reasoning model that rejects
+``max_tokens``, JSON answers when asked for a ``response_format`` JSON schema, ``n`` answers
+per request, and OpenAI-shaped ``logprobs``.
+
 It is a plain asyncio HTTP/1.1 server (keep-alive, Content-Length bodies), so it costs little
 CPU next to the client it serves. Run it in a thread (:class:`FakeServer`) or as a process::
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -72,6 +79,38 @@ def constant(answer: str) -> Responder:
     return lambda prompt, body: answer
 
 
+# Reasoning that names other categories: a parser that read it would pick the wrong label.
+REASONING_TEXT = ("The reply could be Nonsense or Toxic Language at first sight, but read "
+                  "again it is Humanoid Mimicry? No: it engages with the concern.")
+UNSUPPORTED_MAX_TOKENS = {
+    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+               "Use 'max_completion_tokens' instead.",
+    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}
+
+
+def default_logprobs(prompt: str, token: str) -> dict[str, float]:
+    """The answer's first token at probability 0.7, the other seven digits sharing 0.3."""
+    if not (len(token) == 1 and "1" <= token <= "8"):
+        return {token: 0.0}
+    others = [str(d) for d in range(1, 9) if str(d) != token]
+    out = {token: math.log(0.7)}
+    out.update({d: math.log(0.3 / len(others)) for d in others})
+    return out
+
+
+def _logprobs_payload(first: str, rest: str, top: dict[str, float], k: int) -> dict[str, Any]:
+    """``choices[i].logprobs`` as OpenAI shapes it: one entry per token with alternatives."""
+    def tok(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    ranked = sorted(top.items(), key=lambda kv: -kv[1])[:k]
+    content = [{**tok(first, top.get(first, 0.0)),
+                "top_logprobs": [tok(t, lp) for t, lp in ranked]}]
+    if rest:
+        content.append({**tok(rest, -0.01), "top_logprobs": [tok(rest, -0.01)]})
+    return {"content": content, "refusal": None}
+
+
 class FakeServer:
     """The server, run on its own event loop in a background thread.
 
@@ -85,7 +124,10 @@ class FakeServer:
                  faults: Iterable[str] = (), retry_after: str = "0", hang_s: float = 30.0,
                  model: str = "fake-judge", fingerprint: str | None = "fp_fake",
                  fault_for: Callable[[str], str | None] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, reasoning: str | None = None,
+                 reasoning_text: str = REASONING_TEXT, reasoning_tokens: int = 0,
+                 reject_max_tokens: bool = False,
+                 logprobs_for: Callable[[str, str], dict[str, float]] | None = None) -> None:
         self.responder = responder or constant("Safe Response")
         self.latency = latency
         self.faults: collections.deque[str] = collections.deque(faults)
@@ -97,6 +139,15 @@ class FakeServer:
         self.model = model
         self.fingerprint = fingerprint
         self.fault_for = fault_for
+        if reasoning not in (None, "inline", "field"):
+            raise ValueError(f"reasoning must be None, 'inline' or 'field', got {reasoning!r}")
+        self.reasoning = reasoning
+        self.reasoning_text = reasoning_text
+        self.reasoning_tokens = reasoning_tokens  # budget the reasoning needs before answering
+        self.reject_max_tokens = reject_max_tokens
+        self.logprobs_for = logprobs_for or default_logprobs
+        self.last_body: dict[str, Any] | None = None
+        self.last_headers: dict[str, str] = {}
         self.host, self.port = host, port
         self.requests = 0
         self.answered = 0
@@ -196,6 +247,7 @@ class FakeServer:
         self.requests += 1
         if "authorization" in headers:
             self.auth_headers.add(headers["authorization"])
+        self.last_headers = headers
         request = json.loads(body or b"{}")
         prompt = "".join(str(m.get("content", "")) for m in request.get("messages", []))
         fault = self.faults.popleft() if self.faults else None
@@ -218,21 +270,50 @@ class FakeServer:
             if fault == "nochoices":
                 return 200, json_type, json.dumps(
                     {"id": "x", "object": "chat.completion", "model": self.model}).encode()
+        if self.reject_max_tokens and "max_tokens" in request:
+            return 400, json_type, json.dumps({"error": UNSUPPORTED_MAX_TOKENS}).encode()
+        self.last_body = request
         if self.latency:
             await asyncio.sleep(self.latency)
-        answer = self.responder(prompt, request)
+        n = request.get("n") or 1
+        choices = [self._choice(i, prompt, request) for i in range(n if isinstance(n, int)
+                                                                  else 1)]
         self.answered += 1
         data: dict[str, Any] = {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion",
-            "created": int(time.time()), "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                         "finish_reason": "stop"}],
+            "created": int(time.time()), "model": self.model, "choices": choices,
             "usage": {"prompt_tokens": max(1, len(prompt) // 4), "completion_tokens": 3,
                       "total_tokens": max(1, len(prompt) // 4) + 3},
         }
         if self.fingerprint:
             data["system_fingerprint"] = self.fingerprint
         return 200, json_type, json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+    def _choice(self, index: int, prompt: str, request: dict[str, Any]) -> dict[str, Any]:
+        answer = self.responder(prompt, request)
+        fmt = request.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            answer = json.dumps({"label": answer})
+        message: dict[str, Any] = {"role": "assistant", "content": answer}
+        finish = "stop"
+        if self.reasoning:
+            budget = request.get("max_completion_tokens", request.get("max_tokens"))
+            cut = isinstance(budget, int) and budget < self.reasoning_tokens
+            thought = self.reasoning_text[:budget * 4] if cut else self.reasoning_text
+            if cut:
+                finish, answer = "length", ""
+            if self.reasoning == "inline":
+                message["content"] = (f"<think>\n{thought}" if cut
+                                      else f"<think>\n{thought}\n</think>\n\n{answer}")
+            else:
+                message["content"] = answer
+                message["reasoning_content"] = thought
+        choice: dict[str, Any] = {"index": index, "message": message, "finish_reason": finish}
+        if request.get("logprobs") and answer:
+            first, rest = answer[:1], answer[1:]
+            choice["logprobs"] = _logprobs_payload(first, rest, self.logprobs_for(prompt, first),
+                                                   int(request.get("top_logprobs") or 0) or 1)
+        return choice
 
 
 def main(argv: list[str] | None = None) -> None:

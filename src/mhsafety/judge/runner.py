@@ -5,31 +5,27 @@ Layout of the output folder::
     manifest.json            what was run (model asked and answered, URL, sampling, prompt
                              template hash, few-shot ids per round, seed, version)
     log/round-<r>.jsonl      one line per answered (or finally failed) request, appended
-                             and flushed as it happens: the resume log
+                             and flushed as it happens: the resume log (see ``log.py``)
     preds/round-<r>.preds.jsonl   prediction records of round r (the project's format)
     preds/vote.preds.jsonl   majority vote over the rounds (with ``vote=True``)
     summary.json             counts, token usage, cost estimate, timing
 
-Every log line carries ``key`` (a hash of model, base URL, sampling parameters, template,
-shots and seed) and ``prompt_hash`` (a hash of the exact messages). A rerun reuses only lines
-whose key and prompt hash match what it would send now, so a changed prompt, model or
-sampling setting never mixes with old answers; other lines stay in the log, untouched, and
-are counted as ``stale``. Each line is written with one ``write`` call on an ``O_APPEND``
-descriptor, so a killed process leaves at most one torn last line, which the next run cuts
-off (and counts) before appending.
+The pieces other protocols reuse: :class:`Prompts` turns an item of a round into messages,
+:func:`~mhsafety.judge.parse.read_answer` turns a logged answer into a verdict, and
+:func:`ask_all` sends a list of :class:`Job` (any rounds, any items) through one pool of
+``concurrency`` requests in flight, logging each answer as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,183 +35,24 @@ from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
 from ..records import PredictionRecord, write_records
-from ..taxonomy import NUM_LABELS
 from .client import (
+    UNREACHABLE,
     Answer,
     Failure,
     FatalAPIError,
+    RequestShape,
     RetryPolicy,
     complete,
     make_transport,
     resolve_transport,
 )
-from .parse import get_parser
-from .prompts import PromptTemplate, ShotPlan, load_template, messages_hash, plan_shots
+from .log import LOG_VERSION, Log, RoundLog, exclusive, read_round_log
+from .parse import PROBS_VOTES, Verdict, answer_parser, read_answer, vote
+from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots
+from .settings import JudgeSettings
 
-LOG_VERSION = 1
-N_SHOTS = NUM_LABELS  # few-shot means one example per label
-
-
-@dataclass
-class JudgeSettings:
-    """Everything that decides what a judge run sends and how; see ``mhsafety judge --help``."""
-
-    model: str
-    base_url: str
-    shots: int = 0
-    rounds: int = 5
-    seed: int = 42
-    max_tokens: int = 10
-    temperature: float = 1.0
-    top_p: float = 1.0
-    parser: str = "tolerant"
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_attempts: int = 8
-    backoff_base: float = 1.0
-    stop_after_failures: int = 20  # items failing in a row that stop the run; 0 = never
-    api_key_env: str = "OPENAI_API_KEY"
-    client: str = "auto"
-    system_name: str | None = None
-    vote: bool = False
-    price_in: float | None = None  # per million prompt tokens
-    price_out: float | None = None  # per million completion tokens
-
-    def check(self) -> None:
-        if self.shots not in (0, N_SHOTS):
-            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
-                             f"got {self.shots}")
-        if self.rounds < 1:
-            raise UsageError(f"--rounds must be at least 1, got {self.rounds}")
-        if self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
-        if self.max_attempts < 1:
-            raise UsageError(f"--max-attempts must be at least 1, got {self.max_attempts}")
-        if self.stop_after_failures < 0:
-            raise UsageError("--stop-after-failures must be 0 (never) or more")
-        if self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive, got {self.timeout}")
-        get_parser(self.parser)
-
-    @property
-    def sampling(self) -> dict[str, Any]:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature,
-                "top_p": self.top_p}
-
-    @property
-    def name(self) -> str:
-        return self.system_name or f"{self.model} {'few' if self.shots else 'zero'}-shot"
-
-    def cache_key(self, template: PromptTemplate) -> str:
-        """What decides an answer besides the item and round; timeouts and retries don't."""
-        blob = json.dumps({"model": self.model, "base_url": self.base_url.rstrip("/"),
-                           "sampling": self.sampling, "template": template.sha256,
-                           "shots": self.shots, "seed": self.seed}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass
-class RoundLog:
-    """What one round's log holds for the current settings."""
-
-    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stale: int = 0
-    corrupt: int = 0
-    torn: int = 0
-
-
-def repair_torn_tail(path: Path) -> int:
-    """Cut a torn (newline-less) last line off ``path``; returns the bytes removed."""
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return 0
-        # Walk back to the last newline; everything after it is a line the writer never
-        # finished (the process died inside the write).
-        pos, block = size, 1 << 16
-        while pos > 0:
-            start = max(0, pos - block)
-            handle.seek(start)
-            chunk = handle.read(pos - start)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                keep = start + cut + 1
-                break
-            pos = start
-        else:
-            keep = 0
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-        return size - keep
-
-
-def read_round_log(path: Path, key: str, expected: dict[str, str]) -> RoundLog:
-    """Entries of one round's log that match ``key`` and the expected prompt hash per item."""
-    out = RoundLog()
-    out.torn = repair_torn_tail(path)
-    if not path.exists():
-        return out
-    with open(path, "rb") as handle:
-        for raw in handle:
-            try:
-                entry = json.loads(raw)
-                item_id = entry["id"]
-            except (ValueError, KeyError, TypeError):
-                out.corrupt += 1  # never fatal: the item is simply asked again
-                continue
-            if entry.get("key") != key or expected.get(item_id) != entry.get("prompt_hash"):
-                out.stale += 1
-                continue
-            if "answer" in entry:
-                out.answers.setdefault(item_id, entry)  # the first answer counts
-                out.failures.pop(item_id, None)
-            elif item_id not in out.answers:
-                out.failures[item_id] = entry
-    return out
-
-
-class _Log:
-    """Append-only JSONL files, one per round: one ``write`` per line, fsync in batches."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.fds: dict[int, int] = {}
-        self.dirty: set[int] = set()
-
-    def path(self, round_no: int) -> Path:
-        return self.folder / f"round-{round_no}.jsonl"
-
-    def append(self, round_no: int, entry: dict[str, Any]) -> None:
-        fd = self.fds.get(round_no)
-        if fd is None:
-            fd = self.fds[round_no] = os.open(self.path(round_no),
-                                               os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-        # One write() on O_APPEND: the line reaches the kernel whole, surviving kill -9.
-        os.write(fd, line)
-        self.dirty.add(fd)
-
-    def take_dirty(self) -> set[int]:
-        dirty, self.dirty = self.dirty, set()
-        return dirty
-
-    def sync(self, fds: set[int] | None = None) -> None:
-        for fd in self.take_dirty() if fds is None else fds:
-            os.fsync(fd)
-
-    def close(self) -> None:
-        self.sync()
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
+__all__ = ["Job", "JudgeResult", "JudgeSettings", "Prompts", "ask_all", "format_summary",
+           "run_judge", "vote"]
 
 
 @dataclass
@@ -244,18 +81,51 @@ def _api_key(env_name: str) -> str | None:
     return value or None
 
 
+_clock: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # The log stamps every answer to the second; formatting a datetime per answer showed up
+    # in the profile at 64 in flight, so the text is kept for the current second.
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[0] = second
+        _clock[1] = datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds")
+    return _clock[1]
 
 
-def vote(preds: Sequence[int | None]) -> int | None:
-    """Majority over valid predictions; a tie goes to the label that appeared first."""
-    valid = [p for p in preds if p is not None]
-    if not valid:
-        return None
-    counts = Counter(valid)
-    best = max(counts.values())
-    return next(p for p in valid if counts[p] == best)
+def messages_json(messages: list[dict[str, str]]) -> bytes:
+    """The messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
+    ``prompt_hash``) and sent, so each prompt is serialised once."""
+    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def prompt_hash(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Prompts:
+    """The messages of an item in a round: the template, the round's few-shot examples (the
+    item itself never among them) and the answer format of ``--output``."""
+
+    def __init__(self, template: PromptTemplate, plan: ShotPlan | None, output: str) -> None:
+        self.template, self.plan, self.output = template, plan, output
+
+    def messages(self, round_no: int, ex: Example) -> list[dict[str, str]]:
+        shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
+        return self.template.messages(ex, shots, self.output)
+
+
+@dataclass
+class Job:
+    """One request to send: the round and item it answers and its messages (JSON)."""
+
+    round_no: int
+    item_id: str
+    messages_json: bytes
+    prompt_hash: str
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields for its log line
 
 
 def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
@@ -268,47 +138,28 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
 
     The API key is read from the environment variable ``settings.api_key_env`` and only ever
     sent in the Authorization header. Raises :class:`~mhsafety.errors.UsageError` when the
-    server refuses the requests outright (bad key, unknown model); answers logged until then
-    are kept for the next run.
+    server refuses the requests outright (nothing listens, bad key, unknown model); answers
+    logged until then are kept for the next run.
     """
     settings.check()
+    if not settings.model:
+        raise UsageError("a judge needs a model (--model)")
+    if not settings.base_url:
+        raise UsageError("a judge needs a base URL (--base-url)")
     out = Path(out_dir)
-    with _exclusive(out):
+    with exclusive(out):
         return _run_judge(examples, out, settings, train, template, data_source, train_source,
                           show_progress, on_message)
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``out`` so two runs never append to the same logs at once
-    (the kernel drops it when the process dies, kill -9 included)."""
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks on this platform: run unguarded
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"{out}: another `mhsafety judge` is writing to this folder; "
-                             "wait for it to finish or choose another --out") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
-              settings: JudgeSettings, train: Sequence[Example] | None = None,
-              template: PromptTemplate | None = None,
-              data_source: str | None = None, train_source: str | None = None,
-              show_progress: bool = True,
-              on_message: Callable[[str], None] | None = None) -> JudgeResult:
+def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
+               train: Sequence[Example] | None, template: PromptTemplate | None,
+               data_source: str | None, train_source: str | None, show_progress: bool,
+               on_message: Callable[[str], None] | None) -> JudgeResult:
     """:func:`run_judge` under the folder lock (settings already checked there)."""
     say = on_message or (lambda msg: None)
-    template = template or load_template(None)
+    template = template or load_template(settings.template, settings.system_prompt,
+                                         settings.system_role)
     if not examples:
         raise UsageError("no items to judge")
     plan: ShotPlan | None = None
@@ -320,57 +171,79 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
             raise UsageError(f"{template.source}: few-shot judging needs $examples in the "
                              "template")
         plan = plan_shots(train, settings.rounds, settings.seed, train_source or "--train")
-    out = Path(out_dir)
     log_dir = out / "log"
     if settings.vote and settings.rounds < 2:
         say("note: a vote needs at least 2 rounds; no vote is written")
-    key = settings.cache_key(template)
+    key = settings.cache_key(template.sha256)
     ids = [ex.id or str(i) for i, ex in enumerate(examples)]
     if len(set(ids)) != len(ids):
         raise UsageError("item ids repeat; every item needs its own id to be resumable")
     api_key = _api_key(settings.api_key_env)
     if api_key is None:
         say(f"note: ${settings.api_key_env} is not set; sending requests without an API key")
-
-    def messages(round_no: int, ex: Example) -> list[dict[str, str]]:
-        shots = plan.for_item(round_no, ex) if plan is not None else []
-        return template.messages(ex, shots)
+    prompts = Prompts(template, plan, settings.output)
 
     manifest = _manifest(settings, template, key, plan, examples, train, data_source,
                          train_source)
     write_json(out / "manifest.json", manifest)
 
-    # What is already done, per round.
-    logs: dict[int, RoundLog] = {}
-    hashes: dict[int, dict[str, str]] = {}
-    pending: list[tuple[int, int]] = []
-    for r in range(1, settings.rounds + 1):
-        expected = hashes[r] = {ids[i]: messages_hash(messages(r, ex))
-                                for i, ex in enumerate(examples)}
-        logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
-        pending += [(r, i) for i in range(len(examples)) if ids[i] not in logs[r].answers]
-    resumed = settings.rounds * len(examples) - len(pending)
-    stale = sum(lg.stale for lg in logs.values())
+    # What is already done, per round. The prompts are built as the requests go out (the
+    # pool pulls jobs lazily), each serialised once for its hash and, when it still has to
+    # be asked, for the request; a logged answer counts only for the same prompt.
+    logs = {r: read_round_log(log_dir / f"round-{r}.jsonl", key)
+            for r in range(1, settings.rounds + 1)}
+    resumed = sum(len(lg.answered_ids & id_set) for lg, id_set in
+                  ((lg, set(ids)) for lg in logs.values()))
+    to_go = settings.rounds * len(examples) - resumed
     torn = sum(1 for lg in logs.values() if lg.torn)
     if resumed:
-        say(f"resuming: {resumed} answers already in {log_dir}, {len(pending)} to go")
+        say(f"resuming: {resumed} answers already in {log_dir}, {to_go} to go")
+
+    def jobs() -> Iterator[Job]:
+        for r, lg in logs.items():
+            for i, ex in enumerate(examples):
+                blob = messages_json(prompts.messages(r, ex))
+                digest = prompt_hash(blob)
+                if not lg.settle(ids[i], digest):
+                    yield Job(r, ids[i], blob, digest)
+            lg.finish()
+
+    parse = answer_parser(settings.output, settings.parser)
+    verdicts: dict[tuple[int, str], Verdict] = {}
+
+    def remember(job: Job, entry: dict[str, Any]) -> None:
+        lg = logs[job.round_no]
+        if "answer" in entry:
+            lg.answers[job.item_id] = entry
+            lg.failures.pop(job.item_id, None)
+            # Parsed as it arrives, while the pool waits on the network.
+            verdicts[(job.round_no, job.item_id)] = read_answer(entry, parse, settings.logprobs)
+        else:
+            lg.failures[job.item_id] = entry
+
+    stats = ask_all(jobs(), settings, key, log_dir, remember, show_progress, say, total=to_go)
+    stale = sum(lg.stale for lg in logs.values())
     if stale:
         say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
             "sampling) are ignored; they stay in the log")
+    resumed = settings.rounds * len(examples) - stats["requests"]
+    result = write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
+                           stale, torn, verdicts)
+    return result
 
-    try:
-        stats = _run_async(_ask_all(pending, examples, ids, messages, hashes, settings, key,
-                                     api_key, _Log(log_dir), logs, show_progress))
-    except FatalAPIError as exc:
-        hint = ""
-        if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
-            hint = (f" (check the API key in ${settings.api_key_env}"
-                    f"{'' if api_key else ', which is not set'})")
-        raise FatalAPIError(f"{exc}{hint}; answers received so far are kept in {log_dir}"
-                            ) from None
 
-    # Records, from the log's view of this setting (answers from earlier runs included).
-    parser = get_parser(settings.parser)
+def verdict_of(entry: dict[str, Any], settings: JudgeSettings) -> Verdict:
+    """The verdict of one logged answer under ``settings`` (output format, parser, logprobs)."""
+    return read_answer(entry, answer_parser(settings.output, settings.parser), settings.logprobs)
+
+
+def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[int, RoundLog],
+                  settings: JudgeSettings, out: Path, manifest: dict[str, Any],
+                  plan: ShotPlan | None, stats: dict[str, Any], resumed: int, stale: int,
+                  torn: int, verdicts: dict[tuple[int, str], Verdict] | None = None
+                  ) -> JudgeResult:
+    """Records, manifest and summary from the log's view of this setting (answers from
+    earlier runs included)."""
     notes = manifest["notes"]
     records: dict[str, list[PredictionRecord]] = {}
     files = []
@@ -378,17 +251,22 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     fingerprints: Counter[str] = Counter()
     usage: Counter[str] = Counter()
     per_round = {}
+    reasoning = 0
     for r, lg in logs.items():
         recs = []
         for i, ex in enumerate(examples):
             entry = lg.answers.get(ids[i])
             meta: dict[str, Any] = {"notes": notes} if notes else {}
             if entry is not None:
-                pred = parser(entry["answer"])
+                verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
+                if verdict.probs_from:
+                    meta["probs_from"] = verdict.probs_from
+                if verdict.reasoning:
+                    reasoning += 1
                 recs.append(PredictionRecord(
-                    ids[i], ex.label, pred, settings.name, str(r), raw=entry["answer"],
-                    error=None if pred is not None else "answer names no category", meta=meta))
+                    ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
+                    raw=verdict.text, error=verdict.error, meta=meta))
                 if entry.get("model"):
                     models[entry["model"]] += 1
                 if entry.get("system_fingerprint"):
@@ -428,6 +306,8 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
 
     manifest["models_answered"] = dict(models)
     manifest["system_fingerprints"] = dict(fingerprints)
+    if stats.get("token_param"):
+        manifest["token_param_used"] = stats["token_param"]
     if plan is not None:
         manifest["few_shot"]["substitutions"] = {
             str(r): subs for r, subs in sorted(plan.substitutions.items())}
@@ -447,6 +327,7 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
         "answered": sum(v["answered"] for v in per_round.values()),
         "failed": sum(v["failed"] for v in per_round.values()),
         "invalid": sum(v["invalid"] for v in per_round.values()),
+        "with_reasoning": reasoning,
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
@@ -454,6 +335,15 @@ def _run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     }
     write_json(out / "summary.json", summary)
     return JudgeResult(out, summary, manifest, files, records)
+
+
+def _probabilities(settings: JudgeSettings) -> str | None:
+    """What the records' ``probs`` hold, said once in the manifest (and per record)."""
+    if settings.logprobs:
+        return "logprobs of the answer's first token, renormalised over the eight labels"
+    if settings.samples > 1:
+        return f"{PROBS_VOTES} of {settings.samples} answers per item and round"
+    return None
 
 
 def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
@@ -482,6 +372,11 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         "client": resolve_transport(settings.client, settings.base_url),
         "api_key_env": settings.api_key_env,
         "sampling": settings.sampling,
+        "token_param": settings.token_param,
+        "output": settings.output,
+        "probabilities": _probabilities(settings),
+        "extra_body": settings.extra_body,
+        "header_names": sorted(settings.headers),  # names only: values may be private
         "shots": settings.shots,
         "rounds": settings.rounds,
         "seed": settings.seed,
@@ -502,69 +397,121 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
     }
 
 
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
     def set_postfix(self, **kwargs: Any) -> None: ...
     def close(self) -> None: ...
 
 
-async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], ids: list[str],
-                   messages: Callable[[int, Example], list[dict[str, str]]],
-                   hashes: dict[int, dict[str, str]], settings: JudgeSettings, key: str, api_key: str | None, log: _Log,
-                   logs: dict[int, RoundLog], show_progress: bool) -> dict[str, Any]:
+def ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str, log_dir: Path,
+            on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
+            say: Callable[[str], None] | None = None, total: int | None = None
+            ) -> dict[str, Any]:
+    """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
+    failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
+    ``jobs`` may be a generator (it is pulled as slots free up); ``total`` sizes the
+    progress bar and the pool when it has no length.
+
+    Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
+    when the server refuses outright; what was logged until then is kept.
+    """
+    api_key = _api_key(settings.api_key_env)
+    try:
+        if total is None:
+            total = len(jobs) if isinstance(jobs, Sequence) else None
+        return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
+                                   show_progress, total))
+    except FatalAPIError as exc:
+        hint = ""
+        if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
+            hint = (f" (check the API key in ${settings.api_key_env}"
+                    f"{'' if api_key else ', which is not set'})")
+        raise FatalAPIError(f"{settings.base_url}: {exc}{hint}; answers received so far are "
+                            f"kept in {log_dir}") from None
+
+
+def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
+    """The resume-log line of one request's outcome."""
+    entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": job.round_no,
+                             "id": job.item_id, "prompt_hash": job.prompt_hash, **job.extra}
+    if isinstance(result, Answer):
+        first = result.choices[0]
+        entry["answer"] = first.content
+        if len(result.choices) > 1:
+            entry["answers"] = [c.content for c in result.choices]
+        if first.reasoning is not None:
+            entry["reasoning"] = first.reasoning  # kept for reading, never parsed
+        if first.finish_reason is not None:
+            entry["finish_reason"] = first.finish_reason
+        if first.logprobs is not None:
+            entry["logprobs"] = first.logprobs
+        entry.update(model=result.model, system_fingerprint=result.system_fingerprint,
+                     usage=result.usage, latency_s=round(result.latency_s, 4),
+                     attempts=result.attempts)
+    else:
+        entry.update(error=result.reason, attempts=result.attempts)
+    entry["time"] = _now()
+    return entry
+
+
+async def _ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str,
+                   api_key: str | None, log: Log,
+                   on_entry: Callable[[Job, dict[str, Any]], None],
+                   show_progress: bool, total: int | None) -> dict[str, Any]:
     from ..progress import progress_bar
 
     transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
-                               settings.concurrency)
+                               settings.concurrency, settings.headers)
+    shape = RequestShape(settings)
     policy = RetryPolicy(max_attempts=settings.max_attempts, backoff_base=settings.backoff_base)
     rng = random.Random()  # back-off jitter only; it never touches what is asked
-    work = iter(pending)
+    work = iter(jobs)
     counts: Counter[str] = Counter()
-    bar = progress_bar(total=len(pending), desc="judge", unit="req") if show_progress \
-        else _NoBar()
+    bar = progress_bar(total=total, desc="judge", unit="req") if show_progress else _NoBar()
     last_postfix = 0.0
     start = time.perf_counter()
 
-    async def worker() -> None:
+    def show(force: bool = False) -> None:
         nonlocal last_postfix
-        for round_no, i in work:
-            ex = examples[i]
-            msgs = messages(round_no, ex)
-            payload = json.dumps({"model": settings.model, "messages": msgs,
-                                  **settings.sampling}, ensure_ascii=False).encode("utf-8")
-            result = await complete(transport, payload, policy, rng, api_key)
-            entry: dict[str, Any] = {"v": LOG_VERSION, "key": key, "round": round_no,
-                                     "id": ids[i], "prompt_hash": hashes[round_no][ids[i]]}
+        now = time.perf_counter()
+        if force or now - last_postfix > 0.5:
+            last_postfix = now
+            bar.set_postfix(errors=counts["failed"], retries=counts["retries"], refresh=False)
+
+    def on_retry(reason: str) -> None:
+        counts["retries"] += 1
+        show(force=counts["retries"] == 1)  # the first retry shows at once
+
+    def fatal(kind: str) -> bool:
+        # Until the server has answered once, nothing listening / DNS / TLS means a wrong
+        # URL, not a hiccup: stop at once instead of spending every item's retry budget.
+        return kind in UNREACHABLE and not counts["answered"]
+
+    async def worker() -> None:
+        for job in work:
+            result = await complete(transport, shape, job.messages_json, policy, rng, api_key,
+                                    on_retry, fatal)
+            entry = log_entry(job, key, result)
+            on_entry(job, entry)
+            log.append(job.round_no, entry)
             if isinstance(result, Answer):
-                entry.update(answer=result.content, model=result.model,
-                             system_fingerprint=result.system_fingerprint, usage=result.usage,
-                             latency_s=round(result.latency_s, 4), attempts=result.attempts)
-                logs[round_no].answers[ids[i]] = entry
-                logs[round_no].failures.pop(ids[i], None)
                 counts["answered"] += 1
-                counts["retries"] += result.attempts - 1
-            else:
-                assert isinstance(result, Failure)
-                entry.update(error=result.reason, attempts=result.attempts)
-                logs[round_no].failures[ids[i]] = entry
-                counts["failed"] += 1
-                counts["retries"] += result.attempts - 1
-                counts["streak"] += 1
-            entry["time"] = _now()
-            log.append(round_no, entry)
-            if isinstance(result, Answer):
                 counts["streak"] = 0
-            elif 0 < settings.stop_after_failures <= counts["streak"]:
-                # A server that is down would otherwise cost every item its whole retry
-                # budget; stop, keep what was logged, and let a rerun resume.
-                raise FatalAPIError(f"{counts['streak']} items in a row failed (last: "
-                                    f"{result.reason}); the server seems down or overloaded. "
-                                    "Rerun the same command to resume")
+            else:
+                counts["failed"] += 1
+                counts["streak"] += 1
+                show(force=counts["failed"] == 1)
+                if 0 < settings.stop_after_failures <= counts["streak"]:
+                    # A server that is down would otherwise cost every item its whole retry
+                    # budget; stop, keep what was logged, and let a rerun resume.
+                    raise FatalAPIError(
+                        f"{counts['streak']} items in a row failed (last: {result.reason}); "
+                        "the server seems down or overloaded. Rerun the same command to "
+                        "resume")
             bar.update(1)
-            now = time.perf_counter()
-            if now - last_postfix > 0.5:
-                last_postfix = now
-                bar.set_postfix(errors=counts["failed"], retries=counts["retries"], refresh=False)
+            show()
 
     async def syncer() -> None:
         while True:
@@ -572,8 +519,9 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
             if log.dirty:
                 await asyncio.to_thread(log.sync, log.take_dirty())
 
-    tasks = [asyncio.create_task(worker()) for _ in range(min(settings.concurrency,
-                                                               max(1, len(pending))))]
+    slots = settings.concurrency if total is None else min(settings.concurrency,
+                                                           max(1, total))
+    tasks = [asyncio.create_task(worker()) for _ in range(slots)]
     sync_task = asyncio.create_task(syncer())
     try:
         await asyncio.gather(*tasks)
@@ -587,9 +535,12 @@ async def _ask_all(pending: list[tuple[int, int]], examples: Sequence[Example], 
         await transport.aclose()
     wall = time.perf_counter() - start
     done = counts["answered"] + counts["failed"]
-    return {"requests": done, "answered": counts["answered"], "failed": counts["failed"],
-            "retries": counts["retries"], "wall_s": round(wall, 3),
-            "per_second": round(done / wall, 2) if wall > 0 and done else 0.0}
+    out = {"requests": done, "answered": counts["answered"], "failed": counts["failed"],
+           "retries": counts["retries"], "wall_s": round(wall, 3),
+           "per_second": round(done / wall, 2) if wall > 0 and done else 0.0}
+    if shape.switched_from is not None:
+        out["token_param"] = shape.token_field  # what auto settled on
+    return out
 
 
 def format_summary(summary: dict[str, Any]) -> str:
