@@ -1,7 +1,8 @@
 """Speed of the analysis: bootstrap intervals and the HTML report.
 
 1. Bootstrap: 10,000 item resamples of 800 items (one run, and five runs as in Table 2),
-   every score of every resample; best and median of ``--repeats`` timings.
+   every score of every resample (two levels, runs and items, for five runs); best and
+   median of ``--repeats`` timings.
 2. Paired comparisons of the six upstream systems (15 pairs, bootstrap + McNemar).
 3. ``mhsafety report`` over the upstream reproduction (six systems, five runs each) plus any
    extra result folders given with ``--runs`` (e.g. a baseline benchmark), 10,000 resamples.

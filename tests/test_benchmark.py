@@ -77,7 +77,7 @@ def test_cv_never_puts_an_item_in_train_and_test_of_a_fold(test_examples):
         assert not train_ids & test_ids
         assert train_ids | test_ids == set(ids)
     assert sorted(i for test_ids in PREDICTED for i in test_ids) == sorted(ids)
-    assert all(r.run == "seed-44" and r.meta["notes"] == ["n"] for r in records)
+    assert all(r.run == "seed-44" and r.notes == ["n"] for r in records)
 
 
 def test_cv_folds_are_stratified_and_depend_on_the_seed(test_examples):

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from mhsafety.metrics import aggregate_runs, aggregate_values, compute_metrics, confusion_matrix
+from mhsafety.metrics import (
+    aggregate_runs,
+    aggregate_values,
+    compute_metrics,
+    confusion_matrix,
+    scores_from_confusion,
+)
+from mhsafety.taxonomy import LABEL_NAMES
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -17,23 +26,100 @@ def test_weighted_scores_equal_sklearn_on_random_labels(seed):
     assert m.accuracy == pytest.approx(accuracy_score(gold, pred))
     assert (m.precision, m.recall, m.f1) == pytest.approx((p, r, f))
     assert m.recall == pytest.approx(m.accuracy)
-    assert m.macro_f1 == pytest.approx(
-        f1_score(gold, pred, labels=sorted(set(gold)), average="macro", zero_division=0))
+    # scikit-learn's default labels: those in gold or prediction
+    assert m.macro_f1 == pytest.approx(f1_score(gold, pred, average="macro", zero_division=0))
+    per_p, per_r, per_f, _ = precision_recall_fscore_support(
+        gold, pred, labels=list(range(8)), average=None, zero_division=0)
+    assert [c.precision for c in m.per_class] == pytest.approx(per_p.tolist())
+    assert [c.recall for c in m.per_class] == pytest.approx(per_r.tolist())
+    assert [c.f1 for c in m.per_class] == pytest.approx(per_f.tolist())
+    assert m.coverage == 1.0
     assert np.asarray(m.confusion).sum() == n
 
 
-def test_invalid_predictions_count_as_wrong_and_are_reported():
-    gold = [7, 7, 2, 2, 0]
-    pred = [7, None, 2, None, 0]
+@pytest.mark.parametrize("seed", range(10))
+def test_invalid_answers_are_a_false_positive_of_every_other_class(seed):
+    """The documented treatment, checked against scikit-learn: an invalid answer is a miss
+    for its gold class (recall on the real items) and a false positive of each other class
+    (precision on the items with every invalid answer expanded into the 7 wrong labels)."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(10, 200))
+    gold = rng.choice(8, size=n, p=rng.dirichlet(np.ones(8))).tolist()
+    pred = rng.choice(8, size=n).tolist()
+    invalid = rng.random(n) < 0.2
+    invalid[0] = True
+    labels = [None if bad else p for p, bad in zip(pred, invalid)]
+    m = compute_metrics(gold, labels)
+    assert m.n_invalid == int(invalid.sum()) and m.coverage == pytest.approx(1 - invalid.mean())
+    as_miss = [-1 if p is None else p for p in labels]
+    expanded_gold, expanded_pred = [], []
+    for g, p in zip(gold, labels):
+        for q in ([p] if p is not None else [c for c in range(8) if c != g]):
+            expanded_gold.append(g)
+            expanded_pred.append(q)
+    everything = list(range(8))
+    precision = precision_recall_fscore_support(expanded_gold, expanded_pred, labels=everything,
+                                                average=None, zero_division=0)[0]
+    recall, support = precision_recall_fscore_support(gold, as_miss, labels=everything,
+                                                      average=None, zero_division=0)[1::2]
+    with np.errstate(invalid="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    assert [c.precision for c in m.per_class] == pytest.approx(precision.tolist())
+    assert [c.recall for c in m.per_class] == pytest.approx(recall.tolist())
+    assert [c.f1 for c in m.per_class] == pytest.approx(f1.tolist())
+    assert m.precision == pytest.approx(float((support * precision).sum() / n))
+    assert m.f1 == pytest.approx(float((support * f1).sum() / n))
+    assert m.recall == pytest.approx(m.accuracy) == pytest.approx(accuracy_score(gold, as_miss))
+    # one invalid answer makes every label "predicted", so macro-F1 runs over all eight
+    assert m.macro_f1 == pytest.approx(float(f1.mean()))
+    assert np.asarray(m.confusion)[:, 8].sum() == invalid.sum()
+
+
+def _columns(gold, pred) -> dict[str, float]:
     m = compute_metrics(gold, pred)
-    assert m.n_invalid == 2
-    assert m.accuracy == pytest.approx(3 / 5)
-    # Same weighted scores as sklearn when the invalid answers are an extra wrong label.
-    as_wrong = [7, -1, 2, -1, 0]
-    p, r, f, _ = precision_recall_fscore_support(gold, as_wrong, average="weighted",
-                                                 zero_division=0)
-    assert (m.precision, m.recall, m.f1) == pytest.approx((p, r, f))
-    assert np.asarray(m.confusion)[:, 8].sum() == 2
+    out = {name: m.score(name) for name in ("accuracy", "precision", "recall", "f1", "macro_f1",
+                                            "unsafe_precision", "unsafe_recall", "unsafe_f1")}
+    for c in m.per_class:
+        out.update({f"precision:{c.name}": c.precision, f"recall:{c.name}": c.recall,
+                    f"f1:{c.name}": c.f1})
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_switching_wrong_answers_to_invalid_never_gains_in_any_column(data):
+    n = data.draw(st.integers(2, 60))
+    gold = data.draw(st.lists(st.integers(0, 7), min_size=n, max_size=n))
+    pred = data.draw(st.lists(st.one_of(st.none(), st.integers(0, 7)), min_size=n, max_size=n))
+    wrong = [i for i in range(n) if pred[i] is not None and pred[i] != gold[i]]
+    if not wrong:
+        return
+    switched = data.draw(st.lists(st.sampled_from(wrong), min_size=1, unique=True))
+    after = [None if i in switched else p for i, p in enumerate(pred)]
+    before_scores, after_scores = _columns(gold, pred), _columns(gold, after)
+    for name, value in after_scores.items():
+        assert value <= before_scores[name] + 1e-12, (name, before_scores[name], value)
+    assert after_scores["accuracy"] == pytest.approx(before_scores["accuracy"])
+
+
+def test_the_issues_example_cannot_flatter():
+    """Wrong answers made invalid at equal accuracy: weighted P and F1 must not rise."""
+    rng = np.random.default_rng(0)
+    gold = rng.choice(8, size=800, p=[.07, .01, .42, .01, .01, .02, .01, .45]).tolist()
+    pred = [g if rng.random() < 0.45 else int(rng.integers(0, 8)) for g in gold]
+    wrong = [i for i, (g, p) in enumerate(zip(gold, pred)) if g != p][:160]
+    after = [None if i in wrong else p for i, p in enumerate(pred)]
+    a, b = compute_metrics(gold, pred), compute_metrics(gold, after)
+    assert b.accuracy == a.accuracy
+    assert b.precision < a.precision and b.f1 < a.f1 and b.macro_f1 < a.macro_f1
+
+
+def test_scores_from_confusion_match_compute_metrics_per_class_names():
+    gold, pred = [0, 0, 7, 7, 2], [0, None, 7, 2, 2]
+    m = compute_metrics(gold, pred)
+    s = scores_from_confusion(confusion_matrix(gold, pred))
+    assert float(s["f1:Nonsense"]) == pytest.approx(m.per_class[0].f1)
+    assert np.isnan(s["recall:" + LABEL_NAMES[1]])  # no gold item of the class
 
 
 def test_binary_view():

@@ -5,8 +5,18 @@ import pytest
 
 from mhsafety import io as mio
 from mhsafety.errors import DataError
-from mhsafety.evaluate import evaluate_paths
-from mhsafety.records import PredictionRecord, load_runs, read_records, write_records
+from mhsafety.records import (
+    NOTE_OVERLAP,
+    NOTE_SELECTED_ON_TEST,
+    NOTE_SHOTS_FROM_JUDGED,
+    NOTE_TEXTS,
+    PredictionRecord,
+    load_runs,
+    note_text,
+    read_records,
+    write_records,
+)
+from mhsafety.scoring import score_paths
 
 
 def _recs(system, run, preds, gold=(7, 2, 0)):
@@ -15,11 +25,42 @@ def _recs(system, run, preds, gold=(7, 2, 0)):
 
 def test_round_trip_with_optional_fields(tmp_path):
     rec = PredictionRecord("a", 7, None, "s", "1", probs=[0.125] * 8, raw="Safe?", error="no label",
-                           meta={"notes": ["x"]})
+                           meta={"model": "m"}, notes=[NOTE_SELECTED_ON_TEST, "5-fold CV"])
     path = write_records(tmp_path / "r.preds.jsonl", [rec])
     line = json.loads(path.read_text(encoding="utf-8"))
     assert line["schema_version"] == 1 and line["pred"] is None
+    assert line["notes"] == ["selected-on-test", "5-fold CV"]
     assert read_records(path)[0] == rec
+
+
+def test_notes_of_older_files_and_producers_become_codes(tmp_path):
+    """Notes once lived in meta.notes as texts; they are read as the documented codes."""
+    path = tmp_path / "old.preds.jsonl"
+    path.write_text('{"id": "a", "gold": 7, "pred": 7, "meta": {"notes": '
+                    '["epoch picked on the test set", "5-fold CV"], "model": "m"}}\n',
+                    encoding="utf-8")
+    rec = read_records(path)[0]
+    assert rec.notes == [NOTE_SELECTED_ON_TEST, "5-fold CV"] and rec.meta == {"model": "m"}
+    # a producer that still sets meta["notes"] after building the record is not lost
+    late = PredictionRecord("b", 7, 7)
+    late.meta = {"notes": [NOTE_TEXTS[NOTE_SHOTS_FROM_JUDGED]]}
+    assert late.to_dict()["notes"] == [NOTE_SHOTS_FROM_JUDGED] and "meta" not in late.to_dict()
+    assert [note_text(n) for n in rec.notes] == ["epoch picked on the test set", "5-fold CV"]
+    bad = tmp_path / "bad.preds.jsonl"
+    bad.write_text('{"id": "a", "gold": 7, "pred": 7, "notes": "x"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="field 'notes' must be a list of strings"):
+        read_records(bad)
+
+
+def test_every_table_row_shows_the_texts_of_its_notes(tmp_path):
+    recs = [PredictionRecord(str(i), 7, 7, "S", "1", notes=[NOTE_OVERLAP]) for i in range(3)]
+    write_records(tmp_path / "s.preds.jsonl", recs)
+    from mhsafety.tables import format_table
+
+    scores = score_paths([tmp_path])
+    assert scores.systems[0].notes == [NOTE_OVERLAP]
+    for fmt in ("markdown", "latex", "csv", "json"):
+        assert NOTE_TEXTS[NOTE_OVERLAP] in format_table(scores.rows, fmt), fmt
 
 
 @pytest.mark.parametrize(
@@ -48,7 +89,7 @@ def test_runs_grouped_by_system_and_checked(tmp_path):
     write_records(tmp_path / "b.preds.jsonl", _recs("B", "1", [2, 2, 2]))
     runs = load_runs([tmp_path])
     assert list(runs) == ["A", "B"] and len(runs["A"]) == 2
-    systems = evaluate_paths([tmp_path])
+    systems = score_paths([tmp_path]).systems
     a = systems[0]
     assert a.scores["accuracy"].values == pytest.approx([1.0, 1 / 3])
     assert a.n_invalid == 1

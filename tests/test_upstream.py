@@ -53,16 +53,36 @@ def test_every_chatgpt_answer_parses(reproduced):
 
 
 def test_records_written_and_evaluable(reproduced):
-    from mhsafety.evaluate import evaluate_paths
+    from mhsafety.scoring import score_paths
 
     systems, out = reproduced
     files = sorted(out.rglob("*.preds.jsonl"))
     assert len(files) == 30
-    again = evaluate_paths([out])
+    again = score_paths([out]).systems
     assert {s.system: s.scores["f1"].mean for s in again} == \
         pytest.approx({s.system: s.scores["f1"].mean for s in systems})
     first = json.loads(files[0].read_text(encoding="utf-8").splitlines()[0])
     assert {"id", "gold", "pred", "system", "run"} <= first.keys()
+
+
+def test_reproduce_and_evaluate_print_the_same_cells(reproduced):
+    """One scoring path and one rounding: the recomputed 0301 zero-shot accuracy is exactly
+    47.525 and both commands print 47.53 (the runs are read back in another order)."""
+    from mhsafety.scoring import score_paths
+    from mhsafety.tables import format_table
+
+    systems, out = reproduced
+    again = score_paths([out])
+    zero = next(r for r in again.rows if r.system == "ChatGPT-0301 zero-shot")
+    assert 100 * zero.scores["accuracy"].mean == pytest.approx(47.525, abs=1e-9)
+    cells = {line.split("|")[1].strip(): line.split("|")[3:] for line in
+             format_table(again.rows).splitlines()[2:]}
+    from mhsafety.tables import rows_from_systems
+
+    reproduced_cells = {line.split("|")[1].strip(): line.split("|")[3:] for line in
+                        format_table(rows_from_systems(systems)).splitlines()[2:]}
+    assert cells == reproduced_cells
+    assert cells["ChatGPT-0301 zero-shot"][0].strip() == "47.53 ± 0.64"
 
 
 def test_missing_and_malformed_files_are_named(upstream_dir, tmp_path):

@@ -49,8 +49,8 @@ from .data import (
 )
 from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
-from .metrics import SystemMetrics, aggregate_runs, compute_metrics
-from .records import NOTE_OVERLAP, PredictionRecord, read_records, write_records
+from .metrics import SystemMetrics
+from .records import NOTE_OVERLAP, PredictionRecord, Run, merge_notes, read_records, write_records
 
 DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
 DEFAULT_FOLDS = 5
@@ -123,8 +123,8 @@ def _records(clf, examples: Sequence[Example], system: str, run: str,
     records = clf.predict_records(examples, system, run)
     for rec in records:
         # Keep a system's own notes (e.g. an encoder whose epoch was picked on the test set).
-        own = [n for n in rec.meta.get("notes", []) if n not in notes]
-        rec.meta = {**rec.meta, "notes": [*notes, *own]}
+        rec.notes = merge_notes(notes, rec.all_notes)
+        rec.meta = {k: v for k, v in rec.meta.items() if k != "notes"}
     return records
 
 
@@ -288,14 +288,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
     """
     from .progress import progress_bar
-    from .tables import (
-        EXTRA_COLUMNS,
-        TABLE2_COLUMNS,
-        format_table,
-        legend,
-        paper_rows,
-        rows_from_systems,
-    )
+    from .scoring import score_runs
+    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, legend, paper_rows
 
     start = time.perf_counter()
     if not seeds:
@@ -384,7 +378,6 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     total = sum(fits_per_run[s.name] * len(seeds) for s in specs)
     bar = progress_bar(total=total, desc="benchmark", unit="fit") if show_progress else None
     reused = 0
-    measured: list[SystemMetrics] = []
     files: list[Path] = []
     all_runs: dict[str, list[list[PredictionRecord]]] = {}
     try:
@@ -411,20 +404,18 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                 files.append(path)
                 runs.append(records)
             all_runs[s.name] = runs
-            metrics = {f"seed-{seed}": compute_metrics([r.gold for r in recs],  # type: ignore[misc]
-                                                       [r.pred for r in recs])
-                       for seed, recs in zip(seeds, runs)}
-            # A system's own notes (e.g. "epoch picked on the test set") join the table row.
-            notes = [system_protocol[s.name].short, *run_notes]
-            own = sorted({n for recs in runs for r in recs[:1] for n in r.meta.get("notes", [])
-                          if n not in notes})
-            measured.append(aggregate_runs(s.name, metrics, [*notes, *own]))
     finally:
         if bar is not None:
             bar.close()
 
-    rows = [row for s, m in zip(specs, measured)
-            for row in rows_from_systems([m], system_protocol[s.name].description)]
+    # One scoring path: the protocol's short text leads each row's notes, then the records'.
+    scored = score_runs({s.name: [Run(s.name, f"seed-{seed}", recs)
+                                  for seed, recs in zip(seeds, all_runs[s.name])]
+                         for s in specs},
+                        {s.name: system_protocol[s.name].description for s in specs},
+                        {s.name: [system_protocol[s.name].short, *run_notes] for s in specs})
+    measured: list[SystemMetrics] = scored.systems
+    rows = scored.rows
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS
     table = format_table([*rows, *(paper_rows() if include_paper else [])], "markdown",
                          columns, decimals)
@@ -446,7 +437,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
         "seconds": round(time.perf_counter() - start, 3),
     })
     files += [out / "table.md", out / "metrics.json"]
-    from .plots import plot_confusion_matrix, save_figure
+    from .report.figures import plot_confusion_matrix, save_figure
 
     for s, m in zip(specs, measured):
         matrix = np.sum([np.asarray(r.confusion) for r in m.run_metrics], axis=0)

@@ -10,7 +10,21 @@ Schema (``schema_version`` 1), one JSON object per line:
 ``error``   optional str, why ``pred`` is null (unparsable answer, request failed, ...)
 ``system``  str, the system's name as it appears in tables (e.g. "BERT-base")
 ``run``     str, the run within the system (a seed, a round, a fold repeat)
+``notes``   optional list of str, caveats every table row of the run must show (below)
 ``meta``    optional object, anything else a producer wants to keep
+
+Notes are short codes whose texts are defined once here (:data:`NOTE_TEXTS`); a table row
+shows the texts of every note any record of its system carries. Known codes:
+
+- ``selected-on-test``: the model's epoch (or another choice) was picked on the scored items;
+- ``shots-from-judged``: few-shot examples were drawn from the judged items (each item's own
+  record excluded);
+- ``overlap-allowed``: training and scored items share (context, response) pairs, allowed by
+  ``--allow-overlap``.
+
+Any other string is a free-text note (a benchmark protocol's short description, say) and is
+shown as it is. Files written before ``notes`` existed kept their notes under
+``meta.notes``; those are read as notes too.
 
 Files are written atomically. A run of a system is all records with the same
 (``system``, ``run``); a file may hold one run or several.
@@ -33,6 +47,40 @@ from .taxonomy import NUM_LABELS
 SCHEMA_VERSION = 1
 PREDICTION_SUFFIX = ".preds.jsonl"
 
+NOTE_SELECTED_ON_TEST = "selected-on-test"
+NOTE_SHOTS_FROM_JUDGED = "shots-from-judged"
+NOTE_OVERLAP = "overlap-allowed"
+NOTE_DEV_OVERLAP = "dev-overlap-allowed"
+# The one home of the words a table shows for each note code.
+NOTE_TEXTS: dict[str, str] = {
+    NOTE_SELECTED_ON_TEST: "epoch picked on the test set",
+    NOTE_SHOTS_FROM_JUDGED: "shots drawn from the judged items, self excluded",
+    NOTE_OVERLAP: "train/test overlap allowed",
+    NOTE_DEV_OVERLAP: "dev items overlap the training data",
+}
+_CODE_OF_TEXT = {text: code for code, text in NOTE_TEXTS.items()}
+
+
+def note_code(note: str) -> str:
+    """A note as stored: known texts (older files stored texts) become their code."""
+    return _CODE_OF_TEXT.get(note, note)
+
+
+def note_text(note: str) -> str:
+    """What a table shows for a note: the text of a known code, else the note itself."""
+    return NOTE_TEXTS.get(note, note)
+
+
+def merge_notes(*groups: Iterable[str]) -> list[str]:
+    """Note codes of several sources, each once, in order of first appearance."""
+    out: list[str] = []
+    for group in groups:
+        for note in group:
+            code = note_code(note)
+            if code not in out:
+                out.append(code)
+    return out
+
 
 @dataclass
 class PredictionRecord:
@@ -45,6 +93,13 @@ class PredictionRecord:
     raw: str | None = None
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def all_notes(self) -> list[str]:
+        """This record's note codes, including any a producer still keeps in ``meta``."""
+        legacy = self.meta.get("notes") if isinstance(self.meta, dict) else None
+        return merge_notes(self.notes, [n for n in legacy or [] if isinstance(n, str)])
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -61,8 +116,12 @@ class PredictionRecord:
             out["raw"] = self.raw
         if self.error is not None:
             out["error"] = self.error
-        if self.meta:
-            out["meta"] = self.meta
+        notes = self.all_notes
+        if notes:
+            out["notes"] = notes
+        meta = {k: v for k, v in self.meta.items() if k != "notes"}
+        if meta:
+            out["meta"] = meta
         return out
 
 
@@ -100,6 +159,12 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'meta' must be an object")
+    notes = obj.get("notes") or []
+    legacy = meta.get("notes") or []
+    for name, value in (("notes", notes), ("meta.notes", legacy)):
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise DataError(f"{where}: field '{name}' must be a list of strings")
+    meta = {k: v for k, v in meta.items() if k != "notes"}
     return PredictionRecord(
         id=str(item_id),
         gold=_label_or_null(obj.get("gold"), "gold", where),
@@ -110,6 +175,7 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
         raw=obj.get("raw"),
         error=obj.get("error"),
         meta=meta,
+        notes=merge_notes(notes, legacy),
     )
 
 
@@ -170,6 +236,10 @@ class Run:
     def pred(self) -> list[int | None]:
         return [r.pred for r in self.records]
 
+    @property
+    def notes(self) -> list[str]:
+        return merge_notes(*(r.all_notes for r in self.records))
+
 
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
     """Group the records of prediction files (or folders of them) into systems and runs.
@@ -207,9 +277,3 @@ def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
                                 "different items than its other runs")
         out[system] = list(runs.values())
     return out
-
-
-# A table row's note when its run scored items it was trained on (benchmark --allow-overlap).
-NOTE_OVERLAP = "test items overlap the training data (--allow-overlap)"
-# A checkpoint's note when its dev (selection) set shared items with its training data.
-NOTE_DEV_OVERLAP = "dev items overlap the training data (--allow-overlap)"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 from .metrics import Aggregate, SystemMetrics
+from .records import note_text
 
 FORMATS = ("markdown", "latex", "csv", "json")
 TABLE2_COLUMNS = ("accuracy", "precision", "recall", "f1")
@@ -22,7 +25,21 @@ COLUMN_TITLES = {
     "unsafe_precision": "Unsafe P",
     "unsafe_recall": "Unsafe R",
     "unsafe_f1": "Unsafe F1",
+    "coverage": "Coverage",
 }
+
+
+def percent(value: float | None, decimals: int = 2) -> str:
+    """A fraction as a percentage with ``decimals`` decimals: the one rounding of every table.
+
+    The value is first cut to 9 decimals, so that the float noise of different summation
+    orders (runs read in another order, say) cannot tip a tie, then rounded half up:
+    0.47525 is "47.53" wherever it is printed. None and NaN print as "–".
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    exact = Decimal(repr(round(100 * float(value), 9)))
+    return str(exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -69,13 +86,25 @@ def rows_from_systems(systems: Sequence[SystemMetrics], protocol: str = "") -> l
     ]
 
 
-def _cell(agg: Aggregate | None, decimals: int) -> str:
+def row_title(row: TableRow) -> str:
+    """The system's name with the texts of its notes, as every table shows it."""
+    if not row.notes:
+        return row.system
+    return f"{row.system} [{'; '.join(note_text(n) for n in row.notes)}]"
+
+
+def mean_std(agg: Aggregate | None, decimals: int = 2) -> str:
+    """One table cell: ``mean ± std`` in percent (the mean alone for one run)."""
     if agg is None:
         return "–"
-    mean = f"{100 * agg.mean:.{decimals}f}"
+    mean = percent(agg.mean, decimals)
     if agg.std is None:
         return mean
-    return f"{mean} ± {100 * agg.std:.{decimals}f}"
+    return f"{mean} ± {percent(agg.std, decimals)}"
+
+
+def _show_coverage(rows: Sequence[TableRow]) -> bool:
+    return any(r.invalid for r in rows)
 
 
 def _latex_escape(text: str) -> str:
@@ -89,14 +118,20 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
                  columns: Sequence[str] = TABLE2_COLUMNS, decimals: int = 2,
                  first_title: str = "System", count_title: str = "Runs",
                  show_invalid: bool = True) -> str:
-    """Render rows as a table. Scores are percentages, ``mean ± std`` over runs."""
+    """Render rows as a table. Scores are percentages, ``mean ± std`` over runs.
+
+    When some row has invalid answers, a Coverage column (share of valid answers, mean over
+    runs) follows the scores.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if show_invalid and _show_coverage(rows) and "coverage" not in columns:
+        columns = (*columns, "coverage")
     if fmt == "json":
         return json.dumps([
             {
                 "system": r.system, "source": r.source, "protocol": r.protocol, "runs": r.runs,
-                "invalid": r.invalid, "notes": r.notes,
+                "invalid": r.invalid, "notes": [note_text(n) for n in r.notes],
                 "scores": {c: (r.scores[c].to_dict() if c in r.scores else None) for c in columns},
             }
             for r in rows
@@ -104,24 +139,25 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["system", "source", "protocol", "runs", "invalid",
+        writer.writerow(["system", "source", "protocol", "runs", "invalid", "notes",
                          *[f"{c}_{s}" for c in columns for s in ("mean", "std")]])
         for r in rows:
             cells = []
             for c in columns:
                 agg = r.scores.get(c)
-                cells += [f"{100 * agg.mean:.{decimals}f}" if agg else "",
-                          f"{100 * agg.std:.{decimals}f}" if agg and agg.std is not None else ""]
+                cells += [percent(agg.mean, decimals) if agg else "",
+                          percent(agg.std, decimals) if agg and agg.std is not None else ""]
             writer.writerow([r.system, r.source, r.protocol, r.runs if r.runs is not None else "",
-                             r.invalid if r.invalid is not None else "", *cells])
+                             r.invalid if r.invalid is not None else "",
+                             "; ".join(note_text(n) for n in r.notes), *cells])
         return buffer.getvalue()
     headers = [first_title, count_title, *[COLUMN_TITLES.get(c, c) for c in columns]]
     if show_invalid:
         headers.append("Invalid")
     body = [
-        [r.system + (f" [{'; '.join(r.notes)}]" if r.notes else ""),
+        [row_title(r),
          str(r.runs) if r.runs is not None else "–",
-         *[_cell(r.scores.get(c), decimals) for c in columns],
+         *[mean_std(r.scores.get(c), decimals) for c in columns],
          *([str(r.invalid) if r.invalid is not None else "–"] if show_invalid else [])]
         for r in rows
     ]
@@ -149,7 +185,16 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
 
 def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
                      decimals: int = 2) -> str:
-    """One table per system: per-class precision/recall/F1 (mean ± std over runs)."""
+    """One table per system: per-class precision/recall/F1 (mean ± std over runs); in JSON,
+    one list of ``{"system", "classes": {name: {"support", "precision", ...}}}``."""
+    if fmt == "json":
+        return json.dumps([
+            {"system": s.system,
+             "classes": {name: {"support": report.support,
+                                **{k: v.to_dict() for k, v in scores.items()}}
+                         for (name, scores), report in zip(s.per_class.items(),
+                                                           s.run_metrics[0].per_class)}}
+            for s in systems], ensure_ascii=False, indent=2)
     blocks = []
     for s in systems:
         # The count column shows each class's support here, not a number of runs.

@@ -21,14 +21,14 @@ from typing import Any
 
 from .errors import DataError
 from .judge.parse import parse_paper
-from .metrics import SystemMetrics, aggregate_runs, compute_metrics
-from .records import PredictionRecord, write_records
+from .metrics import SystemMetrics
+from .records import NOTE_SELECTED_ON_TEST, PredictionRecord, write_records
+from .scoring import Scores, runs_of, score_runs
 
 N_ITEMS = 800
 ROUNDS = ("one", "two", "three", "four", "five")
 SEEDS = ("42", "43", "44", "45", "46")
-# The paper kept the epoch with the best test accuracy; every table marks those rows.
-SELECTED_ON_TEST = "epoch picked on the test set"
+PROTOCOL = "upstream release"
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,9 @@ def _finetuned_record(path: Path, system: str, run: str, index: int) -> Predicti
     pred = obj.get("predict_label")
     if isinstance(pred, bool) or not isinstance(pred, int) or not 0 <= pred <= 7:
         raise DataError(f"{path}: field 'predict_label' must be an integer 0..7, got {pred!r}")
+    # The paper kept the epoch with the best test accuracy; every table marks those rows.
     return PredictionRecord(id=str(index), gold=_gold(obj, path), pred=pred, system=system,
-                            run=run, meta={"notes": [SELECTED_ON_TEST]})
+                            run=run, notes=[NOTE_SELECTED_ON_TEST])
 
 
 def read_system(root: Path, system: UpstreamSystem, n_items: int = N_ITEMS,
@@ -154,27 +155,33 @@ def read_system(root: Path, system: UpstreamSystem, n_items: int = N_ITEMS,
     return runs
 
 
-def reproduce(path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
-              parser: Callable[[str | None], int | None] = parse_paper,
-              progress: Callable[[str], None] | None = None) -> list[SystemMetrics]:
-    """Table 2 recomputed from the released outputs: six systems, five runs each.
+def reproduce_scores(path: str | os.PathLike[str],
+                     out_dir: str | os.PathLike[str] | None = None,
+                     parser: Callable[[str | None], int | None] = parse_paper,
+                     progress: Callable[[str], None] | None = None) -> Scores:
+    """Table 2 recomputed from the released outputs: six systems, five runs each, scored
+    (and made into table rows) by :func:`mhsafety.scoring.score_runs`.
 
     With ``out_dir``, each run's prediction records are also written there
     (``<system>/<run>.preds.jsonl``) so that ``evaluate``, ``analyze`` and ``report`` can use
     them.
     """
-    results = []
+    systems = {}
     with open_release(path) as root:
         for system in SYSTEMS:
             if progress is not None:
                 progress(system.name)
             runs = read_system(root, system, parser=parser)
-            metrics = {run: compute_metrics([r.gold for r in recs], [r.pred for r in recs])
-                       for run, recs in runs.items()}
-            notes = [SELECTED_ON_TEST] if system.kind == "finetuned" else []
-            results.append(aggregate_runs(system.name, metrics, notes))
+            systems[system.name] = runs_of(system.name, runs)
             if out_dir is not None:
                 slug = system.name.lower().replace(" ", "-")
                 for run, recs in runs.items():
                     write_records(Path(out_dir) / slug / f"{run}.preds.jsonl", recs)
-    return results
+    return score_runs(systems, PROTOCOL)
+
+
+def reproduce(path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+              parser: Callable[[str | None], int | None] = parse_paper,
+              progress: Callable[[str], None] | None = None) -> list[SystemMetrics]:
+    """The scores of :func:`reproduce_scores` alone."""
+    return reproduce_scores(path, out_dir, parser, progress).systems

@@ -24,10 +24,16 @@ def test_analyze_prints_every_section(runs_dir, capsys):
     for heading in ("Scores with 95 % bootstrap intervals", "Recall per class",
                     "Items of each class found", "Pairwise comparisons",
                     "Confusions that account for most errors", "Run-to-run agreement",
-                    "Items every system misses"):
+                    "Items every system misses", "Per-node scores"):
         assert f"## {heading}" in out
     row = next(line for line in out.splitlines() if line.startswith("| good vs weak"))
     assert row.rstrip(" |").endswith("yes")  # 80 % vs 45 % on 300 items is significant
+    # no resample crosses zero: the p-value is the floor 2 / 301, printed as a bound
+    assert "< 0.0066" in row
+    assert "McNemar (majority vote)" in out and "resample their runs and then the items" in out
+    # 'good' has invalid answers: its coverage is shown
+    header = next(line for line in out.splitlines() if line.startswith("| System | Runs"))
+    assert header.rstrip(" |").endswith("Coverage")
 
 
 @pytest.mark.slow

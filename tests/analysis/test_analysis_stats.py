@@ -15,7 +15,14 @@ from mhsafety.analysis import (
     paired_bootstrap,
     point_scores,
 )
-from mhsafety.analysis.stats import SCORES, reliability_bins
+from mhsafety.analysis.stats import (
+    SCORES,
+    compare_all,
+    format_p,
+    p_floor,
+    reliability_bins,
+    run_counts,
+)
 from mhsafety.metrics import aggregate_runs, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES
 from tests.helpers.analysis import noisy_preds
@@ -49,16 +56,57 @@ def test_point_scores_match_compute_metrics(gold, seed):
 
 def test_bootstrap_values_equal_scores_of_the_resampled_items(gold):
     """The count-vector shortcut must give what scoring the drawn items directly gives."""
-    preds = noisy_preds(gold, 0.55, 2, 3, invalid=0.02)
+    preds = noisy_preds(gold, 0.55, 3, 3, invalid=0.02)
     system = _system("s", gold, preds)
-    dist = bootstrap_distribution(system, resamples=6, seed=11)
+    items_only = bootstrap_distribution(system, resamples=6, seed=11, resample_runs=False)
+    two_level = bootstrap_distribution(system, resamples=6, seed=11)
     indices = bootstrap_indices(gold.size, 6, 11)
+    drawn_runs = run_counts("s", 3, 6, 11)
+    assert (drawn_runs.sum(axis=1) == 3).all()
     for b, idx in enumerate(indices):
         runs = [compute_metrics(gold[idx].tolist(), _as_labels(row[idx])) for row in preds]
         for name in ("accuracy", "precision", "f1", "macro_f1", "unsafe_recall",
                      "unsafe_precision"):
-            assert dist[name][b] == pytest.approx(np.mean([m.score(name) for m in runs]),
-                                                  abs=1e-9), (name, b)
+            values = np.array([m.score(name) for m in runs])
+            assert items_only[name][b] == pytest.approx(values.mean(), abs=1e-9), (name, b)
+            # two levels: the same items, then the runs drawn with replacement
+            assert two_level[name][b] == pytest.approx(
+                (values * drawn_runs[b]).sum() / 3, abs=1e-9), (name, b)
+
+
+def test_two_level_bootstrap_shows_run_to_run_variance():
+    """Five runs, one collapsed (as RoBERTa's seed in the upstream release): resampling items
+    alone gives the width of one test set; resampling runs too widens it."""
+    rng = np.random.default_rng(9)
+    gold = rng.integers(0, 8, 800)
+    keep = np.array([0.72, 0.71, 0.73, 0.70, 0.62])[:, None]
+    preds = np.where(rng.random((5, 800)) < keep, gold, (gold + 1) % 8)
+    system = _system("s", gold, preds)
+    items = confidence_intervals(system, resamples=3000, seed=1, resample_runs=False)
+    both = confidence_intervals(system, resamples=3000, seed=1)
+    assert items["accuracy"].method == "items" and both["accuracy"].method == "runs and items"
+    assert items["accuracy"].estimate == both["accuracy"].estimate
+    run_std = np.std((preds == gold).mean(axis=1), ddof=1)
+    width_items = items["accuracy"].high - items["accuracy"].low
+    width_both = both["accuracy"].high - both["accuracy"].low
+    assert width_both > 1.3 * width_items
+    # the second level adds about the run variance of a mean of 5 runs
+    expected = 2 * 1.96 * math.sqrt((width_items / 3.92) ** 2 + run_std ** 2 / 5)
+    assert width_both == pytest.approx(expected, rel=0.25)
+    one_run = _system("one", gold, preds[:1])
+    assert confidence_intervals(one_run, resamples=200, seed=1)["accuracy"].method == "items"
+
+
+def test_p_values_at_the_resampling_floor_are_printed_as_bounds(gold):
+    good = _system("good", gold, noisy_preds(gold, 0.9, 3, 1))
+    weak = _system("weak", gold, noisy_preds(gold, 0.3, 3, 2))
+    result = paired_bootstrap(weak, good, "accuracy", resamples=2000, seed=0)
+    assert result.at_floor and result.p_value == pytest.approx(p_floor(2000))
+    assert format_p(result.p_value, result.at_floor) == "< 0.001"
+    assert format_p(0.01234) == "0.0123"
+    [c] = compare_all([weak, good], [bootstrap_distribution(s, 2000, 0) for s in (weak, good)])
+    assert "accuracy" in c.bounded and "mcnemar" not in c.bounded
+    assert c.mcnemar.basis == "majority vote over runs"
 
 
 def test_intervals_are_seeded_and_have_the_binomial_width():
@@ -134,6 +182,7 @@ def test_mcnemar_uses_majority_over_runs():
 
 def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.001, 0.2, 0.01, 0.04]) == pytest.approx([0.004, 0.2, 0.03, 0.08])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
     assert holm([]) == []
 

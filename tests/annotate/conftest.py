@@ -40,8 +40,9 @@ def store(tmp_path, small_data):
 def live_server(store):
     """The real app on 127.0.0.1:<free port>, served from a thread."""
     from mhsafety.annotate.app import create_server, serve_in_thread
+    from mhsafety.annotate.config import AnnotateServerConfig
 
-    server = create_server(store, "127.0.0.1", 0, break_every=3)
+    server = create_server(store, AnnotateServerConfig(port=0, break_every=3))
     serve_in_thread(server)
     yield server
     server.shutdown()

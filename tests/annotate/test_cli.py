@@ -78,3 +78,18 @@ def test_agreement_on_missing_db(tmp_path, capsys):
     code, _, err = run(capsys, "annotate", "agreement", "--db", str(tmp_path / "none.sqlite"))
     assert code == 2 and "no such annotation database" in err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_serve_options_come_from_the_server_settings(capsys, tmp_path, small_data):
+    from mhsafety.annotate.config import AnnotateServerConfig
+
+    code, out, _ = run(capsys, "annotate", "serve", "--help")
+    defaults = AnnotateServerConfig()
+    assert code == 0
+    out = " ".join(out.split())  # help text wraps
+    for flag, value in (("--host", defaults.host), ("--port", defaults.port),
+                        ("--break-every", defaults.break_every)):
+        assert flag in out and f"default: {value}" in out
+    code, _, err = run(capsys, "annotate", "serve", "--db", str(tmp_path / "db.sqlite"),
+                       "--data", str(small_data), "--break-every", "0")
+    assert code == 2 and "break" in err and "Traceback" not in err

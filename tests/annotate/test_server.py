@@ -14,9 +14,12 @@ import urllib.request
 import pytest
 
 from mhsafety.annotate.app import create_server, serve_in_thread
+from mhsafety.annotate.config import AnnotateServerConfig
 from mhsafety.annotate.store import open_store
 from mhsafety.errors import UsageError
 from mhsafety.taxonomy import path_for_label
+
+LOCAL = AnnotateServerConfig(port=0)
 
 
 def call(url: str, path: str, body: dict | None = None, token: str | None = None):
@@ -63,7 +66,7 @@ def test_page_config_and_api_errors(live_server):
 
 
 def test_token_is_required_when_set(store):
-    server = create_server(store, "127.0.0.1", 0, token="s3cret")
+    server = create_server(store, LOCAL, token="s3cret")
     serve_in_thread(server)
     try:
         assert call(server.url, "/api/config")[1]["token_required"] is True
@@ -78,7 +81,7 @@ def test_token_is_required_when_set(store):
 
 def test_non_loopback_without_token_is_refused(store):
     with pytest.raises(UsageError, match="without an access token"):
-        create_server(store, "0.0.0.0", 0)
+        create_server(store, AnnotateServerConfig(host="0.0.0.0", port=0))
 
 
 def test_two_annotators_at_once_lose_nothing(tmp_path):
@@ -90,7 +93,7 @@ def test_two_annotators_at_once_lose_nothing(tmp_path):
 
     store = open_store(tmp_path / "db.sqlite")
     import_file(store, data)
-    server = create_server(store, "127.0.0.1", 0)
+    server = create_server(store, LOCAL)
     serve_in_thread(server)
     acknowledged: dict[str, dict[str, int]] = {"ann-a": {}, "ann-b": {}}
     errors: list[str] = []
@@ -152,3 +155,47 @@ def test_killed_server_keeps_every_acknowledged_answer(tmp_path, small_data):
         proc.stderr.close()
     rows = open_store(db, create=False).annotations()
     assert [(r["item_id"], r["label"]) for r in rows] == [("0", 0), ("1", 1), ("2", 2)]
+
+
+def test_limits_methods_and_other_sites(live_server):
+    url = live_server.url
+    big = {"annotator": "a", "comment": "x" * (live_server_max_body() + 1)}
+    status, err = call(url, "/api/session", big)
+    assert status == 413 and "over" in err["error"]
+    req = urllib.request.Request(url + "api/session", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 405 and "not allowed" in json.loads(info.value.read())["error"]
+    # A page of another site cannot drive the API from an annotator's browser.
+    req = urllib.request.Request(url + "api/session", data=b'{"annotator": "a"}',
+                                 headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 403
+    same = url.rstrip("/")
+    req = urllib.request.Request(url + "api/session", data=b'{"annotator": "a"}',
+                                 headers={"Origin": same})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        assert res.status == 200
+        assert res.headers["Cache-Control"] == "no-store"
+        assert res.headers["Content-Type"] == "application/json; charset=utf-8"
+    req = urllib.request.Request(url + "static/walk.js", method="HEAD")
+    with urllib.request.urlopen(req, timeout=10) as res:
+        assert res.status == 200 and res.read() == b""
+        assert res.headers["Content-Type"].startswith("text/javascript")
+
+
+def live_server_max_body() -> int:
+    return AnnotateServerConfig().max_body
+
+
+def test_server_settings_are_checked_where_they_are_built():
+    from mhsafety.settings import build
+
+    with pytest.raises(UsageError, match="port"):
+        build(AnnotateServerConfig, {"port": "70000"})
+    with pytest.raises(UsageError, match="break_every"):
+        build(AnnotateServerConfig, {"break_every": 0})
+    with pytest.raises(UsageError, match="nonsense"):
+        build(AnnotateServerConfig, {"nonsense": 1})
+    assert build(AnnotateServerConfig, {"port": "0"}).port == 0

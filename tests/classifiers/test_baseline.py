@@ -88,10 +88,29 @@ def test_dense_features_see_copying_and_pronoun_flip():
 
 
 def test_unknown_setting_is_a_usage_error():
-    with pytest.raises(UsageError, match="unknown baseline setting"):
+    with pytest.raises(UsageError, match="learning_rate") as info:
         create_classifier("baseline", seed=1, learning_rate=0.1)
+    assert "c_grid" in str(info.value)  # the error lists the settings there are
     with pytest.raises(UsageError, match="takes no argument"):
         create_classifier("baseline:big")
+
+
+@pytest.mark.parametrize("bad", [{"class_weight": "log"}, {"c_grid": []}, {"c_grid": [0, 1]},
+                                 {"min_df": 0}, {"ngram_min": 3, "ngram_max": 2}])
+def test_settings_are_checked_against_baseline_config(bad):
+    with pytest.raises(UsageError, match=next(iter(bad)).split("_")[0]):
+        create_classifier("baseline", **bad)
+
+
+def test_settings_come_from_baseline_config_and_reach_the_manifest(tmp_path):
+    from dataclasses import asdict
+
+    from mhsafety.classifiers.baseline import BaselineConfig
+
+    clf = create_classifier("baseline", seed=5, c_grid="[2, 8]", class_weight="none")
+    assert clf.settings == BaselineConfig(seed=5, c_grid=[2, 8], class_weight="none")
+    assert clf.config == asdict(clf.settings)  # what the manifest keeps
+    assert BaselineClassifier().settings == BaselineConfig()
 
 
 def test_untrained_or_broken_checkpoints_are_data_errors(fitted, tmp_path):
@@ -120,3 +139,14 @@ def test_fluency_model_scores_garbled_text_lower(test_examples):
     garbled = lm.features("吗说具能大很力压近最你来起听")  # the same characters, reversed
     assert fluent[0] > garbled[0]  # mean log-probability per character
     assert fluent[2] < garbled[2]  # share of bigrams never seen in the contexts
+
+
+def test_the_settings_table_in_the_docs_is_baseline_config():
+    from pathlib import Path
+
+    from mhsafety.classifiers.baseline import BaselineConfig
+    from mhsafety.settings import fields_doc
+
+    docs = (Path(__file__).parents[2] / "docs" / "cli" / "baseline.md").read_text("utf-8")
+    for name, default, doc in fields_doc(BaselineConfig):
+        assert f"| `{name}` | `{json.dumps(default)}` | {doc} |" in docs, name

@@ -157,15 +157,15 @@ def test_early_stopping_when_dev_score_stalls(tiny_dir, small_sets):
 
 
 def test_select_on_test_marks_records_and_manifest(tiny_dir, small_sets, tmp_path):
-    from mhsafety.upstream import SELECTED_ON_TEST
+    from mhsafety.records import NOTE_SELECTED_ON_TEST
 
-    assert TEST_SELECTION_NOTE == SELECTED_ON_TEST  # one wording in every table
+    records_note = NOTE_SELECTED_ON_TEST  # the paper's fine-tuned rows carry the same note
     train, _, test = small_sets
     model = create_classifier(f"encoder:{tiny_dir}", seed=1,
                               **{**SMALL, "max_steps": 1, "select_on_test": True})
     model.fit(train[:16], test)
     records = model.predict_records(test[:3], system="tiny")
-    assert all(r.meta["notes"] == [TEST_SELECTION_NOTE] for r in records)
+    assert all(r.all_notes == [records_note] for r in records)
     manifest = read_manifest(model.save(tmp_path / "leaky"))
     assert manifest["extra"]["notes"] == [TEST_SELECTION_NOTE]
     with pytest.raises(UsageError, match="select_on_test"):

@@ -93,7 +93,7 @@ def test_train_bad_inputs(small_file, tmp_path, capsys):
     one_error_line(code, err, "bad.json", "missing field 'response'")
     code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
                         "--config", "depth=3"], capsys)
-    one_error_line(code, err, "unknown baseline setting")
+    one_error_line(code, err, "'depth'", "c_grid")
     code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "o"),
                         "--dev", str(small_file), "--dev-ratio", "0.1"], capsys)
     one_error_line(code, err, "not both")
@@ -148,10 +148,10 @@ def test_split_then_benchmark_on_the_same_file_is_refused(test_json, tmp_path, c
     assert not (tmp_path / "res").exists()  # refused before any work or state
     code, table, err = run([*args, "--allow-overlap"], capsys)
     assert code == 0, err
-    from mhsafety.records import NOTE_OVERLAP
+    from mhsafety.records import NOTE_OVERLAP, note_text
 
     row = next(line for line in table.splitlines() if "Baseline" in line)
-    assert NOTE_OVERLAP in row
+    assert note_text(NOTE_OVERLAP) in row
     metrics = json.loads((tmp_path / "res" / "metrics.json").read_text())
     assert NOTE_OVERLAP in metrics["systems"][0]["notes"]
 

@@ -24,9 +24,14 @@ def test_report_is_self_contained_and_complete(report_runs, tmp_path, test_json)
     assert len(images) == page.count("<img ")
     assert all(base64.b64decode(img)[:4] == b"\x89PNG" for img in images)
     # sections, the taxonomy, the provenance and escaping
-    for anchor in ("summary", "significance", "classes", "errors", "figures", "taxonomy",
-                   "provenance"):
+    for anchor in ("summary", "significance", "classes", "nodes", "errors", "figures",
+                   "taxonomy", "provenance"):
         assert f"<section id='{anchor}'>" in page
+    # per-node scores, run-aware intervals, coverage of the system with invalid answers
+    assert "Node 4: which unsafe kind" in page and "runs and items" in page
+    assert "<th>Coverage</th>" in page and "majority vote over runs" in page
+    # rendered from the template: nothing left unrendered
+    assert "{{" not in page and "{%" not in page
     assert "Unauthorized Preachment" in page and "越权说教" in page
     assert "judge &lt;b&gt;&amp;" in page and "judge <b>&" not in page
     assert "unit-test protocol" in page  # the manifest beside the records

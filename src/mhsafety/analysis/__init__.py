@@ -1,7 +1,8 @@
-"""Statistics and error analysis over prediction records.
+"""Statistics, per-node scores and error analysis over prediction records.
 
-``analyze(paths)`` is the one-call entry point; the pieces (bootstrap intervals, paired
-tests, coverage per class, missed items, confusions, run agreement) are public too.
+``analyze(paths)`` is the one-call entry point; the pieces (run-aware bootstrap intervals,
+paired tests, per-node scores, coverage per class, missed items, confusions, run agreement)
+are public too: :mod:`.stats`, :mod:`.nodes`, :mod:`.mistakes`, :mod:`.predictions`.
 """
 
 from .core import (
@@ -12,7 +13,7 @@ from .core import (
                    format_analysis,
                    significant_pairs,
 )
-from .errors import (
+from .mistakes import (
                    ClassCoverage,
                    ConfusionPair,
                    ErrorAnalysis,
@@ -23,6 +24,14 @@ from .errors import (
                    missed_by_all,
                    run_agreement,
                    top_confusions,
+)
+from .nodes import (
+                   DECISIONS,
+                   NodeDecision,
+                   NodeScores,
+                   format_nodes,
+                   node_scores,
+                   system_node_scores,
 )
 from .predictions import Alignment, SystemPredictions, align, from_runs, system_predictions
 from .stats import (
@@ -35,6 +44,7 @@ from .stats import (
                    bootstrap_weights,
                    compare_all,
                    confidence_intervals,
+                   format_p,
                    holm,
                    mcnemar,
                    paired_bootstrap,
@@ -43,11 +53,46 @@ from .stats import (
 )
 
 __all__ = [
-    "Alignment", "Analysis", "ClassCoverage", "Comparison", "ConfusionPair", "ErrorAnalysis",
-    "Interval", "McNemar", "MissedItem", "PairedBootstrap", "RunAgreement", "SystemPredictions",
-    "SystemSummary", "align", "analyze", "analyze_systems", "bootstrap_distribution",
-    "bootstrap_indices", "bootstrap_weights", "class_coverage", "compare_all",
-    "confidence_intervals", "error_analysis", "format_analysis", "from_runs", "holm", "mcnemar",
-    "missed_by_all", "paired_bootstrap", "point_scores", "run_agreement",
-    "scores_from_confusion", "significant_pairs", "system_predictions", "top_confusions",
+                   "DECISIONS",
+                   "Alignment",
+                   "Analysis",
+                   "ClassCoverage",
+                   "Comparison",
+                   "ConfusionPair",
+                   "ErrorAnalysis",
+                   "Interval",
+                   "McNemar",
+                   "MissedItem",
+                   "NodeDecision",
+                   "NodeScores",
+                   "PairedBootstrap",
+                   "RunAgreement",
+                   "SystemPredictions",
+                   "SystemSummary",
+                   "align",
+                   "analyze",
+                   "analyze_systems",
+                   "bootstrap_distribution",
+                   "bootstrap_indices",
+                   "bootstrap_weights",
+                   "class_coverage",
+                   "compare_all",
+                   "confidence_intervals",
+                   "error_analysis",
+                   "format_analysis",
+                   "format_nodes",
+                   "format_p",
+                   "from_runs",
+                   "holm",
+                   "mcnemar",
+                   "missed_by_all",
+                   "node_scores",
+                   "paired_bootstrap",
+                   "point_scores",
+                   "run_agreement",
+                   "scores_from_confusion",
+                   "significant_pairs",
+                   "system_node_scores",
+                   "system_predictions",
+                   "top_confusions",
 ]

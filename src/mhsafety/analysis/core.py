@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..records import load_runs
+from ..records import Run, load_runs, note_text
+from ..tables import percent
 from ..taxonomy import LABEL_NAMES
-from .errors import POOLED, ErrorAnalysis, attach_text, error_analysis
+from .mistakes import POOLED, ErrorAnalysis, attach_text, error_analysis
+from .nodes import DECISIONS, node_support
 from .predictions import INVALID, SystemPredictions, align, from_runs
 from .stats import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    MAJORITY_VOTE,
     Comparison,
     Interval,
     bootstrap_distribution,
+    bootstrap_method,
     bootstrap_weights,
     compare_all,
     confidence_intervals,
+    format_p,
     reliability_bins,
 )
 
@@ -41,11 +46,19 @@ class SystemSummary:
     intervals: dict[str, Interval]
     # expected calibration error of the top label (10 bins, runs pooled), with probabilities
     ece: float | None = None
+    bootstrap: str = "items"  # what its intervals resample: "items" or "runs and items"
+    node_n: dict[str, int] = field(default_factory=dict)  # items reaching each decision
+
+    @property
+    def coverage(self) -> float:
+        """Share of valid answers over all runs."""
+        return 1 - self.n_invalid / (self.n_items * len(self.runs))
 
     def to_dict(self) -> dict[str, Any]:
         return {"system": self.system, "runs": self.runs, "n_items": self.n_items,
-                "n_invalid": self.n_invalid, "has_probs": self.has_probs, "ece": self.ece,
-                "notes": self.notes,
+                "n_invalid": self.n_invalid, "coverage": self.coverage,
+                "has_probs": self.has_probs, "ece": self.ece, "bootstrap": self.bootstrap,
+                "node_n": self.node_n, "notes": self.notes,
                 "sources": self.sources,
                 "intervals": {k: v.to_dict() for k, v in self.intervals.items()}}
 
@@ -120,13 +133,18 @@ def _flipped(c: Comparison) -> Comparison:
     mc = replace(mc, a=mc.b, b=mc.a, a_only=mc.b_only, b_only=mc.a_only,
                  odds_ratio=(1 / mc.odds_ratio if mc.odds_ratio else float("inf")),
                  accuracy_difference=-mc.accuracy_difference)
-    return Comparison(c.b, c.a, c.n, boot, mc, dict(c.holm))
+    return Comparison(c.b, c.a, c.n, boot, mc, dict(c.holm), set(c.bounded))
 
 
 def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAULT_RESAMPLES,
                     seed: int = DEFAULT_SEED, level: float = 0.95,
-                    compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10) -> Analysis:
-    """Intervals for every system, every pairwise comparison, and the error analysis."""
+                    compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10,
+                    resample_runs: bool = True) -> Analysis:
+    """Intervals for every system, every pairwise comparison, and the error analysis.
+
+    With ``resample_runs`` (the default) a system with several runs is bootstrapped over
+    runs and items (see :mod:`.stats`); without, over items only.
+    """
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
     joint = align(systems)
@@ -137,17 +155,22 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
             weights_by_n[n] = bootstrap_weights(n, resamples, seed)
         return weights_by_n[n]
 
-    aligned_dist = [bootstrap_distribution(s, weights=weights(s.n_items))
-                    for s in joint.systems]
+    def distribution(s: SystemPredictions) -> dict[str, np.ndarray]:
+        return bootstrap_distribution(s, seed=seed, weights=weights(s.n_items),
+                                      resample_runs=resample_runs)
+
+    aligned_dist = [distribution(s) for s in joint.systems]
     summaries = []
     for own, shared, dist in zip(systems, joint.systems, aligned_dist):
         if joint.left_out[own.system]:
-            shared, dist = own, bootstrap_distribution(own, weights=weights(own.n_items))
+            shared, dist = own, distribution(own)
         summaries.append(SystemSummary(
             own.system, list(own.runs), own.n_items, int((own.pred == INVALID).sum()),
             own.probs is not None, own.notes, own.sources,
-            confidence_intervals(shared, level=level, distribution=dist),
-            None if own.probs is None else reliability_bins(own.probs, own.gold)[3]))
+            confidence_intervals(shared, level=level, distribution=dist,
+                                 resample_runs=resample_runs),
+            None if own.probs is None else reliability_bins(own.probs, own.gold)[3],
+            bootstrap_method(own, resample_runs), node_support(own.gold)))
     comparisons = compare_all(joint.systems, aligned_dist, compare, level)
     errors = error_analysis(systems, joint.systems, top_k)
     if any(joint.left_out.values()):
@@ -160,14 +183,18 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
 
 def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RESAMPLES,
             seed: int = DEFAULT_SEED, level: float = 0.95,
-            data: str | os.PathLike[str] | None = None, top_k: int = 10) -> Analysis:
+            data: str | os.PathLike[str] | None = None, top_k: int = 10,
+            resample_runs: bool = True,
+            runs: Mapping[str, Sequence[Run]] | None = None) -> Analysis:
     """Analyse prediction files or folders of ``*.preds.jsonl``.
 
     With ``data`` (the dataset the runs were made on), items every system misses carry
-    their context and response.
+    their context and response. ``runs`` (what :func:`mhsafety.records.load_runs` returned
+    for ``paths``) saves reading the files again.
     """
-    systems = from_runs(load_runs(paths))
-    result = analyze_systems(systems, resamples, seed, level, top_k=top_k)
+    systems = from_runs(runs if runs is not None else load_runs(paths))
+    result = analyze_systems(systems, resamples, seed, level, top_k=top_k,
+                             resample_runs=resample_runs)
     if data is not None:
         from ..data import load_examples
 
@@ -184,19 +211,30 @@ def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RE
 
 
 def _pct(x: float | None, decimals: int = 1) -> str:
-    if x is None or not np.isfinite(x):
-        return "–"
-    return f"{100 * x:.{decimals}f}"
+    return percent(x, decimals)
 
 
 def format_interval(iv: Interval, decimals: int = 1) -> str:
     return f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, {_pct(iv.high, decimals)}]"
 
 
-def format_p(p: float) -> str:
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}"
+def p_text(c: Comparison, test: str) -> str:
+    """The Holm-adjusted p-value of one test of a comparison, "< x" when it is a bound."""
+    return format_p(c.holm[test], test in c.bounded)
+
+
+def system_title(s: SystemSummary) -> str:
+    return s.system + (f" [{'; '.join(note_text(n) for n in s.notes)}]" if s.notes else "")
+
+
+def bootstrap_text(analysis: Analysis) -> str:
+    """One sentence saying what the intervals resample."""
+    methods = {s.bootstrap for s in analysis.systems}
+    text = (f"{analysis.resamples} resamples, seed {analysis.seed}; systems with several runs "
+            "resample their runs and then the items, so run-to-run variance widens the "
+            "interval" if "runs and items" in methods
+            else f"{analysis.resamples} item resamples, seed {analysis.seed}")
+    return text
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -220,13 +258,18 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
     """The whole analysis as Markdown (what ``mhsafety analyze`` prints)."""
     level = f"{100 * analysis.level:g} %"
     out = [f"## Scores with {level} bootstrap intervals",
-           (f"Percent, mean over runs [interval]; {analysis.resamples} item resamples, "
-            f"seed {analysis.seed}."), ""]
+           (f"Percent, mean over runs [interval]; {bootstrap_text(analysis)}. Weighted F1: "
+            "support-weighted; Unsafe R/P: recall and precision of the unsafe side (every "
+            "label but Safe Response). Invalid answers count as the most harmful wrong "
+            "answer; Coverage is the share of valid answers."), ""]
+    with_invalid = any(s.n_invalid for s in analysis.systems)
     out.append(_md_table(
-        ["System", "Runs", "Items", *[t for _, t in SUMMARY_COLUMNS], "Invalid"],
-        [[s.system + (f" [{'; '.join(s.notes)}]" if s.notes else ""), str(len(s.runs)),
+        ["System", "Runs", "Items", *[t for _, t in SUMMARY_COLUMNS], "Invalid",
+         *(["Coverage"] if with_invalid else [])],
+        [[system_title(s), str(len(s.runs)),
           str(s.n_items), *[format_interval(s.intervals[k], decimals) for k, _ in SUMMARY_COLUMNS],
-          str(s.n_invalid)] for s in analysis.systems]))
+          str(s.n_invalid), *([_pct(s.coverage, decimals)] if with_invalid else [])]
+         for s in analysis.systems]))
     calibrated = [s for s in analysis.systems if s.ece is not None]
     if calibrated:
         out += ["", "Calibration (expected calibration error of the top label, 10 bins, runs "
@@ -243,23 +286,36 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
         [[system, *[f"{c.right_any} / {c.right_all} / {c.right_none}" for c in cov]]
          for system, cov in analysis.errors.coverage.items()]))
+    out += ["", "## Per-node scores",
+            ("The four decisions of the sequential framework, each scored on the items whose "
+             f"gold label reaches it: percent, mean over runs [{level} interval]; n = items "
+             "reaching the decision."), ""]
+    out.append(_md_table(
+        ["System", "Decision", "n", "P", "R", "F1"],
+        [[s.system, d.title, str(s.node_n.get(d.key, "–")),
+          *[format_interval(s.intervals[f"{d.key}:{m}"], decimals)
+            for m in ("precision", "recall", "f1")]]
+         for s in analysis.systems for d in DECISIONS]))
     if analysis.comparisons:
         out += ["", "## Pairwise comparisons",
-                (f"A − B in points with its {level} paired-bootstrap interval; p: bootstrap, "
-                 f"Holm-adjusted over the {len(analysis.comparisons)} pairs. McNemar on "
-                 "majority-over-runs correctness (exact binomial), A-only / B-only items."), ""]
+                (f"A − B in points with its {level} paired-bootstrap interval (runs and items "
+                 f"resampled where there are several runs); p: bootstrap, Holm-adjusted over "
+                 f"the {len(analysis.comparisons)} pairs (\"< x\": no resample crossed zero, "
+                 f"x is the resampling floor). McNemar on {MAJORITY_VOTE} correctness "
+                 "(exact binomial), A-only / B-only items."), ""]
         rows = []
         for c in analysis.comparisons:
             acc, f1 = c.bootstrap["accuracy"], c.bootstrap["f1"]
             m = c.mcnemar
             rows.append([
                 f"{c.a} vs {c.b}",
-                _diff(acc, decimals), format_p(c.holm["accuracy"]),
-                _diff(f1, decimals), format_p(c.holm["f1"]),
-                f"{m.a_only} / {m.b_only}", format_p(m.p_value), format_p(c.holm["mcnemar"]),
+                _diff(acc, decimals), p_text(c, "accuracy"),
+                _diff(f1, decimals), p_text(c, "f1"),
+                f"{m.a_only} / {m.b_only}", format_p(m.p_value), p_text(c, "mcnemar"),
                 "yes" if c.significant("accuracy") and c.holm["mcnemar"] < 0.05 else "no"])
-        out.append(_md_table(["A vs B", "ΔAcc", "p (Holm)", "ΔF1", "p (Holm)", "McNemar A/B",
-                              "p", "p (Holm)", "significant"], rows))
+        out.append(_md_table(["A vs B", "ΔAcc", "p (Holm)", "ΔF1", "p (Holm)",
+                              "McNemar (majority vote) A/B", "p", "p (Holm)", "significant"],
+                             rows))
         warning = resolution_warning(analysis)
         if warning:
             out += ["", f"Warning: {warning}."]
@@ -267,8 +323,8 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         out += ["", "Significantly worse in accuracy (bootstrap and McNemar, Holm < 0.05):"
                 if verdicts else "No pair differs significantly in accuracy."]
         out += [f"- {c.a} < {c.b}: {_diff(c.bootstrap['accuracy'], decimals)} points, "
-                f"p {format_p(c.holm['accuracy'])} (bootstrap), "
-                f"{format_p(c.holm['mcnemar'])} (McNemar)" for c in verdicts]
+                f"p {p_text(c, 'accuracy')} (bootstrap), "
+                f"{p_text(c, 'mcnemar')} (McNemar, majority vote)" for c in verdicts]
     errors = analysis.errors
     out += ["", "## Confusions that account for most errors",
             "Errors summed over runs; share of the errors and cumulative share.", ""]
@@ -311,4 +367,5 @@ __all__ = [
     "format_analysis",
     "format_interval",
     "format_p",
+    "p_text",
 ]

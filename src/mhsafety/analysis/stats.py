@@ -1,26 +1,33 @@
-"""Bootstrap confidence intervals and paired significance tests over items.
+"""Bootstrap confidence intervals and paired significance tests, aware of runs.
 
 All scores are computed from confusion matrices, so that thousands of bootstrap resamples
-cost one integer matrix product: a resample is a count vector over items (how often each item
-was drawn), and its confusion matrix is that vector times the one-hot (gold, pred) codes of
-the items. Scores match :func:`mhsafety.metrics.compute_metrics` exactly on the original
-items (weighted P/R/F1 over present labels, macro-F1 over gold classes, invalid = wrong).
+cost one matrix product: a resample is a count vector over items (how often each item was
+drawn), and its confusion matrix is that vector times the one-hot (gold, pred) codes of the
+items. Scores are :func:`mhsafety.metrics.scores_from_confusion` (the same treatment of
+invalid answers as every table) plus the per-node scores of :mod:`.nodes`, so they match
+:func:`mhsafety.metrics.compute_metrics` exactly on the original items.
 
-A system with several runs is scored as the mean over its runs, as Table 2 does; the
-bootstrap resamples items (the same items for every run and every system), so its interval
-reflects the uncertainty of a test set of this size, not run-to-run noise.
+A system with several runs is scored as the mean over its runs, as Table 2 does. Its
+bootstrap has two levels: each resample draws the items (the same items for every system,
+which pairs the comparisons) and then, independently per system, draws its runs with
+replacement; the resample's score is the mean over the drawn runs on the drawn items. So
+the interval widens with run-to-run variance (a seed that collapsed) and not only with the
+size of the test set. A system with one run is resampled over items only.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..taxonomy import LABEL_NAMES, NUM_LABELS, SAFE_LABEL
+from ..metrics import scores_from_confusion as _table_scores
+from ..taxonomy import LABEL_NAMES, NUM_LABELS
+from .nodes import node_scores
 from .predictions import INVALID, SystemPredictions
 
 SCORES = ("accuracy", "precision", "recall", "f1", "macro_f1",
@@ -31,6 +38,8 @@ DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
 _COLS = NUM_LABELS + 1  # predicted labels plus the 'invalid' column
 _CHUNK = 2_000  # resamples per matrix product, bounds memory at ~25 MB
+ITEMS_ONLY = "items"
+RUNS_AND_ITEMS = "runs and items"
 
 
 def _codes(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -49,44 +58,10 @@ def confusions(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def scores_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray]:
-    """Every score of every confusion matrix in ``conf`` (shape (..., 8, 9)).
-
-    Returns arrays of shape ``conf.shape[:-2]``. Per-class recall is NaN where a class has
-    no gold item (a resample may draw none of a rare class).
-    """
-    conf = np.asarray(conf, dtype=float)
-    square = conf[..., :, :NUM_LABELS]
-    tp = np.diagonal(square, axis1=-2, axis2=-1)
-    support = conf.sum(axis=-1)
-    predicted = square.sum(axis=-2)
-    n = support.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision_c = np.where(predicted > 0, tp / predicted, 0.0)
-        recall_c = np.where(support > 0, tp / support, np.nan)
-        f1_c = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
-        present = support > 0
-        out = {
-            "accuracy": tp.sum(axis=-1) / n,
-            "precision": (support * precision_c).sum(axis=-1) / n,
-            "recall": (support * np.nan_to_num(recall_c)).sum(axis=-1) / n,
-            "f1": (support * f1_c).sum(axis=-1) / n,
-            "macro_f1": np.where(present, f1_c, 0.0).sum(axis=-1) / present.sum(axis=-1),
-        }
-        # Binary view: gold rows 0..6 are unsafe; an invalid answer lands on the wrong side.
-        unsafe = [c for c in range(NUM_LABELS) if c != SAFE_LABEL]
-        tp_u = conf[..., unsafe, :][..., :, unsafe].sum(axis=(-2, -1))
-        fp_u = conf[..., SAFE_LABEL, unsafe].sum(axis=-1) + conf[..., SAFE_LABEL, NUM_LABELS]
-        fn_u = conf[..., unsafe, SAFE_LABEL].sum(axis=-1) + conf[..., unsafe, NUM_LABELS].sum(
-            axis=-1)
-        up = np.where(tp_u + fp_u > 0, tp_u / (tp_u + fp_u), 0.0)
-        ur = np.where(tp_u + fn_u > 0, tp_u / (tp_u + fn_u), 0.0)
-        out["unsafe_precision"] = up
-        out["unsafe_recall"] = ur
-        out["unsafe_f1"] = np.where(up + ur > 0, 2 * up * ur / (up + ur), 0.0)
-    for c, name in enumerate(LABEL_NAMES):
-        out[f"recall:{name}"] = recall_c[..., c]
-        out[f"f1:{name}"] = np.where(support[..., c] > 0, f1_c[..., c], np.nan)
-    return out
+    """Every score of every confusion matrix in ``conf`` (shape (..., 8, 9)): the table's
+    scores, per-class precision/recall/F1 (NaN for a class with no gold item) and the
+    per-node scores (``node1:f1``, ...)."""
+    return {**_table_scores(conf), **node_scores(conf)}
 
 
 def point_scores(system: SystemPredictions) -> dict[str, float]:
@@ -121,31 +96,59 @@ def bootstrap_weights(n: int, resamples: int = DEFAULT_RESAMPLES,
     return chunks
 
 
+def run_counts(system: str, runs: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, runs) how often each run is drawn in each resample (with replacement).
+
+    Seeded by ``seed`` and the system's name: reproducible, and independent between
+    systems (runs of different systems are not paired, the items are).
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(system.encode("utf-8")), 1])
+    drawn = rng.integers(0, runs, size=(resamples, runs))
+    flat = (drawn + (np.arange(resamples) * runs)[:, None]).ravel()
+    return np.bincount(flat, minlength=resamples * runs).reshape(resamples, runs)
+
+
+def bootstrap_method(system: SystemPredictions, resample_runs: bool = True) -> str:
+    """What the bootstrap of ``system`` resamples: runs and items, or items alone."""
+    return RUNS_AND_ITEMS if resample_runs and system.n_runs > 1 else ITEMS_ONLY
+
+
 def bootstrap_distribution(system: SystemPredictions, resamples: int = DEFAULT_RESAMPLES,
                            seed: int = DEFAULT_SEED,
-                           weights: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Every score (mean over runs) on each of ``resamples`` item resamples: arrays (B,).
+                           weights: Sequence[np.ndarray] | None = None,
+                           resample_runs: bool = True) -> dict[str, np.ndarray]:
+    """Every score on each of ``resamples`` resamples: arrays (B,).
 
-    Two systems over the same items get the same resamples for the same ``seed`` (or the
-    same ``weights``), which is what the paired bootstrap needs.
+    Items are drawn from ``weights`` (or from ``seed``): two systems over the same items get
+    the same item draws, which is what the paired bootstrap needs. With several runs and
+    ``resample_runs``, each resample also draws the runs (see :func:`run_counts`) and
+    averages the drawn ones; otherwise it averages all runs.
     """
     n, runs = system.n_items, system.n_runs
     if weights is None:
         weights = bootstrap_weights(n, resamples, seed)
+    total = sum(chunk.shape[0] for chunk in weights)
+    drawn = (run_counts(system.system, runs, total, seed) / runs
+             if bootstrap_method(system, resample_runs) == RUNS_AND_ITEMS
+             else np.full((total, runs), 1 / runs))
     codes = _codes(system.gold, system.pred)  # (runs, n)
     cells = NUM_LABELS * _COLS
     # One-hot of each item's cell in each run: (n, runs * 72); float32 is exact for counts.
     onehot = np.zeros((n, runs * cells), dtype=np.float32)
     onehot[np.arange(n)[None, :], codes + (np.arange(runs) * cells)[:, None]] = 1.0
     parts: dict[str, list[np.ndarray]] = {}
+    done = 0
     for chunk in weights:
         if chunk.shape[1] != n:
             raise ValueError(f"weights cover {chunk.shape[1]} items, the system {n}")
-        conf = (chunk @ onehot).reshape(chunk.shape[0], runs, NUM_LABELS, _COLS)
+        b = chunk.shape[0]
+        conf = (chunk @ onehot).reshape(b, runs, NUM_LABELS, _COLS)
+        share = drawn[done:done + b]
+        done += b
         for name, values in scores_from_confusion(conf).items():
             # Runs share the gold labels, so a class absent from a resample is NaN in every
-            # run alike; a plain mean keeps it NaN and the interval skips that resample.
-            parts.setdefault(name, []).append(values.mean(axis=1))
+            # run alike; the weighted mean keeps it NaN and the interval skips that resample.
+            parts.setdefault(name, []).append((values * share).sum(axis=1))
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
@@ -158,6 +161,7 @@ class Interval:
     high: float
     level: float = 0.95
     resamples: int = DEFAULT_RESAMPLES
+    method: str = ITEMS_ONLY  # what was resampled: "items" or "runs and items"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,16 +178,22 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
 
 def confidence_intervals(system: SystemPredictions, resamples: int = DEFAULT_RESAMPLES,
                          seed: int = DEFAULT_SEED, level: float = 0.95,
-                         distribution: dict[str, np.ndarray] | None = None
-                         ) -> dict[str, Interval]:
-    """Percentile bootstrap interval of every score (overall, binary and per class)."""
+                         distribution: dict[str, np.ndarray] | None = None,
+                         resample_runs: bool = True) -> dict[str, Interval]:
+    """Percentile bootstrap interval of every score (overall, binary, per class, per node).
+
+    ``distribution`` must come from :func:`bootstrap_distribution` with the same
+    ``resample_runs``.
+    """
     if distribution is None:
-        distribution = bootstrap_distribution(system, resamples, seed)
+        distribution = bootstrap_distribution(system, resamples, seed,
+                                              resample_runs=resample_runs)
+    method = bootstrap_method(system, resample_runs)
     point = point_scores(system)
     out = {}
     for name, estimate in point.items():
         low, high = _percentiles(distribution[name], level)
-        out[name] = Interval(estimate, low, high, level, len(distribution[name]))
+        out[name] = Interval(estimate, low, high, level, len(distribution[name]), method)
     return out
 
 
@@ -199,9 +209,17 @@ class PairedBootstrap:
     high: float
     p_value: float
     resamples: int
+    # True when no resample fell on the far side of zero: the p-value is then only an upper
+    # bound (the resampling floor 2 / (B + 1)) and is printed as "< floor".
+    at_floor: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def p_floor(resamples: int) -> float:
+    """The smallest two-sided bootstrap p-value ``resamples`` resamples can give."""
+    return min(1.0, 2 / (resamples + 1))
 
 
 def paired_bootstrap(a: SystemPredictions, b: SystemPredictions, metric: str = "accuracy",
@@ -213,7 +231,8 @@ def paired_bootstrap(a: SystemPredictions, b: SystemPredictions, metric: str = "
 
     The p-value is twice the share of resamples on the far side of zero (plus one, so it
     is never exactly 0): the smallest two-sided level at which the interval of the
-    difference excludes zero.
+    difference excludes zero. When no resample is on the far side it is the floor
+    :func:`p_floor` and ``at_floor`` is set.
     """
     if a.ids != b.ids:
         raise ValueError("paired tests need both systems aligned on the same items "
@@ -229,17 +248,24 @@ def paired_bootstrap(a: SystemPredictions, b: SystemPredictions, metric: str = "
     below = int(np.sum(diff <= 0))
     above = int(np.sum(diff >= 0))
     p = min(1.0, 2 * (min(below, above) + 1) / (count + 1))
-    return PairedBootstrap(metric, a.system, b.system, observed, low, high, p, count)
+    return PairedBootstrap(metric, a.system, b.system, observed, low, high, p, count,
+                           min(below, above) == 0 and p < 1.0)
+
+
+MAJORITY_VOTE = "majority vote over runs"
 
 
 @dataclass
 class McNemar:
-    """McNemar's test on per-item correctness (majority over runs) of systems A and B.
+    """McNemar's test on per-item correctness of systems A and B, an item counting as right
+    for a system when the **majority of its runs** get it right (``basis``): a test of the
+    majority votes, not of the run-averaged scores the tables show (the paired bootstrap
+    tests those).
 
     ``a_only``: items A gets right and B wrong; ``b_only`` the reverse. The p-value is the
-    exact two-sided binomial test on the discordant items; ``chi2`` is the continuity-corrected
-    statistic for reference. Effect sizes: ``odds_ratio`` = a_only / b_only and
-    ``accuracy_difference`` = (a_only - b_only) / n.
+    exact two-sided binomial test on the discordant items (statsmodels); ``chi2`` is the
+    continuity-corrected statistic for reference. Effect sizes: ``odds_ratio`` = a_only /
+    b_only and ``accuracy_difference`` = (a_only - b_only) / n.
     """
 
     a: str
@@ -251,6 +277,7 @@ class McNemar:
     p_value: float
     odds_ratio: float
     accuracy_difference: float
+    basis: str = MAJORITY_VOTE
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -265,7 +292,7 @@ def majority_correct(system: SystemPredictions) -> np.ndarray:
 
 
 def mcnemar(a: SystemPredictions, b: SystemPredictions) -> McNemar:
-    from scipy.stats import binom
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
     if a.ids != b.ids:
         raise ValueError("paired tests need both systems aligned on the same items "
@@ -273,27 +300,24 @@ def mcnemar(a: SystemPredictions, b: SystemPredictions) -> McNemar:
     ca, cb = majority_correct(a), majority_correct(b)
     a_only = int(np.sum(ca & ~cb))
     b_only = int(np.sum(~ca & cb))
-    discordant = a_only + b_only
-    if discordant:
-        p = float(min(1.0, 2 * binom.cdf(min(a_only, b_only), discordant, 0.5)))
-        chi2 = (abs(a_only - b_only) - 1) ** 2 / discordant
+    table = [[int(np.sum(ca & cb)), a_only], [b_only, int(np.sum(~ca & ~cb))]]
+    if a_only + b_only:
+        p = float(sm_mcnemar(table, exact=True).pvalue)
+        chi2 = float(sm_mcnemar(table, exact=False, correction=True).statistic)
     else:
         p, chi2 = 1.0, 0.0
     odds = a_only / b_only if b_only else (math.inf if a_only else 1.0)
-    return McNemar(a.system, b.system, a.n_items, a_only, b_only, float(chi2), p, float(odds),
-                   (a_only - b_only) / a.n_items)
+    return McNemar(a.system, b.system, a.n_items, a_only, b_only, chi2, min(1.0, p),
+                   float(odds), (a_only - b_only) / a.n_items)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given)."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+    """Holm-Bonferroni adjusted p-values (same order as given), from statsmodels."""
+    if not len(p_values):
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(list(p_values), method="holm")[1]]
 
 
 @dataclass
@@ -307,6 +331,8 @@ class Comparison:
     mcnemar: McNemar
     # Holm-adjusted p-values over all pairs compared together, per test
     holm: dict[str, float]
+    # tests whose Holm-adjusted p-value is an upper bound (its bootstrap p was at the floor)
+    bounded: set[str] = field(default_factory=set)
 
     def significant(self, metric: str = "accuracy", alpha: float = 0.05) -> bool:
         return self.holm.get(metric, 1.0) < alpha
@@ -314,7 +340,8 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "n": self.n,
                 "bootstrap": {k: v.to_dict() for k, v in self.bootstrap.items()},
-                "mcnemar": self.mcnemar.to_dict(), "holm": self.holm}
+                "mcnemar": self.mcnemar.to_dict(), "holm": self.holm,
+                "holm_is_upper_bound": sorted(self.bounded)}
 
 
 def compare_all(systems: Sequence[SystemPredictions],
@@ -336,7 +363,18 @@ def compare_all(systems: Sequence[SystemPredictions],
                for c in out]
         for c, adj in zip(out, holm(raw)):
             c.holm[test] = adj
+            if test != "mcnemar" and c.bootstrap[test].at_floor and adj < 1.0:
+                c.bounded.add(test)
     return out
+
+
+def format_p(p: float, bound: bool = False) -> str:
+    """A p-value as every table prints it; a bound (at the resampling floor) as "< x"."""
+    if bound:
+        return f"< {p:.2g}"
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.4f}"
 
 
 def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10

@@ -24,7 +24,10 @@ from .options import bootstrap_options, emit
 def command(runs: tuple[Path, ...], data_path: Path | None, resamples: int, seed: int,
             level: float, top_k: int, as_json: bool, plots_dir: Path | None,
             out: Path | None) -> None:
-    """Confidence intervals, paired tests and error analysis of prediction files.
+    """Confidence intervals, paired tests, per-node scores and error analysis of prediction files.
+
+    Systems with several runs are bootstrapped over runs and items; McNemar compares
+    majority votes over runs.
 
     RUNS are *.preds.jsonl files or folders of them (e.g. the output of `mhsafety reproduce
     --out` or `mhsafety benchmark`); records are grouped into systems and runs and joined

@@ -3,10 +3,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..annotate.config import AnnotateServerConfig
+from ..errors import UsageError, missing_extra
+from ..settings import build, click_options, given
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -47,42 +50,41 @@ def import_(db_path: Path, data_path: Path, id_prefix: str, annotator: str | Non
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Import this file first (items already present are kept).")
 @id_prefix_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback needs --token-env.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port (0 picks a free one).")
-@click.option("--token-env", default=None, metavar="VAR",
-              help="Require the shared access token held in this environment variable.")
-@click.option("--break-every", type=click.IntRange(1), default=25, show_default=True,
-              help="Remind annotators to take a break after this many items.")
-def serve(db_path: Path, data_path: Path | None, id_prefix: str, host: str, port: int,
-          token_env: str | None, break_every: int) -> None:
+@click_options(AnnotateServerConfig, "host", "port", "token_env", "break_every")
+def serve(db_path: Path, data_path: Path | None, id_prefix: str, **options: Any) -> None:
     """Run the annotation web app until Ctrl-C."""
-    from ..annotate.app import create_server
+    try:
+        from ..annotate.app import create_server
+    except ModuleNotFoundError as exc:  # starlette / uvicorn: the annotate extra
+        if not exc.name or exc.name.startswith("mhsafety"):
+            raise
+        raise missing_extra(exc.name, "annotate") from None
     from ..annotate.store import import_file, open_store
 
+    config = build(AnnotateServerConfig, given(options), where="annotate serve")
     token = None
-    if token_env is not None:
-        token = os.environ.get(token_env)
+    if config.token_env is not None:
+        token = os.environ.get(config.token_env)
         if not token:
-            raise UsageError(f"--token-env {token_env}: the environment variable is not set "
-                             "or empty")
+            raise UsageError(f"--token-env {config.token_env}: the environment variable is not "
+                             "set or empty")
     store = open_store(db_path)
     if data_path is not None:
         click.echo(f"{db_path}: {import_file(store, data_path, id_prefix)}", err=True)
     if store.item_count() == 0:
         raise UsageError(f"{db_path} holds no items; pass --data FILE or run "
                          "`mhsafety annotate import` first")
-    server = create_server(store, host, port, token=token, break_every=break_every)
+    server = create_server(store, config, token=token)
     click.echo(f"annotation app on {server.url} ({store.item_count()} items, database "
                f"{db_path}); Ctrl-C stops it", err=True)
     click.echo(server.url)  # machine-readable line on stdout (port 0 picks the port)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        click.echo("stopped; every acknowledged answer is in the database", err=True)
+        pass  # uvicorn has already finished the requests in flight
     finally:
         server.server_close()
+    click.echo("stopped; every acknowledged answer is in the database", err=True)
 
 
 @command.command("progress")

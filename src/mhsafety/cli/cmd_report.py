@@ -24,8 +24,9 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
     """Write one self-contained HTML report over prediction files or folders of them.
 
     The page (OUT/index.html) embeds its tables and figures and needs no server and no
-    network: scores with bootstrap intervals, significance of every pair of systems,
-    per-class results, error analysis, the taxonomy and the provenance of each run.
+    network: scores with bootstrap intervals (runs and items resampled for systems with
+    several runs), significance of every pair of systems, per-class and per-node results,
+    error analysis, the taxonomy and the provenance of each run.
     """
     from ..report.html import build_report
     from ..report.provenance import command_line

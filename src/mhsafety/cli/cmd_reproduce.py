@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..tables import TABLE2_COLUMNS, format_per_class, format_table, rows_from_systems
-from ..upstream import reproduce
+from ..tables import TABLE2_COLUMNS, format_per_class, format_table
+from ..upstream import reproduce_scores
 from .options import decimals_option, format_option
 
 
@@ -21,10 +21,10 @@ from .options import decimals_option, format_option
 def command(upstream: Path, fmt: str, decimals: int, per_class: bool, out: Path | None) -> None:
     """Recompute the paper's Table 2 from the released ChatGPT answers and predictions."""
     start = time.perf_counter()
-    systems = reproduce(upstream, out_dir=out,
-                        progress=lambda name: click.echo(f"reading {name} …", err=True))
-    click.echo(format_table(rows_from_systems(systems, "upstream release"), fmt,
-                            TABLE2_COLUMNS, decimals))
+    scores = reproduce_scores(upstream, out_dir=out,
+                              progress=lambda name: click.echo(f"reading {name} …", err=True))
+    systems = scores.systems
+    click.echo(format_table(scores.rows, fmt, TABLE2_COLUMNS, decimals))
     if per_class:
         click.echo("\n" + format_per_class(systems, fmt, decimals))
     unparsed = {s.system: s.n_invalid for s in systems if s.system.startswith("ChatGPT")}

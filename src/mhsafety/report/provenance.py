@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import sha256_file
-from ..records import PREDICTION_SUFFIX, Run
+from ..records import PREDICTION_SUFFIX, Run, merge_notes, note_text
 
 # JSON files beside prediction records that describe how they were made.
 MANIFEST_MAX_BYTES = 1_000_000
@@ -25,7 +25,8 @@ def software_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("mhsafety", "numpy", "scikit-learn", "scipy", "matplotlib"):
+    for package in ("mhsafety", "numpy", "scikit-learn", "scipy", "statsmodels", "matplotlib",
+                    "jinja2"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -142,13 +143,12 @@ def describe_runs(systems: Mapping[str, Sequence[Run]]) -> list[RunSource]:
     for system, runs in systems.items():
         meta: dict[str, list[str]] = {}
         errors: dict[str, int] = {}
-        notes: set[str] = set()
+        notes = merge_notes(*(run.notes for run in runs))
         for run in runs:
             for rec in run.records:
                 for key, value in rec.meta.items():
-                    if key == "notes" and isinstance(value, list):
-                        notes.update(str(v) for v in value)
-                        continue
+                    if key == "notes":
+                        continue  # read as notes (records.py), shown with their texts
                     values = meta.setdefault(key, [])
                     shown = _short(value)
                     if shown not in values and len(values) < _META_VALUES_SHOWN:
@@ -161,7 +161,7 @@ def describe_runs(systems: Mapping[str, Sequence[Run]]) -> list[RunSource]:
                 hashes[source] = sha256_file(source)
             files.append({"path": source, "sha256": hashes[source]})
         out.append(RunSource(system, [run.run for run in runs], len(runs[0].records), files,
-                             sorted(notes), meta, errors))
+                             [note_text(n) for n in notes], meta, errors))
     return out
 
 

@@ -1,5 +1,6 @@
 // Annotation client. Everything about the taxonomy (node questions, definitions, which
-// answer stops the walk) comes from /api/config; this file holds no copy of it.
+// answer stops the walk) comes from /api/config; this file holds no copy of it. The walk
+// itself (which question comes next) is in walk.js.
 "use strict";
 
 const S = {
@@ -38,7 +39,7 @@ function show(section) {
 
 function category(id) { return S.config.taxonomy.labels[id]; }
 function nodes() { return S.config.taxonomy.nodes; }
-function unsafeLeaves() { return nodes()[3].labels.filter((id) => !category(id).safe); }
+function unsafeLeaves() { return walk.unsafeLeaves(S.config.taxonomy); }
 
 // ---------------------------------------------------------------- session
 
@@ -180,10 +181,10 @@ function renderQuestion() {
     setState("leaf");
     return;
   }
-  const node = nodes()[S.answers.length];
+  const node = walk.next(S.config.taxonomy, S.answers).ask;
   $("q-title").textContent = `Node ${node.number} of ${nodes().length} · ${node.title}`;
   $("q-text").textContent = node.question;
-  if (node.number < 4) {
+  if (node !== walk.lastNode(S.config.taxonomy)) {
     const c = category(node.labels[0]);
     $("q-definition").textContent = `${c.name}: ${c.definition}`;
     $("q-stop").textContent = `Answering ${node.fires_on ? "yes" : "no"} labels it ${c.name}.`;
@@ -199,13 +200,10 @@ function renderQuestion() {
 
 function answer(value) {
   if (S.busy || !S.item || S.leafStep) return;
-  const node = nodes()[S.answers.length];
   S.answers.push(value);
-  if (node.number < 4 && value === node.fires_on) { submit(null); return; }
-  if (node.number === 4) {
-    if (value) { submit(null); return; }
-    S.leafStep = true;
-  }
+  const step = walk.next(S.config.taxonomy, S.answers);
+  if (step.submit) { submit(null); return; }
+  if (step.leaf) S.leafStep = true;
   renderQuestion();
 }
 
