@@ -9,6 +9,12 @@ error. The client runs on the same machine, so it competes with the server for C
     python benchmarks/bench_guard.py                          # trains a baseline first
     python benchmarks/bench_guard.py --checkpoint ckpt/baseline --clients 32 --requests 5000
     python benchmarks/bench_guard.py --url http://127.0.0.1:8000   # an already running server
+    python benchmarks/bench_guard.py --checkpoint ckpt/baseline --cascade 0.3,0.7
+
+The rule tier is on, as `mhsafety serve` runs by default (``--server-arg=--no-rules`` turns it
+off). ``--cascade LOW,HIGH`` adds an LLM judge as the escalation tier: the bundled
+OpenAI-compatible fake server in its own process (answering "Safe Response" after
+``--judge-latency`` seconds) behind a judge checkpoint made for the run.
 """
 
 from __future__ import annotations
@@ -37,6 +43,35 @@ def train_baseline(target: Path, data: Path) -> Path:
     print(f"trained a baseline on {data} in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
     return target
+
+
+def start_judge(tmp: Path, latency: float) -> tuple[subprocess.Popen, Path]:
+    """The bundled fake OpenAI-compatible server (own process) and a judge checkpoint on it."""
+    from mhsafety.registry import create_classifier
+
+    log = tmp / "judge.log"
+    handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver", "--latency",
+                             str(latency)], stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    deadline = time.monotonic() + 30
+    while not (match := re.search(r"listening on (http://\S+)", log.read_text())):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the fake judge server did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    judge = tmp / "judge"
+    create_classifier(f"judge:fake-judge@{match.group(1)}", seed=0, rounds=1,
+                      concurrency=64, timeout=30).save(judge)
+    return proc, judge
+
+
+def escalations(url: str) -> int:
+    """The server's escalation count, from /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    match = re.search(r"^mhsafety_guard_escalations_total (\S+)$", text, re.MULTILINE)
+    return int(float(match.group(1))) if match else 0
 
 
 def start_server(checkpoint: Path, log: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
@@ -188,6 +223,11 @@ def main() -> None:
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
                         help="raw: a minimal asyncio HTTP client (cheap on CPU); httpx: the "
                              "httpx AsyncClient")
+    parser.add_argument("--cascade", metavar="LOW,HIGH", default=None,
+                        help="escalate replies whose P(safe) is in the band to an LLM judge "
+                             "(the bundled fake server)")
+    parser.add_argument("--judge-latency", type=float, default=0.3,
+                        help="with --cascade: simulated seconds per judge answer")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
@@ -198,17 +238,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc = None
         url = args.url
+        judge_proc = None
         if url is None:
             checkpoint = args.checkpoint or train_baseline(Path(tmp) / "baseline", args.data)
-            proc, url = start_server(checkpoint, Path(tmp) / "server.log", args.server_arg)
+            extra = list(args.server_arg)
+            if args.cascade:
+                judge_proc, judge = start_judge(Path(tmp), args.judge_latency)
+                extra += ["--escalate-to", str(judge), "--band", args.cascade]
+            proc, url = start_server(checkpoint, Path(tmp) / "server.log", extra)
         try:
             runner = load_raw if args.client == "raw" else load
             figures = asyncio.run(runner(url, bodies, args.clients, args.requests, args.warmup))
-        finally:
             if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-    figures.update(clients=args.clients, cpus=os.cpu_count(), client=args.client)
+                figures["escalations"] = escalations(url)
+        finally:
+            for process in (proc, judge_proc):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
+    figures.update(clients=args.clients, cpus=os.cpu_count(), client=args.client,
+                   cascade=args.cascade)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
@@ -217,6 +266,9 @@ def main() -> None:
           f"{figures['requests_per_s']:.0f} requests/s, p50 {figures['p50_ms']:.1f} ms, "
           f"p90 {figures['p90_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
           f"max {figures['max_ms']:.1f} ms")
+    if args.cascade:
+        print(f"cascade band {args.cascade}: {figures['escalations']} replies escalated to the "
+              f"judge (warm-up included; simulated answer latency {args.judge_latency:g} s)")
     if figures["first_error"]:
         print(f"first error: {figures['first_error']}")
 

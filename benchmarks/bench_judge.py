@@ -56,25 +56,34 @@ def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1) -
             "answered": result.summary["answered"]}
 
 
-def bare_loop(url: str, n: int, concurrency: int) -> float:
-    """Seconds for ``n`` fixed 2 kB requests over ``concurrency`` keep-alive connections with
-    nothing else (no prompts, no parsing, no log): the floor this machine and server allow."""
+def judge_bodies(n: int, rounds: int) -> list[bytes]:
+    """The request bodies a judge run of ``n`` items x ``rounds`` sends (real prompts)."""
+    from mhsafety.judge.client import RequestShape
+    from mhsafety.judge.prompts import load_template
+    from mhsafety.judge.settings import JudgeSettings
+
+    shape = RequestShape(JudgeSettings(model="fake-judge", base_url="http://x/v1"))
+    template = load_template(None)
+    items = examples(n)
+    return [shape.payload(template.messages_json(ex)) for _ in range(rounds) for ex in items]
+
+
+def bare_loop(url: str, bodies: list[bytes], concurrency: int) -> float:
+    """Seconds for sending ``bodies`` over ``concurrency`` keep-alive connections with
+    nothing else (no prompts built, no parsing, no log): the floor this machine and server
+    allow for the same requests at that moment."""
     import asyncio
-    import json
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 2000}],
-                       "max_tokens": 10}).encode()
-    request = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-               ).encode() + body
+    head = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/json\r\n")
+    requests = [(head + f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
 
     async def worker(queue: asyncio.Queue) -> None:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         while not queue.empty():
-            queue.get_nowait()
-            writer.write(request)
+            writer.write(queue.get_nowait())
             await writer.drain()
             length = 0
             while (line := await reader.readline()) != b"\r\n":
@@ -85,8 +94,8 @@ def bare_loop(url: str, n: int, concurrency: int) -> float:
 
     async def main() -> float:
         queue: asyncio.Queue = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
+        for request in requests:
+            queue.put_nowait(request)
         start = time.perf_counter()
         await asyncio.gather(*[worker(queue) for _ in range(concurrency)])
         return time.perf_counter() - start
@@ -126,15 +135,19 @@ def main() -> None:
         print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms; wall = the "
               "whole run_judge call (prompts, requests, log, records)")
         print("concurrency  requests  median_s  best_s  worst_s  median req/s  limit/s  "
-              "fraction (median, best, worst)  bare loop median_s")
+              "fraction (median, best, worst)  bare loop (same requests) median_s")
         for c in args.concurrency:
             n, rounds = (args.items_at_1, 1) if c == 1 else (args.items, args.rounds)
             runs = 1 if c == 1 else args.repeat
-            walls = sorted(run_once(url, n, c, args.client, rounds)["total_s"]
-                           for _ in range(runs))
+            bodies = judge_bodies(n, rounds)
+            walls, bare = [], []
+            for _ in range(runs):  # alternated, so both see the machine's load alike
+                walls.append(run_once(url, n, c, args.client, rounds)["total_s"])
+                bare.append(bare_loop(url, bodies, c))
+            walls.sort()
+            bare.sort()
             median, best, worst = walls[len(walls) // 2], walls[0], walls[-1]
             requests = n * rounds
-            bare = sorted(bare_loop(url, requests, c) for _ in range(runs))
             limit = c / args.latency
             print(f"{c:>11}  {requests:>8}  {median:>8.2f}  {best:>6.2f}  {worst:>7.2f}  "
                   f"{requests / median:>12.1f}  {limit:>7.0f}  "

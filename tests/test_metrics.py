@@ -157,3 +157,22 @@ def test_bad_input_is_rejected():
         compute_metrics([1, 2], [1])
     with pytest.raises(ValueError):
         compute_metrics([], [])
+
+
+def test_the_issues_upstream_run_cannot_flatter(upstream_pair_runs):
+    """The issue's case: ChatGPT-0613 zero-shot, run "one", 160 wrong answers made invalid.
+    Under the old treatment weighted P rose from 55.8 to 64.5 and F1 from 35.2 to 39.5."""
+    from mhsafety.records import load_runs
+
+    run = next(r for r in load_runs([upstream_pair_runs])["ChatGPT-0613 zero-shot"]
+               if r.run == "one")
+    gold, pred = run.gold, run.pred
+    wrong = [i for i, (g, p) in enumerate(zip(gold, pred)) if p is not None and p != g][:160]
+    assert len(wrong) == 160
+    after = [None if i in set(wrong) else p for i, p in enumerate(pred)]
+    before, later = _columns(gold, pred), _columns(gold, after)
+    assert 100 * before["precision"] == pytest.approx(55.8, abs=0.05)
+    assert later["accuracy"] == before["accuracy"]
+    for name, value in later.items():
+        assert value <= before[name] + 1e-12, name
+    assert compute_metrics(gold, after).coverage == pytest.approx(1 - 160 / 800)

@@ -15,7 +15,6 @@ from .classifiers.base import Classifier
 from .data import (
     Example,
     check_overlap,
-    examples_hash,
     load_examples,
     resolve_data,
     train_dev_split,
@@ -65,7 +64,7 @@ def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | N
     if clf.needs_training:
         clf.fit(train, dev)
     clf.on_progress = None
-    clf.train_data_sha256 = examples_hash(train)
+    clf.record_training_data(train)
     return clf
 
 

@@ -25,13 +25,13 @@ def test_check_one_item(fake_kind, fake_checkpoint):
 
 def test_check_jsonl_from_stdin_in_order(fake_kind, fake_checkpoint):
     lines = [{"id": "a", "context": "c", "response": "fine"},
-             {"context": [{"role": "seeker", "text": "c"}], "response": "unsafe"},
+             {"context": "[seeker]c", "response": "unsafe"},
              {"id": "c", "context": "c", "response": "RAISE"}]
     stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
     result = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"], input=stdin)
     out = [json.loads(line) for line in result.output.splitlines()]
     # One model call for the whole input: RAISE makes every item unverified (fail closed).
-    assert [r["id"] for r in out] == ["a", "2", "c"]
+    assert [r["id"] for r in out] == ["a", "1", "c"]  # 0-based index, as `predict`
     assert all(r["decision"] == "unverified" for r in out)
     assert result.exit_code == 1
     good = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"],
@@ -45,7 +45,8 @@ def test_check_bad_stdin_names_the_line(fake_kind, fake_checkpoint):
     result = run(["check", "--checkpoint", str(fake_checkpoint)],
                  input='{"context": "a", "response": "b"}\n{"context": "a"}\n')
     assert isinstance(result.exception, DataError)
-    assert "<stdin> line 2: missing field 'response'" in str(result.exception)
+    assert "<stdin>" in str(result.exception)
+    assert "missing field 'response'" in str(result.exception)
     assert result.output == ""  # nothing screened before the input is valid
 
 
@@ -63,13 +64,14 @@ def test_calibrate_and_write(fake_kind, fake_checkpoint, tmp_path):
     shutil.copytree(fake_checkpoint, ckpt)
     data = tmp_path / "dev.jsonl"
     rows = [("unsafe", 4), ("border", 2), ("fine", 7), ("fine", 7)]
-    data.write_text("".join(json.dumps({"context": "c", "response": r, "label": lab}) + "\n"
-                            for r, lab in rows))
+    data.write_text("".join(json.dumps({"context": f"c{i}", "response": r, "label": lab})
+                            + "\n" for i, (r, lab) in enumerate(rows)))
     result = run(["check", "--checkpoint", str(ckpt), "--calibrate", str(data),
-                  "--target-recall", "1.0", "--write", "--json"])
+                  "--target-recall", "1.0", "--folds", "2", "--write", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["unsafe_recall"] == 1.0 and body["false_alarm_rate"] == 0.0
+    assert body["in_sample_unsafe_recall"] == 1.0 and body["in_sample_false_alarm_rate"] == 0.0
+    assert body["oos_unsafe_recall"]["n"] == 2 and body["folds"] == 2
     manifest = json.loads((ckpt / "manifest.json").read_text())
     assert manifest["extra"]["guard_threshold"] == pytest.approx(body["threshold"])
     # The stored threshold is the new default.

@@ -17,7 +17,6 @@ from mhsafety.guard import (
     pick_threshold,
     save_threshold,
 )
-from mhsafety.guard.core import read_items_jsonl
 from mhsafety.taxonomy import SAFE_LABEL
 
 
@@ -57,15 +56,17 @@ def test_check_many_keeps_order_and_ids(fake_kind, fake_checkpoint):
              Example("[seeker]c", "[supporter]border", None, "z")]
     results = guard.check_many(items)
     assert [r.decision for r in results] == ["unsafe", "safe", "unsafe"]
-    assert [r.id for r in results] == ["x", None, "z"]
+    # Ids as the data module's reader gives them: the item's own, else its 0-based index.
+    assert [r.id for r in results] == ["x", "1", "z"]
 
 
 @pytest.mark.parametrize("context, response, message", [
-    ("", "ok", "context is empty"),
-    ("hi", "   ", "response is empty"),
+    # The data module's reader's own messages: the same as for a file.
+    ("", "ok", "field 'context' is empty"),
+    ("hi", "   ", "field 'response' is empty"),
     ([{"role": "bot", "text": "x"}], "ok", "role must be"),
-    (5, "ok", "must be a string or a list"),
-    ("hi", None, "response must be a string"),
+    (5, "ok", "field 'context' must be a string"),
+    ("hi", None, "field 'response' must be a string"),
 ])
 def test_bad_input_is_a_usage_error(fake_kind, fake_checkpoint, context, response, message):
     with pytest.raises(UsageError, match=message):
@@ -84,7 +85,7 @@ def test_invalid_row_fails_closed_alone(fake_kind, fake_checkpoint):
     fine, bad = Guard.load(fake_checkpoint).check_many([("c", "fine"), ("c", "NAN")])
     assert fine.decision == "safe"
     assert bad.decision == "unverified" and not bad.safe and bad.p_safe is None
-    assert bad.reason.startswith("model error: no valid probabilities")
+    assert bad.reason == "no answer"  # the interface's reason for an abstained row
     for row in ([0.5] * 8, [-0.1] + [0.1] * 6 + [0.5], [1 / 8] * 7):
         assert decide(row, 0.0).decision == "unverified"  # even a threshold of 0 passes nothing
 
@@ -131,28 +132,14 @@ def test_pick_threshold_reaches_target_with_fewest_false_alarms():
 
 def test_calibrate_on_labelled_file(fake_kind, fake_checkpoint, tmp_path):
     data = tmp_path / "dev.jsonl"
-    rows = [{"context": "[seeker]c", "response": f"[supporter]{r}", "label": lab}
-            for r, lab in [("unsafe", 4), ("border", 2), ("fine", 7), ("fine", 7),
-                           ("fine", 0)]]
+    rows = [{"context": f"[seeker]c{i}", "response": f"[supporter]{r}", "label": lab}
+            for i, (r, lab) in enumerate([("unsafe", 4), ("border", 2), ("fine", 7),
+                                          ("fine", 7), ("fine", 0)])]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cal = calibrate(Guard.load(fake_checkpoint), data, 2 / 3)
+    cal = calibrate(Guard.load(fake_checkpoint), data, 2 / 3, folds=2)
     assert cal.n_unsafe == 3 and cal.n_safe == 2
-    assert cal.unsafe_recall >= 2 / 3 and cal.false_alarm_rate == 0.0
+    assert cal.in_sample_unsafe_recall >= 2 / 3 and cal.in_sample_false_alarm_rate == 0.0
     assert 0.4625 < cal.threshold < 0.9125
-
-
-def test_read_items_jsonl_names_the_line():
-    good = read_items_jsonl(['{"context": "a", "response": "b"}', "",
-                             ('{"id": 7, "context": [{"role": "seeker", "text": "x"}], '
-                              '"response": "y"}')])
-    assert [ex.id for ex in good] == ["1", "7"]
-    assert good[1].context == "[seeker]x" and good[1].response == "[supporter]y"
-    for line, message in [("{", "line 1: invalid JSON"), ("[1]", "expected an object"),
-                          ('{"context": "a"}', "missing field 'response'"),
-                          ('{"context": "a", "response": "b", "x": 1}', "unknown field 'x'"),
-                          ('{"context": "", "response": "b"}', "context is empty")]:
-        with pytest.raises(DataError, match=message):
-            read_items_jsonl([line])
 
 
 def test_guard_package_does_not_import_fastapi():

@@ -148,3 +148,30 @@ def test_auto_client_takes_the_sdk_for_https_and_the_fast_client_for_http():
     assert resolve_transport("auto", "https://api.openai.com/v1") == "openai"
     assert resolve_transport("auto", "http://127.0.0.1:8000/v1") == "fast"
     assert resolve_transport("fast", "https://api.example.com/v1") == "fast"
+
+
+def test_retries_are_reported_as_they_happen(server, small_examples, tmp_path, monkeypatch):
+    """The progress bar's retry count moves at each retry, not when the item finally ends."""
+    import asyncio
+    import random
+
+    from mhsafety.judge.client import RequestShape, RetryPolicy, complete, make_transport
+    from mhsafety.judge.prompts import load_template
+
+    server.faults.extend(["503", "429", "500"])
+    seen = []
+    s = settings(server)
+
+    async def ask():
+        transport = make_transport("fast", server.url, None, 1.0, 1)
+        try:
+            return await complete(transport, RequestShape(s),
+                                  load_template(None).messages_json(small_examples[0]),
+                                  RetryPolicy(max_attempts=5, backoff_base=0.0),
+                                  random.Random(0), on_retry=seen.append)
+        finally:
+            await transport.aclose()
+
+    answer = asyncio.run(ask())
+    assert answer.attempts == 4 and answer.content == "Safe Response"
+    assert seen == ["HTTP 503", "429 rate limited", "HTTP 500"]

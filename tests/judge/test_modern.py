@@ -150,3 +150,13 @@ def test_system_prompt_file(small_examples, tmp_path):
 def test_secret_headers_are_refused():
     with pytest.raises(UsageError, match="must not carry credentials"):
         settings(None, base_url="http://127.0.0.1:9/v1", headers={"Authorization": "Bearer x"})
+
+
+def test_a_server_ignoring_n_is_said_so(small_examples, tmp_path):
+    with FakeServer(ignore_n=True) as server:
+        result = run_judge(small_examples[:2], tmp_path, settings(server, samples=4),
+                           show_progress=False)
+        assert server.last_body["n"] == 4
+    assert result.summary["fewer_samples_than_asked"] == 2
+    assert [r.pred for r in result.records["1"]] == [7, 7]
+    assert all(r.probs is None for r in result.records["1"])

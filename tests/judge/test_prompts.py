@@ -77,3 +77,28 @@ def test_few_shot_needs_examples_placeholder(tmp_path, test_examples):
         run_judge(test_examples[:2], tmp_path / "o", JudgeSettings(
             model="m", base_url="http://127.0.0.1:9/v1", shots=8), train=test_examples,
             template=tpl, show_progress=False)
+
+
+@pytest.mark.parametrize("output", ["text", "json", "number"])
+@pytest.mark.parametrize("shape", ["plain", "system-role", "system-prompt", "few-shot",
+                                   "user-template"])
+def test_prompt_json_is_the_messages_json_byte_for_byte(test_examples, tmp_path, output, shape):
+    """The runner sends (and hashes) JSON joined from pre-escaped pieces; it must equal the
+    JSON of the messages, or resumed logs and sent prompts would drift apart."""
+    from mhsafety.judge.prompts import messages_json
+
+    system = tmp_path / "system.txt"
+    system.write_text('Rules: $definitions\n"quoted" \\ back\tslash $$5 ${answer}', "utf-8")
+    user = tmp_path / "user.txt"
+    user.write_text('Item\n$context\n---\n"$response"\n$labels $$ end', "utf-8")
+    tpl = {"plain": lambda: load_template(None),
+           "system-role": lambda: load_template(None, system_role=True),
+           "system-prompt": lambda: load_template(None, system_prompt=system),
+           "few-shot": lambda: load_template(None),
+           "user-template": lambda: load_template(user, system_prompt=system)}[shape]()
+    plan = plan_shots(test_examples, rounds=2, seed=1) if shape == "few-shot" else None
+    for r in (1, 2):
+        for ex in test_examples[:200]:
+            shots = plan.for_item(r, ex) if plan else []
+            assert tpl.messages_json(ex, shots, output) == \
+                messages_json(tpl.messages(ex, shots, output))

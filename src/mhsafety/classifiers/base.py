@@ -126,6 +126,16 @@ class Classifier(ABC):
         self.notes: list[str] = []
         # Set by whoever runs fit() to hear how far it got (see report_progress).
         self.on_progress: Callable[[int, int, str], None] | None = None
+        # One fingerprint per training item (data.overlap), so a later file can be checked
+        # for items this model has seen (guard calibration, benchmarks) without the file.
+        self.train_item_fingerprints: list[str] | None = None
+
+    def record_training_data(self, train: Sequence[Example]) -> None:
+        """Remember what ``fit`` learnt from: the file's hash and each item's fingerprint."""
+        from ..data import examples_hash, item_fingerprints
+
+        self.train_data_sha256 = examples_hash(train)
+        self.train_item_fingerprints = item_fingerprints(train)
 
     @abstractmethod
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None) -> Classifier:
@@ -207,6 +217,7 @@ class Classifier(ABC):
             "labels": {str(i): name for i, name in enumerate(LABEL_NAMES)},
             "config": self.config,
             "train_data_sha256": self.train_data_sha256,
+            "train_item_fingerprints": self.train_item_fingerprints,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "extra": self.manifest_extra(),
             **({"notes": list(self.notes)} if getattr(self, "notes", None) else {}),
@@ -235,6 +246,7 @@ class Classifier(ABC):
         model = cls.load_state(Path(directory), manifest)
         model.train_data_sha256 = manifest.get("train_data_sha256")
         model.notes = list(manifest.get("notes", []))
+        model.train_item_fingerprints = manifest.get("train_item_fingerprints")
         return model
 
 

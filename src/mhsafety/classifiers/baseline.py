@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Example, examples_hash, parse_turns
+from ..data import Example, parse_turns
 from ..errors import DataError
 from ..settings import build, setting
 from ..taxonomy import NUM_LABELS
@@ -520,7 +520,7 @@ class BaselineClassifier(Classifier):
         )
         if self._copy_vectorizer is not None:
             self._arrays["copy_idf"] = self._copy_vectorizer.idf_
-        self.train_data_sha256 = examples_hash(train)
+        self.record_training_data(train)
         self._extra = {"chosen_C": best_c, "inner_cv": {str(c): s for c, s in scores.items()},
                        "temperature": temperature, "n_train": len(train),
                        "n_features": int(x.shape[1])}

@@ -160,7 +160,7 @@ class EncoderClassifier(Classifier):
             train, dev = train_dev_split(train, float(cfg["dev_ratio"]), seed=seed)
         if dev is not None and any(ex.label is None for ex in dev):
             raise DataError("every item of the dev set needs a label")
-        self.train_data_sha256 = examples_hash(train)
+        self.record_training_data(train)
         self.dev_data_sha256 = examples_hash(dev) if dev else None
 
         processes = _process_count()

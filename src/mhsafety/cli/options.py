@@ -17,8 +17,9 @@ from ..errors import UsageError
 from ..tables import FORMATS
 
 data_option = click.option(
-    "--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Dataset file (JSON list or JSONL). Default: the cached public test set.",
+    "--data", "data_path", type=click.Path(path_type=Path), default=None,
+    help="Dataset: a JSON list, JSONL or parquet file, or a folder from `mhsafety data "
+         "export`. Default: the cached public test set.",
 )
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True,

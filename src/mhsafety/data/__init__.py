@@ -4,7 +4,7 @@
 - :mod:`.formats` — JSON / JSONL files and text: ``load_examples``, ``read_items_text``
 - :mod:`.download` — the pinned public test set and the local cache
 - :mod:`.splits` — seeded folds and train/dev splits
-- :mod:`.overlap` — items shared by a training set and a scored set
+- :mod:`.overlap` — items shared by a training set and a scored set (and their fingerprints)
 - :mod:`.stats` — dataset statistics
 
 Every name is re-exported here, so ``from mhsafety.data import X`` is the public path.
@@ -36,7 +36,16 @@ from .examples import (
     parse_turns,
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
-from .overlap import OverlapError, check_overlap, find_overlap, item_key, normalise_text
+from .overlap import (
+    OverlapError,
+    check_overlap,
+    find_overlap,
+    item_fingerprints,
+    item_key,
+    normalise_text,
+    overlap_message,
+    shared_ids,
+)
 from .splits import context_groups, stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
@@ -64,16 +73,19 @@ __all__ = [
     "find_overlap",
     "format_stats",
     "format_turns",
+    "item_fingerprints",
     "item_key",
     "load_examples",
     "mark_roles",
     "max_item_chars",
     "normalise_text",
+    "overlap_message",
     "parse_turns",
     "read_items_text",
     "read_json_items",
     "read_text_file",
     "resolve_data",
+    "shared_ids",
     "stratified_kfold",
     "train_dev_split",
     "write_examples",

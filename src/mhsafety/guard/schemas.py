@@ -69,23 +69,95 @@ class Node(BaseModel):
     title: str
 
 
+class PathStep(BaseModel):
+    node: int
+    title: str
+    fired: bool = Field(description="Whether this node stopped the walk (decided the label).")
+    kind: str | None = Field(None, description="At node 4: the category it decided.")
+
+
+Action = Literal["allow", "block", "regenerate", "handover"]
+
+
 class CheckResultOut(BaseModel):
     id: str | None
     decision: Literal["safe", "unsafe", "unverified"]
     safe: bool = Field(description="True only for a verified safe decision.")
+    action: Action | None = Field(description="The policy's action for this result.")
     label: int | None
     label_name: str | None
     node: Node | None = Field(description="The framework node that decides the label.")
+    path: list[PathStep] | None = Field(description="The walk through the framework's nodes.")
+    tier: Literal["rules", "model", "escalation"] = Field(description="Who decided.")
+    why: str | None = Field(description="How the deciding tier decided.")
+    rule_id: str | None = Field(description="The rule that decided, for the rule tier.")
     p_safe: float | None
     probabilities: dict[str, float] | None
     model_label: int | None = Field(description="The model's own argmax label.")
     threshold: float
+    rationale: str | None = Field(description="The backend's short rationale, if it gives one.")
     reason: str | None = Field(description="Why the result is unverified.")
 
 
 class CheckResponse(BaseModel):
     request_id: str
     results: list[CheckResultOut]
+
+
+class DialogueIn(BaseModel):
+    """One conversation: turns as a list, or one string with [seeker]/[supporter] markers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=200)
+    turns: str | list[TurnIn]
+
+
+class CheckDialogueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversations: list[DialogueIn] = Field(min_length=1)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class TurnResultOut(CheckResultOut):
+    turn: int = Field(description="Index of the supporter turn in the conversation.")
+
+
+class AuditSummary(BaseModel):
+    screened: int
+    decisions: dict[str, int]
+    categories: dict[str, int] = Field(description="Unsafe turns per category.")
+    actions: dict[str, int]
+    rule_hits: dict[str, int]
+    escalated: int
+
+
+class ConversationSummary(AuditSummary):
+    flagged_turns: list[int] = Field(description="Supporter turns not verified safe.")
+
+
+class OverallSummary(AuditSummary):
+    conversations: int
+    conversations_flagged: int
+
+
+class ConversationAudit(BaseModel):
+    id: str
+    turns: int
+    results: list[TurnResultOut]
+    summary: ConversationSummary
+
+
+class DialogueAuditResponse(BaseModel):
+    request_id: str
+    conversations: list[ConversationAudit]
+    summary: OverallSummary
+
+
+class PolicyOut(BaseModel):
+    source: str
+    actions: dict[str, Action]
 
 
 class ErrorResponse(BaseModel):
@@ -96,4 +168,9 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     kind: str
     threshold: float
+    detail: str | None = None
+
+
+class Ready(BaseModel):
+    ready: bool
     detail: str | None = None

@@ -123,7 +123,7 @@ class JudgeClassifier(Classifier):
             ) -> JudgeClassifier:
         if self.settings.shots:
             self.train = list(train)
-            self.train_data_sha256 = examples_hash(self.train)
+            self.record_training_data(self.train)
         return self
 
     def _run(self, examples: Sequence[Example]) -> JudgeResult:
@@ -208,5 +208,5 @@ class JudgeClassifier(Classifier):
         train = directory / "train.jsonl"
         if train.exists():
             model.train = load_examples(train)
-            model.train_data_sha256 = examples_hash(model.train)
+            model.record_training_data(model.train)
         return model

@@ -126,7 +126,7 @@ class FakeServer:
                  fault_for: Callable[[str], str | None] | None = None,
                  host: str = "127.0.0.1", port: int = 0, reasoning: str | None = None,
                  reasoning_text: str = REASONING_TEXT, reasoning_tokens: int = 0,
-                 reject_max_tokens: bool = False,
+                 reject_max_tokens: bool = False, ignore_n: bool = False,
                  logprobs_for: Callable[[str, str], dict[str, float]] | None = None) -> None:
         self.responder = responder or constant("Safe Response")
         self.latency = latency
@@ -145,6 +145,7 @@ class FakeServer:
         self.reasoning_text = reasoning_text
         self.reasoning_tokens = reasoning_tokens  # budget the reasoning needs before answering
         self.reject_max_tokens = reject_max_tokens
+        self.ignore_n = ignore_n  # one answer whatever n asks, as Ollama does
         self.logprobs_for = logprobs_for or default_logprobs
         self.last_body: dict[str, Any] | None = None
         self.last_headers: dict[str, str] = {}
@@ -275,7 +276,7 @@ class FakeServer:
         self.last_body = request
         if self.latency:
             await asyncio.sleep(self.latency)
-        n = request.get("n") or 1
+        n = 1 if self.ignore_n else request.get("n") or 1
         choices = [self._choice(i, prompt, request) for i in range(n if isinstance(n, int)
                                                                   else 1)]
         self.answered += 1

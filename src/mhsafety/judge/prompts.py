@@ -26,6 +26,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..data import Example
 from ..errors import DataError, UsageError
@@ -141,6 +142,46 @@ class PromptTemplate:
             return [user]
         return [{"role": "system", "content": self._system.substitute(values)}, user]
 
+    def messages_json(self, item: Example, examples: Sequence[Example] = (),
+                      output: str = "text") -> bytes:
+        """``messages_json(self.messages(item, examples, output))``, byte for byte, built
+        from pre-escaped pieces (what the runner sends and hashes)."""
+        fixed = self._escaped_fixed.get(output)
+        if fixed is None:
+            fixed = self._escaped_fixed[output] = {
+                "definitions": _escape(definitions_block()),
+                "labels": _escape(", ".join(LABEL_NAMES)),
+                "answer": _escape(answer_instruction(output))}
+        key = (output, tuple(map(id, examples)))
+        shots = self._escaped_shots.get(key)
+        if shots is None:
+            if len(self._escaped_shots) > 256:
+                self._escaped_shots.clear()
+            shots = self._escaped_shots[key] = _escape(examples_block(examples, output))
+        values = {**fixed, "examples": shots, "context": _escape(item.context),
+                  "response": _escape(item.response)}
+        user = '{"content":"' + self._escaped_user.join(values) + '","role":"user"}'
+        if self._escaped_system is None:
+            return ("[" + user + "]").encode("utf-8")
+        system = '{"content":"' + self._escaped_system.join(values) + '","role":"system"}'
+        return ("[" + system + "," + user + "]").encode("utf-8")
+
+    @functools.cached_property
+    def _escaped_user(self) -> _EscapedTemplate:
+        return _EscapedTemplate(self._compiled)
+
+    @functools.cached_property
+    def _escaped_system(self) -> _EscapedTemplate | None:
+        return None if self._system is None else _EscapedTemplate(self._system)
+
+    @functools.cached_property
+    def _escaped_fixed(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    @functools.cached_property
+    def _escaped_shots(self) -> dict[tuple[Any, ...], str]:
+        return {}
+
 
 def check_template(text: str, source: str, required: Sequence[str] = REQUIRED
                    ) -> PromptTemplate:
@@ -193,9 +234,45 @@ def load_template(path: str | Path | None, system_prompt: str | Path | None = No
     return PromptTemplate(tpl.text, f"{tpl.source} + system {system_prompt}", system.text)
 
 
-def messages_hash(messages: list[dict[str, str]]) -> str:
-    blob = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+def messages_json(messages: list[dict[str, str]]) -> bytes:
+    """Messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
+    ``prompt_hash``) and sent, so each prompt is serialised once."""
+    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def prompt_hash(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _escape(text: str) -> str:
+    # JSON escapes character by character, so escaped pieces concatenate to the escaped whole.
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class _EscapedTemplate:
+    """A template split into JSON-escaped literal text and placeholder names, so a prompt's
+    JSON is joined from pieces and only the item's own text is escaped per prompt (the 2 kB
+    of definitions are escaped once, not once per request)."""
+
+    def __init__(self, template: string.Template) -> None:
+        self.parts: list[tuple[bool, str]] = []
+        text, pos, literal = template.template, 0, ""
+        for match in template.pattern.finditer(text):
+            literal += text[pos:match.start()]
+            pos = match.end()
+            if match.group("escaped") is not None:
+                literal += template.delimiter
+                continue
+            name = match.group("named") or match.group("braced")
+            if name is None:  # check_template refuses these before a template is used
+                raise DataError(f"invalid placeholder at character {match.start()}")
+            self.parts += [(False, _escape(literal)), (True, name)]
+            literal = ""
+        self.parts.append((False, _escape(literal + text[pos:])))
+
+    def join(self, values: dict[str, str]) -> str:
+        return "".join(values[piece] if is_name else piece for is_name, piece in self.parts)
 
 
 # --------------------------------------------------------------------------- few-shot

@@ -19,8 +19,6 @@ The pieces other protocols reuse: :class:`Prompts` turns an item of a round into
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import random
 import time
@@ -34,7 +32,7 @@ from typing import Any
 from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
-from ..records import PredictionRecord, write_records
+from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord, write_records
 from .client import (
     UNREACHABLE,
     Answer,
@@ -48,7 +46,13 @@ from .client import (
 )
 from .log import LOG_VERSION, Log, RoundLog, exclusive, read_round_log
 from .parse import PROBS_VOTES, Verdict, answer_parser, read_answer, vote
-from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots
+from .prompts import (
+    PromptTemplate,
+    ShotPlan,
+    load_template,
+    plan_shots,
+    prompt_hash,
+)
 from .settings import JudgeSettings
 
 __all__ = ["Job", "JudgeResult", "JudgeSettings", "Prompts", "ask_all", "format_summary",
@@ -94,17 +98,6 @@ def _now() -> str:
     return _clock[1]
 
 
-def messages_json(messages: list[dict[str, str]]) -> bytes:
-    """The messages as the compact, key-sorted UTF-8 JSON that is both hashed (the log's
-    ``prompt_hash``) and sent, so each prompt is serialised once."""
-    return json.dumps(messages, ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":")).encode("utf-8")
-
-
-def prompt_hash(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 class Prompts:
     """The messages of an item in a round: the template, the round's few-shot examples (the
     item itself never among them) and the answer format of ``--output``."""
@@ -115,6 +108,11 @@ class Prompts:
     def messages(self, round_no: int, ex: Example) -> list[dict[str, str]]:
         shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
         return self.template.messages(ex, shots, self.output)
+
+    def messages_json(self, round_no: int, ex: Example) -> bytes:
+        """``messages_json(self.messages(round_no, ex))``, built faster (what is sent)."""
+        shots = self.plan.for_item(round_no, ex) if self.plan is not None else []
+        return self.template.messages_json(ex, shots, self.output)
 
 
 @dataclass
@@ -202,7 +200,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     def jobs() -> Iterator[Job]:
         for r, lg in logs.items():
             for i, ex in enumerate(examples):
-                blob = messages_json(prompts.messages(r, ex))
+                blob = prompts.messages_json(r, ex)
                 digest = prompt_hash(blob)
                 if not lg.settle(ids[i], digest):
                     yield Job(r, ids[i], blob, digest)
@@ -252,11 +250,12 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
     usage: Counter[str] = Counter()
     per_round = {}
     reasoning = 0
+    short = 0  # answers with fewer samples than asked (servers that ignore n)
     for r, lg in logs.items():
         recs = []
         for i, ex in enumerate(examples):
             entry = lg.answers.get(ids[i])
-            meta: dict[str, Any] = {"notes": notes} if notes else {}
+            meta: dict[str, Any] = {}
             if entry is not None:
                 verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
@@ -264,9 +263,11 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                     meta["probs_from"] = verdict.probs_from
                 if verdict.reasoning:
                     reasoning += 1
+                if settings.samples > 1 and len(entry.get("answers") or [0]) < settings.samples:
+                    short += 1
                 recs.append(PredictionRecord(
                     ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
-                    raw=verdict.text, error=verdict.error, meta=meta))
+                    raw=verdict.text, error=verdict.error, meta=meta, notes=list(notes)))
                 if entry.get("model"):
                     models[entry["model"]] += 1
                 if entry.get("system_fingerprint"):
@@ -278,7 +279,8 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                 failure = lg.failures.get(ids[i])
                 reason = failure["error"] if failure else "not requested (the run stopped)"
                 recs.append(PredictionRecord(ids[i], ex.label, None, settings.name, str(r),
-                                             error=f"request failed: {reason}", meta=meta))
+                                             error=f"request failed: {reason}", meta=meta,
+                                             notes=list(notes)))
         records[str(r)] = recs
         per_round[str(r)] = {
             "answered": sum(1 for x in recs if x.raw is not None),
@@ -293,8 +295,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
             voted.append(PredictionRecord(
                 ids[i], ex.label, pred, f"{settings.name} vote", "vote",
                 error=None if pred is not None else "no valid answer in any round",
-                meta={"notes": notes, "rounds": settings.rounds} if notes
-                else {"rounds": settings.rounds}))
+                meta={"rounds": settings.rounds}, notes=list(notes)))
         records["vote"] = voted
         files.append(write_records(out / "preds" / "vote.preds.jsonl", voted))
 
@@ -328,6 +329,7 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         "failed": sum(v["failed"] for v in per_round.values()),
         "invalid": sum(v["invalid"] for v in per_round.values()),
         "with_reasoning": reasoning,
+        "fewer_samples_than_asked": short,
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
@@ -358,7 +360,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
         same_file = examples_hash(train) == examples_hash(examples)
         if same_file or {(e.context, e.response) for e in train} & \
                 {(e.context, e.response) for e in examples}:
-            notes.append("shots drawn from the judged items, self excluded")
+            notes.append(NOTE_SHOTS_FROM_JUDGED)
     s = asdict(settings)
     return {
         "kind": "mhsafety-judge-run",
@@ -569,6 +571,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"ignored {s['stale_ignored']} logged answers from other settings")
     if s["torn_lines_repaired"]:
         lines.append(f"repaired {s['torn_lines_repaired']} torn log line(s) left by a crash")
+    if s.get("fewer_samples_than_asked"):
+        lines.append(f"{s['fewer_samples_than_asked']} answers came with fewer samples than "
+                     "--samples asked (the server ignores n); their records have no vote shares")
     if s["failed"]:
         lines.append("failed items are recorded with their reason; rerun the same command "
                      "to retry them")
