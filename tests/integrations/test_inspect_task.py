@@ -193,3 +193,27 @@ def test_inspect_cli_against_the_server_matches_mhsafety_judge(
     from_inspect, from_judge = scores(log_file), scores(tmp_path / "judge")
     assert from_inspect == from_judge
     assert from_inspect[0] > 0 and 0 < from_inspect[1]["accuracy"] < 1
+
+
+@pytest.mark.slow
+def test_json_output_sends_the_schema_and_reasoning_is_never_parsed(
+        small_items, small_file, tmp_path):
+    need("inspect_ai", "inspect")
+    from mhsafety.integrations.inspect_task import dialogue_safety
+    from mhsafety.judge.prompts import label_schema
+
+    seen = []
+
+    def outputs_for(prompt):
+        # The reasoning names another category; only the answer after it may count.
+        return '<think>Maybe Toxic Language? No.</think>{"label": "Safe Response"}'
+
+    task = dialogue_safety(data=str(small_file), output="json")
+    schema = task.config.response_schema
+    assert schema is not None and schema.json_schema.model_dump(exclude_none=True)[
+        "properties"]["label"]["enum"] == label_schema()["properties"]["label"]["enum"]
+    log = _eval(task, _mock_model(lambda p: seen.append(p) or outputs_for(p)), tmp_path)
+    assert '{"label": ' in seen[0]  # the prompt asks for the JSON answer
+    gold = [ex.label for ex in small_items]
+    expected = compute_metrics(gold, [7] * len(gold))
+    assert log.results.scores[0].metrics["accuracy"].value == pytest.approx(expected.accuracy)

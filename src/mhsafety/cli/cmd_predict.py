@@ -4,8 +4,7 @@ from pathlib import Path
 
 import click
 
-from ._encoder_options import encoder_predict_options
-from .options import data_option
+from .options import data_option, encoder_predict_options
 
 
 @click.command("predict")
@@ -35,7 +34,10 @@ from .options import data_option
 def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | None,
             run: str, engine: str, ray_actors: int | None, ray_batch_size: int | None,
             threshold: float | None, **encoder: object) -> None:
-    """Predict a dataset with a saved classifier; write prediction records (JSONL)."""
+    """Predict a dataset with a saved classifier; write prediction records (JSONL).
+
+    --batch-size, --precision, --device and --runtime apply to encoder checkpoints only.
+    """
     from ..classifiers.base import read_manifest
     from ..errors import UsageError
     from ..training import predict_file

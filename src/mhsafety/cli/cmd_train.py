@@ -5,13 +5,15 @@ from pathlib import Path
 import click
 
 from ..training import DEFAULT_TRAIN_SEEDS
-from ._encoder_options import encoder_config, encoder_train_options, split_train_selection
 from .options import (
     SpacedListCommand,
     allow_overlap_option,
     config_option,
+    encoder_config,
+    encoder_train_options,
     parse_config,
     seeds_option,
+    split_train_selection,
 )
 
 
@@ -34,7 +36,10 @@ from .options import (
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
             seeds: list[int], config: tuple[str, ...], out: Path, allow_overlap: bool,
             **encoder: object) -> None:
-    """Train a classifier and save it as a checkpoint folder."""
+    """Train a classifier and save it as a checkpoint folder.
+
+    The options from --head on apply to fine-tuned encoders only.
+    """
     from ..training import model_spec, train_checkpoints
 
     settings = parse_config(config)
