@@ -163,3 +163,27 @@ def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoi
             assert re.search(r"^mhsafety_guard_escalations_total 12\.0$", metrics, re.M)
         finally:
             stop_server(server)
+
+
+def test_a_judge_whose_server_is_down_is_alive_but_not_ready(tmp_path):
+    from mhsafety.judge.fakeserver import FakeServer
+    from mhsafety.registry import create_classifier
+    from tests.helpers.guard_servers import start_server, stop_server
+
+    judge_server = FakeServer().start()
+    judge = tmp_path / "judge"
+    create_classifier(f"judge:fake-judge@{judge_server.url}", seed=0, rounds=1,
+                      max_attempts=1, timeout=2).save(judge)
+    judge_server.stop()
+    server = start_server(judge, tmp_path / "judge-guard.log", "--timeout", "5")
+    try:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and "unreachable" in ready.json()["detail"]
+        result = httpx.post(f"{server.url}/v1/check", json={
+            "context": "[seeker]最近总是失眠", "response": "[supporter]能说说吗？"},
+            timeout=30).json()["results"][0]
+        assert result["decision"] == "unverified" and result["reason"]
+        assert "最近总是失眠" not in server.log_text()
+    finally:
+        stop_server(server)
