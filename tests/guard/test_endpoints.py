@@ -131,6 +131,7 @@ def test_oversized_body_gets_a_readable_413_with_httpx(baseline_server):
     assert httpx.post(f"{baseline_server.url}/v1/check", json=INSULT).status_code == 200
 
 
+@pytest.mark.slow
 def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoint, tmp_path):
     """Single-item requests all carry id "0"; batched together for the escalation tier (a
     judge that joins answers on ids), each still gets its own answer."""
