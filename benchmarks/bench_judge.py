@@ -10,6 +10,15 @@ written. Then it runs 10,000 items in a child process and prints its peak reside
     python benchmarks/bench_judge.py                  # concurrency 1 8 32 64, 10k memory run
     python benchmarks/bench_judge.py --concurrency 64 --repeat 5 --memory-items 0
     python benchmarks/bench_judge.py --client openai  # the same through the openai SDK
+    python benchmarks/bench_judge.py --protocol sequential   # node questions, requests per item
+    python benchmarks/bench_judge.py --batch          # batch mode's overhead for 800 items
+
+``--protocol sequential`` starts the server with ``--gold`` (it answers every node question
+as the item's gold label's path through the nodes goes), so the requests per item are those of
+a judge that agrees with the annotators; a judge that says "no problem" at nodes 1-3 more
+often than they did costs more. ``--batch`` sends the items through the fake Batch API
+(validating and in_progress last 0 s, so only the client's and the protocol's own work is
+timed) and prints each phase beside a synchronous run of the same items at concurrency 64.
 """
 
 from __future__ import annotations
@@ -26,9 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver",
-                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+                             "--latency", str(latency), *extra], stdout=subprocess.PIPE,
+                            text=True)
     line = proc.stdout.readline().strip()  # "listening on URL"
     return proc, line.rsplit(" ", 1)[-1]
 
@@ -41,7 +51,8 @@ def examples(n: int):
             for i, ex in ((i, base[i % len(base)]) for i in range(n))]
 
 
-def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1) -> dict:
+def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1,
+             **settings) -> dict:
     from mhsafety.judge.runner import run_judge
     from mhsafety.judge.settings import JudgeSettings
 
@@ -50,10 +61,55 @@ def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1) -
         start = time.perf_counter()
         result = run_judge(items, tmp, JudgeSettings(
             model="fake-judge", base_url=url, rounds=rounds, concurrency=concurrency,
-            client=client), show_progress=False)
+            client=client, **settings), show_progress=False)
         total = time.perf_counter() - start
-    return {"requests_s": result.summary["this_run"]["wall_s"], "total_s": total,
-            "answered": result.summary["answered"]}
+    run = result.summary["this_run"]
+    return {"requests_s": run["wall_s"], "total_s": total, "requests": run["requests"],
+            "answered": result.summary["answered"], "batch": run.get("batch")}
+
+
+def bench_sequential(args: argparse.Namespace) -> None:
+    """Requests per item and throughput of the sequential protocol, gold-answering server."""
+    server, url = start_server(args.latency, "--gold", str(TEST_JSON))
+    try:
+        print(f"sequential protocol, client {args.client}, server latency "
+              f"{args.latency * 1000:.0f} ms, gold-path answers")
+        print("concurrency  items  median_s  requests/item  items/s  req/s  limit req/s  "
+              "fraction")
+        for c in args.concurrency:
+            n = args.items_at_1 if c == 1 else args.items
+            runs = sorted((run_once(url, n, c, args.client, protocol="sequential")
+                           for _ in range(1 if c == 1 else args.repeat)),
+                          key=lambda r: r["requests_s"])
+            mid = runs[len(runs) // 2]
+            limit = c / args.latency
+            rate = mid["requests"] / mid["requests_s"]
+            print(f"{c:>11}  {n:>5}  {mid['requests_s']:>8.2f}  {mid['requests'] / n:>13.3f}  "
+                  f"{n / mid['requests_s']:>7.1f}  {rate:>5.0f}  {limit:>11.0f}  "
+                  f"{rate / limit:.2f}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench_batch(args: argparse.Namespace) -> None:
+    """Batch mode end to end against the fake Batch API, beside a synchronous run."""
+    server, url = start_server(args.latency)
+    try:
+        print(f"batch mode, {args.items} items, server latency {args.latency * 1000:.0f} ms "
+              f"(batch answered all at once), poll every {args.poll:g} s")
+        for r in range(args.repeat):
+            batch = run_once(url, args.items, 64, args.client, batch=True,
+                             batch_poll=args.poll)
+            sync = run_once(url, args.items, 64, args.client)
+            phases = ", ".join(f"{k[:-2]} {v:.3f}" for k, v in batch["batch"].items()
+                               if k.endswith("_s"))
+            print(f"run {r + 1}: batch {batch['total_s']:.2f} s total (phases s: {phases}); "
+                  f"synchronous at concurrency 64: {sync['total_s']:.2f} s; "
+                  f"answered {batch['answered']}")
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def judge_bodies(n: int, rounds: int) -> list[bytes]:
@@ -124,11 +180,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per concurrency; the median and the best are printed, since "
                          "a shared machine makes single runs noisy")
+    ap.add_argument("--protocol", choices=["flat", "sequential"], default="flat")
+    ap.add_argument("--batch", action="store_true", help="measure batch mode instead")
+    ap.add_argument("--poll", type=float, default=0.1, help="batch poll interval, seconds")
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.url, args.memory_items, max(args.concurrency), args.client)
+        return
+    if args.protocol == "sequential":
+        bench_sequential(args)
+        return
+    if args.batch:
+        bench_batch(args)
         return
     server, url = start_server(args.latency)
     try:

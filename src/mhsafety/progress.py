@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -21,4 +22,13 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", **k
     """A manually advanced bar (``bar.update(n)``), for concurrent work."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=None, dynamic_ncols=True, **kwargs)
+    kwargs.setdefault("disable", None)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs)
+
+
+def note(line: str) -> None:
+    """A progress line on stderr, on a terminal and in a pipe alike (a log of a long run
+    needs a line per step, say per epoch); printed above any bar without breaking it."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)

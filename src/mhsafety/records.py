@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,13 +187,35 @@ def write_records(path: str | os.PathLike[str], records: Iterable[PredictionReco
     return p
 
 
+# Readers of other tools' result files (harness logs), registered from a higher floor
+# (mhsafety.integrations.harness_logs), so this module never names them: (matches, read).
+RecordReader = Callable[[Path], list[PredictionRecord]]
+_READERS: list[tuple[Callable[[Path], bool], RecordReader]] = []
+
+
+def register_reader(matches: Callable[[Path], bool], read: RecordReader) -> None:
+    """Let :func:`read_records` and :func:`load_runs` read files that ``matches`` accepts."""
+    if (matches, read) not in _READERS:
+        _READERS.append((matches, read))
+
+
+def _foreign_reader(path: Path) -> RecordReader | None:
+    return next((read for matches, read in _READERS if matches(path)), None)
+
+
 def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:
-    """Read and validate one prediction file; errors name the file and line."""
+    """Read and validate one prediction file; errors name the file and line.
+
+    A file a registered reader accepts (an inspect log, lm-eval samples) is read by it.
+    """
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such file")
     if p.is_dir():
         raise DataError(f"{p}: is a folder, expected a prediction file")
+    foreign = _foreign_reader(p)
+    if foreign is not None:
+        return foreign(p)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -206,13 +228,15 @@ def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:
 
 
 def find_prediction_files(path: str | os.PathLike[str]) -> list[Path]:
-    """A file as itself; a folder as every ``*.preds.jsonl`` under it, sorted."""
+    """A file as itself; a folder as every ``*.preds.jsonl`` (or file a registered reader
+    accepts) under it, sorted."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such file or folder")
     if p.is_file():
         return [p]
-    files = sorted(p.rglob(f"*{PREDICTION_SUFFIX}"))
+    files = sorted(f for f in p.rglob("*") if f.is_file() and (
+        f.name.endswith(PREDICTION_SUFFIX) or _foreign_reader(f) is not None))
     if not files:
         raise DataError(f"{p}: no prediction files (*{PREDICTION_SUFFIX}) in this folder")
     return files

@@ -121,6 +121,9 @@ def test_analysis_has_run_aware_node_intervals(upstream_runs):
     assert iv.method == "runs and items" and iv.low < iv.estimate < iv.high
     text = format_analysis(result)
     assert "## Per-node scores" in text and "Node 4: which unsafe kind" in text
+    # the row carries the note of its records, in its words
+    assert bert.notes == ["selected-on-test"]
+    assert "| BERT-base [epoch picked on the test set] |" in text
 
 
 def test_evaluate_json_with_extra_tables_is_one_document(upstream_runs, capsys):

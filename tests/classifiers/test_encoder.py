@@ -78,12 +78,13 @@ def test_role_markers_added_as_new_tokens_without_unused_slots(tmp_path, test_ex
 
 
 def test_weighted_loss_matches_hand_computation():
-    from mhsafety.classifiers.encoder_model import PAPER_CLASS_WEIGHTS, weighted_cross_entropy
+    from mhsafety.classifiers.encoder_config import EncoderConfig
+    from mhsafety.classifiers.encoder_model import weighted_cross_entropy
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 8))
     labels = np.array([0, 2, 7, 7, 5, 2])
-    w = np.array(PAPER_CLASS_WEIGHTS)
+    w = np.array(EncoderConfig().class_weights)  # the paper's weights
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -(w[labels] * logp[np.arange(6), labels]).sum() / w[labels].sum()
     got = weighted_cross_entropy(torch.tensor(logits), torch.tensor(labels),
@@ -192,13 +193,13 @@ def test_missing_local_folder_and_bad_settings(tmp_path):
         load_tokenizer(str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="head"):
         EncoderClassifier(model="x", head="mlp")
-    with pytest.raises(UsageError, match="unknown encoder settings"):
+    with pytest.raises(UsageError, match="unknown setting 'lr'; expected one of"):
         EncoderClassifier(model="x", lr=1)
     with pytest.raises(UsageError, match="needs a model"):
         create_classifier("encoder")
     with pytest.raises(UsageError, match="epochs must be an integer, got 'abc'"):
         EncoderClassifier(model="x", epochs="abc")  # e.g. --config epochs=abc
-    with pytest.raises(UsageError, match="warm-up ratio"):
+    with pytest.raises(UsageError, match=r"warmup_ratio must be in \[0, 1\], got 1.5"):
         EncoderClassifier(model="x", warmup_ratio=1.5)
 
 
@@ -294,3 +295,71 @@ def test_length_grouped_batches_cover_every_item_once_with_little_padding():
     assert sorted(first) == list(range(1000)) and first != order
     plain.set_epoch(2)
     assert list(plain) != first
+
+
+def _decoded(model, example) -> tuple[str, str]:
+    """The (context, response) an encoded pair holds, as characters without spaces."""
+    ids = model.encode([example])[0]["input_ids"]
+    assert len(ids) <= model.config["max_length"]
+    sep = model._tokenizer.sep_token_id
+    first = ids.index(sep)
+    text = [model._tokenizer.decode(part, skip_special_tokens=False).replace(" ", "")
+            for part in (ids[1:first], ids[first + 1:-1])]
+    return text[0], text[1]
+
+
+def test_truncation_drops_oldest_turns_and_keeps_response_and_newest_seeker(tiny_dir):
+    from mhsafety.data import Example
+
+    model = create_classifier(f"encoder:{tiny_dir}", max_length=40)
+    model._build()
+    turns = [("seeker", "我很久以前说的第一句话"), ("supporter", "我们先聊一聊"),
+             ("seeker", "后来我又说了第二句"), ("supporter", "嗯我明白"),
+             ("seeker", "最新的话是我很难过")]
+    context = "".join(f"[{role}]{text}" for role, text in turns)
+    example = Example(context=context, response="[supporter]回复要完整地留下来")
+    assert len(model._tokenizer(context, example.response)["input_ids"]) > 40  # it overflows
+    kept, response = _decoded(model, example)
+    assert response == "[unused2]回复要完整地留下来"
+    assert kept.endswith("[unused1]最新的话是我很难过")
+    # Room for 37 - 12 = 25 context tokens: whole turns from the newest backwards (10 + 5 +
+    # 10); the next (7 more) does not fit, so it and the oldest go, no half turn at the start.
+    assert kept == "[unused1]后来我又说了第二句[unused2]嗯我明白[unused1]最新的话是我很难过"
+
+    # A newest seeker turn too long for the room keeps its end; older turns all go.
+    wordy = Example(context="[seeker]旧的话[seeker]" + "很长的一段话" * 10 + "结尾在这里",
+                    response="[supporter]好的")
+    kept, response = _decoded(model, wordy)
+    assert response == "[unused2]好的" and kept.endswith("结尾在这里")
+    assert "旧" not in kept and len(model.encode([wordy])[0]["input_ids"]) == 40
+
+    # Supporter turns after the newest seeker turn are newer: they stay while they fit.
+    late = Example(context="[seeker]很早的话很早的话很早的话[seeker]求助[supporter]后来补充",
+                   response="[supporter]回复")
+    late = Example(context=late.context.replace("很早的话", "很早的话" * 3), response=late.response)
+    assert _decoded(model, late)[0] == "[unused1]求助[unused2]后来补充"
+
+
+def test_pairs_that_fit_encode_as_the_plain_pair_encoding(tiny_dir, test_examples):
+    model = create_classifier(f"encoder:{tiny_dir}", max_length=512)
+    model._build()
+    sample = list(test_examples[:40])
+    plain = model._tokenizer([ex.context.replace("[seeker]", "[unused1]")
+                              .replace("[supporter]", "[unused2]") for ex in sample],
+                             [ex.response.replace("[supporter]", "[unused2]")
+                              .replace("[seeker]", "[unused1]") for ex in sample])
+    assert [row["input_ids"] for row in model.encode(sample)] == plain["input_ids"]
+
+
+def test_training_prints_one_line_per_epoch_when_piped(tiny_dir, small_sets, capsys):
+    import re
+
+    train, dev, _ = small_sets
+    model = create_classifier(f"encoder:{tiny_dir}", seed=1, max_length=32, batch_size=8,
+                              epochs=2, patience=0)
+    model.fit(train[:16], dev[:8])
+    lines = capsys.readouterr().err.splitlines()  # not a terminal here: no bar, just lines
+    pattern = r"encoder epoch (\d)/2: train loss \d+\.\d{4}, dev f1 \d+\.\d\d \(n=8\)"
+    assert [re.match(pattern, line).group(1) for line in lines] == ["1", "2"]
+    assert "best so far" in lines[0]
+    assert f"{model.history[0]['train_loss']:.4f}" in lines[0]

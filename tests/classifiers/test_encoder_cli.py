@@ -91,7 +91,7 @@ def test_encoder_options_and_model_errors_are_one_sentence(files, capsys):
                             "--select-on-test", str(root / "test.json")], capsys)
     assert code == 2 and "--select-on-test replaces --dev" in err
     code, _, err = run_cli([*base, "--model", str(model), "--class-weights", "1,2"], capsys)
-    assert code == 2 and "needs 8 numbers" in err
+    assert code == 2 and "class_weights must be 8 non-negative numbers" in err
     code, _, err = run_cli(["predict", "--checkpoint", str(root / "nothing"), "--out",
                             str(root / "p.jsonl"), "--data", str(root / "test.json")], capsys)
     assert code == 2 and "no such checkpoint folder" in err

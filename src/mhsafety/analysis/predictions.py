@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from ..records import Run
+from ..records import Run, merge_notes
 from ..taxonomy import NUM_LABELS
 
 INVALID = -1
@@ -78,8 +78,7 @@ def system_predictions(system: str, runs: Sequence[Run]) -> SystemPredictions:
             pred[r, i] = INVALID if rec.pred is None else rec.pred
             if probs is not None:
                 probs[r, i] = rec.probs  # type: ignore[assignment]
-    notes = sorted({note for run in runs for rec in run.records[:1]
-                    for note in rec.meta.get("notes", []) if isinstance(note, str)})
+    notes = merge_notes(*(run.notes for run in runs))
     sources = sorted({run.source for run in runs if run.source})
     return SystemPredictions(system, [run.run for run in runs], ids, gold, pred, probs, notes,
                              sources)

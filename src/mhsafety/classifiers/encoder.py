@@ -19,43 +19,19 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data import Example, examples_hash, train_dev_split
+from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
+from ..progress import note
 from ..records import NOTE_SELECTED_ON_TEST, NOTE_TEXTS, PredictionRecord
 from .base import Classifier
+from .encoder_config import SELECT_METRICS, EncoderConfig
 
 log = logging.getLogger(__name__)
 
-#: The paper's recipe, plus the project's model-selection settings.
-DEFAULTS: dict[str, Any] = {
-    "model": None,              # hub name or local folder
-    "head": "cls",              # cls | roberta | pooler
-    "max_length": 512,
-    "class_weights": [2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5],
-    "learning_rate": 2e-5,
-    "weight_decay": 0.01,       # none on biases and LayerNorm weights
-    "warmup_ratio": 0.1,        # linear schedule
-    "epochs": 5,
-    "batch_size": 16,           # per optimizer step, over all processes
-    "gradient_accumulation": 1,
-    "seed": 42,
-    "dev_ratio": 0.1,           # used when fit() gets no dev set; 0 = no selection
-    "select_metric": "f1",      # a RunMetrics field: f1 (weighted), accuracy, macro_f1, ...
-    "patience": 2,              # epochs without dev improvement before stopping; 0 = never
-    "select_on_test": False,    # the paper's (leaky) protocol: the "dev" set is the test set
-    "group_by_length": True,    # batches of similar length, so dynamic padding wastes little
-    "pad_to_max_length": False,  # pad every batch to max_length (only for comparisons)
-    "precision": "auto",        # auto | fp32 | bf16 | fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)
-    "device": "auto",           # auto | cpu | cuda | cuda:N | mps
-    "eval_batch_size": 64,
-    "max_steps": None,          # stop after this many optimizer steps (smoke runs, benchmarks)
-    "work_dir": None,           # keep per-epoch state here to resume after a crash (removed on save)
-}
-SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 # The note the paper's fine-tuned rows carry too, so tables mark our leaky runs like theirs.
 TEST_SELECTION_NOTE = NOTE_TEXTS[NOTE_SELECTED_ON_TEST]
 
@@ -64,15 +40,22 @@ class EncoderClassifier(Classifier):
     """A Hugging Face encoder fine-tuned on (context, response) pairs."""
 
     kind = "encoder"
+    config_class = EncoderConfig
+    # Micro-batching the guard service should use for this kind unless told otherwise (names
+    # of guard.service.ServiceConfig fields). A BERT-base-size encoder on a 2-core CPU scores
+    # about one item a second, and batches of 16 score about 3x faster per item than single
+    # items (docs/benchmarks/encoder.md): worth a few ms of waiting for company, while 16
+    # bounds how long one model call (and so a request's wait behind it) takes.
+    serving_defaults: ClassVar[dict[str, Any]] = {"max_model_batch": 16, "batch_wait_ms": 5.0}
 
     def __init__(self, **config: Any) -> None:
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise UsageError(f"unknown encoder settings: {', '.join(sorted(unknown))}; "
-                             f"expected some of {', '.join(DEFAULTS)}")
-        merged = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-        _validate(merged)
-        super().__init__(**merged)
+        import dataclasses
+
+        from ..settings import build
+
+        given = {k: v for k, v in config.items() if v is not None}
+        settings = build(EncoderConfig, given, where="encoder settings")
+        super().__init__(**dataclasses.asdict(settings))
         self._model: Any = None
         self._tokenizer: Any = None
         self.markers: dict[str, str] = {}
@@ -82,6 +65,11 @@ class EncoderClassifier(Classifier):
         self.best_epoch: int | None = None
         self._work_folder: Path | None = None
         self._other_extra: dict[str, Any] = {}
+        # A loaded checkpoint: its folder (torch weights load on first use, so a service on
+        # the ONNX model never holds them), its ONNX record and the ONNX Runtime session.
+        self._folder: Path | None = None
+        self._onnx: dict[str, Any] | None = None
+        self._onnx_scorer: Any = None
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
@@ -110,31 +98,91 @@ class EncoderClassifier(Classifier):
         self._model = EncoderForSafety(backbone, self.config["head"])
 
     def encode(self, examples: Sequence[Example]) -> list[dict[str, list[int]]]:
-        """Token ids of each (context, response) pair, truncated to ``max_length``."""
+        """Token ids of each (context, response) pair, at most ``max_length`` of them.
+
+        A pair that does not fit keeps its response whole and loses its oldest context turns
+        first; the newest seeker turn always stays (cut from its start if it alone is too
+        long): a dialogue's end, next to the response, matters most.
+        """
         from .encoder_model import apply_markers
 
-        enc = self._tokenizer(
-            [apply_markers(ex.context, self.markers) for ex in examples],
-            [apply_markers(ex.response, self.markers) for ex in examples],
-            truncation=True, max_length=int(self.config["max_length"]),
-        )
+        limit = int(self.config["max_length"])
+        contexts = [apply_markers(ex.context, self.markers) for ex in examples]
+        responses = [apply_markers(ex.response, self.markers) for ex in examples]
+        enc = self._tokenizer(contexts, responses, truncation=False)
         keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
-        return [{k: enc[k][i] for k in keys} for i in range(len(examples))]
+        rows = [{k: enc[k][i] for k in keys} for i in range(len(examples))]
+        long = [i for i, row in enumerate(rows) if len(row["input_ids"]) > limit]
+        if long:
+            fitted = fit_pairs(self._tokenizer, [contexts[i] for i in long],
+                               [responses[i] for i in long], limit,
+                               [self.markers.get(m, m) for m in ROLE_MARKERS])
+            for i, row in zip(long, fitted):
+                rows[i] = {k: row[k] for k in keys}
+        return rows
 
-    def _collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
+    def _collate(self, features: list[dict[str, Any]], tensors: str = "pt") -> dict[str, Any]:
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
         if self.config["pad_to_max_length"]:
             batch = self._tokenizer.pad(features, padding="max_length",
                                         max_length=int(self.config["max_length"]),
-                                        return_tensors="pt")
+                                        return_tensors=tensors)
         else:
-            batch = self._tokenizer.pad(features, padding="longest", return_tensors="pt")
+            batch = self._tokenizer.pad(features, padding="longest", return_tensors=tensors)
         out = dict(batch)
         if labels is not None:
+            import torch
+
             out["labels"] = torch.tensor(labels, dtype=torch.long)
         return out
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def input_names(self) -> list[str]:
+        """The model inputs the tokenizer makes, in the order the ONNX graph takes them."""
+        made = set(self._tokenizer.model_input_names)
+        return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in made]
+
+    def torch_model(self) -> Any:
+        """The PyTorch model (loaded from the checkpoint folder on first use)."""
+        if self._model is None and self._folder is not None:
+            from .encoder_model import EncoderForSafety, load_backbone
+
+            backbone = load_backbone(str(self._folder), pooler=self.config["head"] == "pooler")
+            model = EncoderForSafety(backbone, self.config["head"])
+            model.load_head(self._folder)
+            self._model = model.eval()
+        if self._model is None:
+            raise UsageError("this encoder is not trained: call fit() or load a checkpoint")
+        return self._model
+
+    def runtime(self) -> str:
+        """``onnx`` or ``torch``: what :meth:`predict_proba` runs on, from the ``runtime``
+        setting. ``auto`` takes the checkpoint's ONNX model when it has one, onnxruntime is
+        installed and the device is the CPU; otherwise PyTorch."""
+        wanted = self.config.get("runtime", "auto")
+        if wanted == "torch":
+            return "torch"
+        if wanted == "onnx":
+            if self._onnx is None:
+                raise UsageError("this encoder has no ONNX model; add one with: mhsafety "
+                                 "export --checkpoint DIR --format onnx")
+            return "onnx"
+        if self._onnx is None or _device(self.config).type != "cpu":
+            return "torch"
+        import importlib.util
+
+        return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+
+    def _scorer(self) -> Any:
+        if self._onnx_scorer is None:
+            from .encoder_onnx import OnnxScorer
+
+            assert self._folder is not None and self._onnx is not None
+            self._onnx_scorer = OnnxScorer(self._folder, self._onnx)
+        return self._onnx_scorer
 
     # ------------------------------------------------------------------ training
 
@@ -206,6 +254,8 @@ class EncoderClassifier(Classifier):
         model, optimizer, loader, scheduler = accelerator.prepare(
             model, optimizer, loader, scheduler)
 
+        # Fresh weights: any ONNX model of a loaded checkpoint no longer matches them.
+        self._folder, self._onnx, self._onnx_scorer = None, None, None
         best_score, best_state, stale, step = -math.inf, None, 0, 0
         self.history = []
         first_epoch, stopped = 1, False
@@ -231,7 +281,8 @@ class EncoderClassifier(Classifier):
             model.train()
             started = time.perf_counter()
             loss_sum, batches, tokens, positions = 0.0, 0, 0, 0
-            for batch_inputs in _bar(loader, accelerator, f"epoch {epoch}"):
+            bar = _bar(len(loader), accelerator, f"epoch {epoch}/{cfg['epochs']}")
+            for batch_inputs in loader:
                 labels = batch_inputs.pop("labels")
                 with accelerator.accumulate(model):
                     logits = model(**batch_inputs)
@@ -243,12 +294,15 @@ class EncoderClassifier(Classifier):
                     optimizer.zero_grad()
                 loss_sum += float(loss.detach())
                 batches += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / batches:.4f}", refresh=False)
                 tokens += int(batch_inputs["attention_mask"].sum())
                 positions += int(batch_inputs["attention_mask"].numel())
                 if accelerator.sync_gradients:
                     step += 1
                     if cfg["max_steps"] and step >= int(cfg["max_steps"]):
                         break
+            bar.close()
             row: dict[str, Any] = {
                 "epoch": epoch, "steps": step, "train_loss": loss_sum / max(batches, 1),
                 "learning_rate": scheduler.get_last_lr()[0],
@@ -274,6 +328,9 @@ class EncoderClassifier(Classifier):
                         stop = True
             self.history.append(row)
             log.info("encoder epoch %s: %s", epoch, row)
+            if accelerator.is_main_process:
+                note(_epoch_line(row, int(cfg["epochs"]), cfg["select_metric"],
+                                 self.best_epoch == epoch))
             if resume is not None:
                 resume.commit(accelerator, epoch, {
                     "epoch": epoch, "step": step, "stale": stale, "stopped": stop,
@@ -293,7 +350,7 @@ class EncoderClassifier(Classifier):
     def _resume_key(self) -> dict[str, Any]:
         """What must match for a work folder's state to be resumed: data and settings that
         change the result (not the work folder itself, nor eval batch size or device)."""
-        ignore = {"work_dir", "eval_batch_size", "device"}
+        ignore = {"work_dir", "eval_batch_size", "device", "runtime"}
         return {"train_data_sha256": self.train_data_sha256,
                 "dev_data_sha256": self.dev_data_sha256,
                 "config": {k: v for k, v in self.config.items() if k not in ignore},
@@ -310,11 +367,42 @@ class EncoderClassifier(Classifier):
     # ------------------------------------------------------------------ prediction
 
     def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
-        if self._model is None:
+        if self._model is None and self._folder is None:
             raise UsageError("this encoder is not trained: call fit() or load a checkpoint")
         if not examples:
             return np.zeros((0, 8))
-        return self._predict(self._model, examples, shard=True)
+        if self.runtime() == "onnx":
+            try:
+                scorer = self._scorer()
+            except Exception as exc:
+                if self.config.get("runtime") == "onnx":
+                    raise
+                log.warning("ONNX model unusable (%s); predicting with PyTorch", exc)
+                self._onnx = None
+            else:
+                return self._predict_onnx(scorer, examples)
+        return self._predict(self.torch_model(), examples, shard=True)
+
+    def _batches(self, examples: Sequence[Example], rank: int = 0, world: int = 1) -> Any:
+        """(indices, features) of length-sorted batches of ``eval_batch_size``, longest first
+        (so dynamic padding wastes little); process ``rank`` of ``world`` gets every
+        world-th item of that order."""
+        features = self.encode(examples)
+        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+        mine = order[rank::world]
+        size = int(self.config["eval_batch_size"])
+        for start in range(0, len(mine), size):
+            idx = mine[start:start + size]
+            yield idx, [dict(features[i]) for i in idx]
+
+    def _predict_onnx(self, scorer: Any, examples: Sequence[Example]) -> np.ndarray:
+        out = np.zeros((len(examples), 8))
+        for idx, features in self._batches(examples):
+            logits = scorer(self._collate(features, tensors="np")).astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            out[idx] = probs / probs.sum(axis=1, keepdims=True)
+        return out
 
     def _predict(self, model: Any, examples: Sequence[Example], shard: bool) -> np.ndarray:
         """Probabilities in input order: items sorted by token length, batched with dynamic
@@ -323,20 +411,14 @@ class EncoderClassifier(Classifier):
 
         device = _device(self.config)
         rank, world = _rank_world(init=True, cpu=device.type == "cpu") if shard else (0, 1)
-        features = self.encode(examples)
-        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
-        mine = order[rank::world]
         model.eval()
         if next(model.parameters()).device != device:
             model.to(device)
         dtype = _autocast_dtype(self.config, device)
-        size = int(self.config["eval_batch_size"])
         out: dict[int, list[float]] = {}
         with torch.inference_mode():
-            for start in range(0, len(mine), size):
-                idx = mine[start:start + size]
-                batch = self._collate([dict(features[i]) for i in idx])
-                batch = {k: v.to(device) for k, v in batch.items()}
+            for idx, features in self._batches(examples, rank, world):
+                batch = {k: v.to(device) for k, v in self._collate(features).items()}
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = model(**batch)
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -381,11 +463,11 @@ class EncoderClassifier(Classifier):
         return Path(directory)
 
     def save_state(self, directory: Path) -> None:
-        if self._model is None:
+        if self._model is None and self._folder is None:
             raise UsageError("cannot save an untrained encoder")
         from .encoder_model import quiet_transformers
 
-        model = self._model
+        model = self.torch_model()
         with quiet_transformers():
             model.backbone.save_pretrained(directory)
         self._tokenizer.save_pretrained(directory)
@@ -406,71 +488,96 @@ class EncoderClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
-        from .encoder_model import HEAD_FILE, EncoderForSafety, load_backbone, load_tokenizer
+        import dataclasses
+
+        from .encoder_model import HEAD_FILE, load_tokenizer
+        from .encoder_onnx import MANIFEST_KEY, onnx_info
 
         if not (directory / HEAD_FILE).exists():
             raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")
-        config = {k: v for k, v in manifest.get("config", {}).items() if k in DEFAULTS}
+        # Settings a newer or older version wrote that this one does not know are left out.
+        known = {f.name for f in dataclasses.fields(EncoderConfig)}
+        config = {k: v for k, v in manifest.get("config", {}).items() if k in known}
         model = cls(**config)
         extra = manifest.get("extra") or {}
         model._tokenizer = load_tokenizer(str(directory))
-        backbone = load_backbone(str(directory), pooler=config.get("head") == "pooler")
-        model._model = EncoderForSafety(backbone, model.config["head"])
-        model._model.load_head(directory)
-        model._model.eval()
+        model._folder = Path(directory)
+        model._onnx = onnx_info(manifest)
         model.markers = dict(extra.get("role_markers") or {})
         model.history = list(extra.get("history") or [])
         model.dev_metrics = extra.get("dev_metrics")
         model.dev_data_sha256 = extra.get("dev_data_sha256")
         model.best_epoch = extra.get("best_epoch")
-        own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes"}
+        # The ONNX model is a file of this folder: a re-save elsewhere does not carry it.
+        own = {"role_markers", "best_epoch", "dev_metrics", "dev_data_sha256", "history", "notes",
+               MANIFEST_KEY}
         model._other_extra = {k: v for k, v in extra.items() if k not in own}
         return model
 
 
+# ---------------------------------------------------------------------- truncation
+
+
+def split_context_turns(context: str, markers: Sequence[str]) -> list[tuple[bool, str]]:
+    """``(is_seeker, text)`` for each turn of ``context``, texts exactly as written (their
+    concatenation is ``context``). Text before the first marker, or a context without
+    markers, counts as the seeker speaking (the data's reading of unmarked text)."""
+    import re
+
+    seeker, supporter = markers
+    starts = sorted({m.start() for tok in (seeker, supporter)
+                     for m in re.finditer(re.escape(tok), context)} | {0})
+    ends = starts[1:] + [len(context)]
+    turns = [(not context.startswith(supporter, a), context[a:b])
+             for a, b in zip(starts, ends) if b > a]
+    return turns or [(True, context)]
+
+
+def fit_pairs(tokenizer: Any, contexts: Sequence[str], responses: Sequence[str],
+              max_length: int, markers: Sequence[str]) -> list[dict[str, list[int]]]:
+    """Encode (context, response) pairs too long for ``max_length`` by dropping whole
+    context turns, oldest first, keeping the response whole and the newest seeker turn.
+
+    Turns are chosen by their token counts; the final encoding cuts what little may still
+    overflow from the start of the context (``truncation_side="left"``), so a seeker turn
+    longer than the room left keeps its end. A response so long that the seeker turn would
+    get under a quarter of the room is cut at its end (the only case the response is cut).
+    """
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    split = [split_context_turns(c, markers) for c in contexts]
+    flat = [text for turns in split for _, text in turns]
+    turn_lengths = iter(len(ids) for ids in
+                        tokenizer(flat, add_special_tokens=False)["input_ids"]) if flat else iter(())
+    kept_contexts, kept_responses = [], []
+    for turns, response in zip(split, responses):
+        lengths = [next(turn_lengths) for _ in turns]
+        seeker = max((i for i, (is_seeker, _) in enumerate(turns) if is_seeker),
+                     default=len(turns) - 1)
+        enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+        context_room = max(room - len(enc["input_ids"]), min(lengths[seeker], room // 4), 1)
+        if len(enc["input_ids"]) > room - context_room:
+            response = response[:enc["offset_mapping"][room - context_room - 1][1]]
+        # The newest seeker turn first, then the others from newest to oldest while whole
+        # turns fit; the first that does not fit ends the walk (no gaps in the dialogue).
+        kept, used = {seeker}, lengths[seeker]
+        for i in sorted((i for i in range(len(turns)) if i != seeker), reverse=True):
+            if used + lengths[i] > context_room:
+                break
+            kept.add(i)
+            used += lengths[i]
+        kept_contexts.append("".join(text for i, (_, text) in enumerate(turns) if i in kept))
+        kept_responses.append(response)
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        enc = tokenizer(kept_contexts, kept_responses, truncation="only_first",
+                        max_length=max_length)
+    finally:
+        tokenizer.truncation_side = side
+    return [{k: enc[k][i] for k in enc} for i in range(len(kept_contexts))]
+
+
 # ---------------------------------------------------------------------- helpers
-
-
-def _validate(cfg: dict[str, Any]) -> None:
-    from .encoder_model import HEADS
-
-    ints = ("epochs", "batch_size", "gradient_accumulation", "max_length", "eval_batch_size",
-            "patience", "seed", "max_steps")
-    floats = ("learning_rate", "weight_decay", "warmup_ratio", "dev_ratio")
-    for key in ints + floats:
-        value = cfg[key]
-        if value is None and key == "max_steps":
-            continue
-        wanted = int if key in ints else (int, float)
-        if isinstance(value, bool) or not isinstance(value, wanted):
-            kind = "an integer" if key in ints else "a number"
-            raise UsageError(f"encoder setting {key} must be {kind}, got {value!r}")
-    for key in ("select_on_test", "group_by_length", "pad_to_max_length"):
-        if not isinstance(cfg[key], bool):
-            raise UsageError(f"encoder setting {key} must be true or false, got {cfg[key]!r}")
-    if cfg["head"] not in HEADS:
-        raise UsageError(f"unknown head {cfg['head']!r}; expected one of {', '.join(HEADS)}")
-    if cfg["select_metric"] not in SELECT_METRICS:
-        raise UsageError(f"unknown selection metric {cfg['select_metric']!r}; expected one of "
-                         f"{', '.join(SELECT_METRICS)}")
-    if cfg["precision"] not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"unknown precision {cfg['precision']!r}; expected auto, fp32, bf16 "
-                         "or fp16")
-    weights = cfg["class_weights"]
-    if len(weights) != 8 or not all(isinstance(w, (int, float)) and w >= 0 for w in weights):
-        raise UsageError("class weights must be 8 non-negative numbers, one per label 0..7")
-    cfg["class_weights"] = [float(w) for w in weights]
-    for key in ("epochs", "batch_size", "gradient_accumulation", "max_length",
-                "eval_batch_size"):
-        if int(cfg[key]) < 1:
-            raise UsageError(f"{key.replace('_', ' ')} must be at least 1, got {cfg[key]}")
-    if not 0 <= float(cfg["dev_ratio"]) < 1:
-        raise UsageError(f"dev ratio must be in [0, 1), got {cfg['dev_ratio']}")
-    if not 0 <= float(cfg["warmup_ratio"]) <= 1:
-        raise UsageError(f"warm-up ratio must be in [0, 1], got {cfg['warmup_ratio']}")
-    for key in ("learning_rate", "weight_decay", "patience"):
-        if float(cfg[key]) < 0:
-            raise UsageError(f"{key.replace('_', ' ')} must not be negative, got {cfg[key]}")
 
 
 def _rank_world(init: bool = False, cpu: bool = False) -> tuple[int, int]:
@@ -627,9 +734,18 @@ class _LengthGroupedSampler:
         return iter([i for b in batches for i in b])
 
 
-def _bar(loader: Any, accelerator: Any, desc: str) -> Any:
-    if not accelerator.is_main_process:
-        return loader
-    from ..progress import progress
+def _bar(total: int, accelerator: Any, desc: str) -> Any:
+    """The epoch's bar (batches, running loss) on a terminal; a no-op bar elsewhere."""
+    from ..progress import progress_bar
 
-    return progress(loader, total=len(loader), desc=desc, unit="batch", leave=False)
+    return progress_bar(total=total, desc=desc, unit="batch", leave=False,
+                        disable=None if accelerator.is_main_process else True)
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, metric: str, best: bool) -> str:
+    """One line per finished epoch: loss, dev score, time (printed on terminals and pipes)."""
+    text = f"encoder epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}"
+    if "dev" in row:
+        text += (f", dev {metric} {100 * row['dev'][metric]:.2f} (n={row['dev']['n']})"
+                 + (", best so far" if best else ""))
+    return text + f", {row['seconds']:.0f} s"

@@ -15,15 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data import ROLE_MARKERS as DATA_ROLE_MARKERS
 from ..errors import UsageError
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
+from .encoder_config import HEADS
 
-HEADS = ("cls", "roberta", "pooler")
 HEAD_FILE = "classifier_head.safetensors"
-# The paper's class weights for labels 0..7: the two large classes (Linguistic Neglect, Safe)
-# get a quarter of the weight of the rare ones.
-PAPER_CLASS_WEIGHTS = (2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5)
-ROLE_MARKERS = ("[seeker]", "[supporter]")
+ROLE_MARKERS = tuple(DATA_ROLE_MARKERS)  # [seeker], [supporter]
 # Vocabulary slots the paper takes over for the two markers (BERT-style vocabularies have them).
 UNUSED_SLOTS = ("[unused1]", "[unused2]")
 

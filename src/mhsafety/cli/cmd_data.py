@@ -61,3 +61,32 @@ def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds:
         data.write_examples(out_dir / f"fold-{k}" / "train.jsonl", [examples[i] for i in train_idx])
         data.write_examples(out_dir / f"fold-{k}" / "test.jsonl", [examples[i] for i in test_idx])
     click.echo(f"{folds} stratified folds of {len(examples)} items in {out_dir}")
+
+
+@command.command("export")
+@data_option
+@click.option("--format", "fmt", type=click.Choice(["hf", "parquet", "jsonl"]),
+              default="parquet", show_default=True,
+              help="hf: datasets' save_to_disk form (load_from_disk); parquet or jsonl: "
+                   "data files plus card (load_dataset).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder to write (replaced whole if it exists).")
+@click.option("--split", "split_name", default="test", show_default=True,
+              help="Split name of the --data items.")
+@click.option("--train", "train_path", type=click.Path(path_type=Path), default=None,
+              help="Also export this labelled file as the 'train' split (the training set's "
+                   "data-use agreement then applies to the folder).")
+def export(data_path: Path | None, fmt: str, out: Path, split_name: str,
+           train_path: Path | None) -> None:
+    """Write a Hugging Face dataset folder with a dataset card; --data reads it back."""
+    from ..data.export import export_dataset
+
+    splits = {split_name: data.load_examples(data.resolve_data(data_path), require_label=False)}
+    if train_path is not None:
+        if split_name == "train":
+            raise click.UsageError("--split train clashes with --train; name the --data split "
+                                   "otherwise")
+        splits["train"] = data.load_examples(train_path)
+    export_dataset(splits, out, fmt)
+    sizes = ", ".join(f"{name} {len(exs)}" for name, exs in splits.items())
+    click.echo(f"wrote a {fmt} dataset folder ({sizes} items) with its card to {out}")

@@ -61,10 +61,15 @@ def _extra_body(text: str | None) -> dict[str, Any] | None:
               help=_DOC["headers"] + " Repeatable.")
 @click.option("--extra-body", default=None, metavar="JSON", help=_DOC["extra_body"])
 @click_options(JudgeSettings, exclude=_BY_HAND)
+@click.option("--batch-file-only", is_flag=True,
+              help="Only write OUT/batch/requests.jsonl (runs unchanged through "
+                   "`vllm run-batch`); send nothing.")
+@click.option("--batch-results", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Join a batch output file (e.g. from `vllm run-batch`) into the run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
-            headers: tuple[str, ...], extra_body: str | None, quiet: bool,
-            **options: Any) -> None:
+            headers: tuple[str, ...], extra_body: str | None, batch_file_only: bool,
+            batch_results: Path | None, quiet: bool, **options: Any) -> None:
     """Label every item with an LLM judge, zero- or few-shot, for several rounds.
 
     Writes prediction records per round to OUT/preds (score them with `mhsafety evaluate
@@ -72,7 +77,7 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     the environment (--api-key-env), never from the command line.
     """
     from ..data import load_examples, resolve_data
-    from ..judge.runner import format_summary, run_judge
+    from ..judge.runner import format_batch_file, format_summary, run_judge
     from ..settings import build
 
     values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
@@ -82,7 +87,11 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     train = load_examples(train_path) if train_path is not None else None
     result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
                        train_source=str(train_path) if train_path else None,
-                       show_progress=not quiet, on_message=lambda m: click.echo(m, err=True))
+                       show_progress=not quiet, on_message=lambda m: click.echo(m, err=True),
+                       batch_file_only=batch_file_only, batch_results=batch_results)
+    if batch_file_only:
+        click.echo(format_batch_file(result.summary, settings.model))
+        return
     click.echo(format_summary(result.summary))
     click.echo(f"wrote {out_dir}/preds (score with: mhsafety evaluate {out_dir})", err=True)
     if not result.summary["answered"]:

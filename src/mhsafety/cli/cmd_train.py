@@ -5,8 +5,15 @@ from pathlib import Path
 import click
 
 from ..training import DEFAULT_TRAIN_SEEDS
-from ._encoder_options import encoder_config, encoder_train_options, split_train_selection
-from .options import SpacedListCommand, config_option, parse_config, seeds_option
+from .options import (
+    SpacedListCommand,
+    config_option,
+    encoder_config,
+    encoder_train_options,
+    parse_config,
+    seeds_option,
+    split_train_selection,
+)
 
 
 @click.command("train", cls=SpacedListCommand)
@@ -26,7 +33,10 @@ from .options import SpacedListCommand, config_option, parse_config, seeds_optio
 @encoder_train_options
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
             seeds: list[int], config: tuple[str, ...], out: Path, **encoder: object) -> None:
-    """Train a classifier and save it as a checkpoint folder."""
+    """Train a classifier and save it as a checkpoint folder.
+
+    The options from --head on apply to fine-tuned encoders only.
+    """
     from ..training import model_spec, train_checkpoints
 
     settings = parse_config(config)

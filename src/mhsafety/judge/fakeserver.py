@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 FAULTS = ("429", "500", "503", "hang", "nonjson", "nochoices", "drop")
 Responder = Callable[[str, dict[str, Any]], str]
@@ -157,6 +158,7 @@ class FakeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
+        self.batch = FakeBatchAPI(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -220,12 +222,16 @@ class FakeServer:
                         break
                     name, _, value = h.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                if "chunked" in headers.get("transfer-encoding", "").lower():
+                    body = await _read_chunked(reader)
+                else:
+                    body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 reply = await self._respond(method, path, headers, body)
                 if reply is None:  # "drop" or "hang": close without answering
                     return
                 status, extra, payload = reply
-                reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests",
+                reason = {200: "OK", 400: "Bad Request", 404: "Not Found",
+                          429: "Too Many Requests",
                           500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "")
                 head = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(payload)}",
                         "Connection: keep-alive"]
@@ -243,6 +249,8 @@ class FakeServer:
         if method == "GET" and path.rstrip("/").endswith("/models"):
             data = {"object": "list", "data": [{"id": self.model, "object": "model"}]}
             return 200, json_type, json.dumps(data).encode()
+        if self.batch.handles(path):
+            return await self.batch.respond(method, path, headers, body)
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return 404, json_type, b'{"error": {"message": "not found"}}'
         self.requests += 1
@@ -317,6 +325,304 @@ class FakeServer:
         return choice
 
 
+# ============================================================================ sequential protocol
+# A responder that answers like a perfect annotator, so the sequential protocol's walk and its
+# requests per item can be measured: flat prompts get the gold label's name, node questions the
+# answer on the gold label's path through the nodes.
+
+
+def _item_of(prompt: str) -> tuple[str, str]:
+    """(context, response) of a flat prompt (ending ``Label:``) or a node prompt (``Answer:``)."""
+    for end in ("\nLabel:", "\nAnswer:"):
+        start, mid, stop = prompt.rfind("Context: "), prompt.rfind("\nResponse: "), \
+            prompt.rfind(end)
+        if 0 <= start < mid < stop:
+            return prompt[start + len("Context: "):mid], prompt[mid + len("\nResponse: "):stop]
+    return ("", "")
+
+
+class GoldResponder:
+    """Answers from the gold labels of known items (an unknown item is treated as safe)."""
+
+    def __init__(self, examples: Iterable[Any]) -> None:
+        self.gold = {(ex.context, ex.response): ex.label for ex in examples
+                     if ex.label is not None}
+
+    def __call__(self, prompt: str, body: dict[str, Any]) -> str:
+        from ..taxonomy import LABEL_NAMES, NODES, SAFE_LABEL, path_for_label
+        from .sequential import node_of_prompt
+
+        label = self.gold.get(_item_of(prompt), SAFE_LABEL)
+        node = node_of_prompt(prompt)
+        if node is None:
+            return LABEL_NAMES[label]
+        path = path_for_label(label)
+        if node == 4:
+            return LABEL_NAMES[label] if len(path) == 4 else LABEL_NAMES[SAFE_LABEL]
+        answer = path[node - 1] if node <= len(path) else not NODES[node - 1].fires_on
+        return "Yes" if answer else "No"
+
+
+# ============================================================================ Batch API
+# /v1/files (upload, metadata, content) and /v1/batches (create, list, get, cancel). A batch
+# moves validating -> in_progress -> finalizing -> completed on the clock (``validating_s``,
+# ``progress_s``); its requests are answered by this server's own chat endpoint (latency and
+# faults included, all at once) when it reaches finalizing. An invalid input file, or
+# ``fail_next``, makes it ``failed`` with ``errors.data``.
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+class FakeBatchAPI:
+    """The Batch API of a :class:`FakeServer` (``server.batch``); counters for tests."""
+
+    ENDPOINT = "/v1/chat/completions"
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.validating_s = 0.0
+        self.progress_s = 0.0
+        self.fail_next = False
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.uploads = 0
+        self.created = 0
+        self.polls = 0
+        self._n = 0
+        self._clock: dict[str, float] = {}
+        self._errors: dict[str, list[dict[str, Any]]] = {}
+        self._work: dict[str, asyncio.Task[None]] = {}
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        parts = urlsplit(path).path.strip("/").split("/")
+        return len(parts) >= 2 and parts[1] in ("files", "batches")
+
+    def _id(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}-{self._n:06d}"
+
+    async def respond(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(path).path.strip("/").split("/")[1:]  # drop the "v1" prefix
+        kind, rest = parts[0], parts[1:]
+        if kind == "files" and method == "POST" and not rest:
+            return self._upload(headers, body)
+        if kind == "files" and method == "GET" and rest and rest[0] in self.files:
+            if rest[1:] == ["content"]:
+                return 200, {"Content-Type": "application/octet-stream"}, \
+                    self.files[rest[0]]["data"]
+            if not rest[1:]:
+                return _json(200, self.files[rest[0]]["meta"])
+        if kind == "batches" and method == "POST" and not rest:
+            return self._create(body)
+        if kind == "batches" and method == "GET" and not rest:
+            data = [await self._advance(b) for b in reversed(list(self.batches.values()))]
+            return _json(200, {"object": "list", "data": data, "has_more": False,
+                               "first_id": data[0]["id"] if data else None,
+                               "last_id": data[-1]["id"] if data else None})
+        if kind == "batches" and rest and rest[0] in self.batches:
+            batch = self.batches[rest[0]]
+            if method == "GET" and not rest[1:]:
+                self.polls += 1
+                return _json(200, await self._advance(batch))
+            if method == "POST" and rest[1:] == ["cancel"]:
+                if batch["status"] not in ("completed", "failed", "expired", "cancelled"):
+                    batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+                return _json(200, batch)
+        return _json(404, {"error": {"message": f"no such resource: {path}",
+                                     "type": "invalid_request_error"}})
+
+    def _upload(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        from email import policy
+        from email.parser import BytesParser
+
+        head = f"Content-Type: {headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
+        msg = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        if msg.is_multipart():
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                fields[str(name)] = (part.get_filename(), part.get_payload(decode=True) or b"")
+        if "file" not in fields or fields.get("purpose", (None, b""))[1] != b"batch":
+            return _json(400, {"error": {"message": "expected multipart fields 'file' and "
+                                                    "'purpose=batch'",
+                                         "type": "invalid_request_error"}})
+        self.uploads += 1
+        name, data = fields["file"]
+        meta = {"id": self._id("file"), "object": "file", "bytes": len(data),
+                "created_at": int(time.time()), "filename": name or "upload.jsonl",
+                "purpose": "batch", "status": "processed"}
+        self.files[meta["id"]] = {"meta": meta, "data": data}
+        return _json(200, meta)
+
+    def _create(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = None
+        if not isinstance(req, dict) or req.get("input_file_id") not in self.files:
+            return _json(400, {"error": {"message": "input_file_id names no uploaded file",
+                                         "type": "invalid_request_error",
+                                         "param": "input_file_id"}})
+        if req.get("endpoint") != self.ENDPOINT or req.get("completion_window") != "24h":
+            return _json(400, {"error": {"message": "endpoint must be /v1/chat/completions "
+                                                    "and completion_window 24h",
+                                         "type": "invalid_request_error"}})
+        self.created += 1
+        now = int(time.time())
+        lines = self.files[req["input_file_id"]]["data"].decode("utf-8", "replace").splitlines()
+        batch = {"id": self._id("batch"), "object": "batch", "endpoint": self.ENDPOINT,
+                 "status": "validating", "input_file_id": req["input_file_id"],
+                 "output_file_id": None, "error_file_id": None, "errors": None,
+                 "completion_window": "24h", "created_at": now, "in_progress_at": None,
+                 "finalizing_at": None, "completed_at": None, "failed_at": None,
+                 "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+                 "expires_at": now + 86400, "metadata": req.get("metadata"),
+                 "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+        errors, requests = self._validate(lines)
+        if self.fail_next:
+            self.fail_next = False
+            errors.append({"code": "token_limit_exceeded", "line": None, "param": None,
+                           "message": "Enqueued token limit reached for this model"})
+        self.batches[batch["id"]] = batch
+        self._clock[batch["id"]] = time.monotonic()
+        self._errors[batch["id"]] = errors
+        batch["_requests"] = requests  # dropped from what clients see
+        return _json(200, _public(batch))
+
+    def _validate(self, lines: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        errors: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []
+        seen: set[str] = set()
+
+        def bad(line: int, code: str, message: str, param: str | None = None) -> None:
+            errors.append({"code": code, "message": message, "line": line, "param": param})
+
+        for n, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                bad(n, "invalid_json_line", "This line is not parseable as valid JSON.")
+                continue
+            if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
+                bad(n, "missing_required_parameter", "custom_id is required", "custom_id")
+            elif obj["custom_id"] in seen:
+                bad(n, "duplicate_custom_id", "custom_id must be unique", "custom_id")
+            elif obj.get("method") != "POST":
+                bad(n, "invalid_method", "method must be POST", "method")
+            elif obj.get("url") != self.ENDPOINT:
+                bad(n, "invalid_url", f"url must be {self.ENDPOINT}", "url")
+            elif not isinstance(obj.get("body"), dict) or "model" not in obj["body"]:
+                bad(n, "missing_required_parameter", "body.model is required", "body")
+            else:
+                seen.add(obj["custom_id"])
+                requests.append(obj)
+        return errors, requests
+
+    async def _advance(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move a batch along the clock; returns what a client sees."""
+        if batch["status"] in ("completed", "failed", "expired", "cancelled"):
+            return _public(batch)
+        bid, now = batch["id"], int(time.time())
+        elapsed = time.monotonic() - self._clock[bid]
+        total = len(batch["_requests"])
+        if batch["status"] == "cancelling":
+            batch["status"], batch["cancelled_at"] = "cancelled", now
+        elif elapsed < self.validating_s:
+            pass
+        elif self._errors[bid]:
+            batch.update(status="failed", failed_at=now,
+                         errors={"object": "list", "data": self._errors[bid]})
+        elif elapsed < self.validating_s + self.progress_s:
+            batch["status"] = "in_progress"
+            batch["in_progress_at"] = batch["in_progress_at"] or now
+            share = (elapsed - self.validating_s) / self.progress_s
+            batch["request_counts"] = {"total": total, "completed": int(total * share),
+                                       "failed": 0}
+        elif bid not in self._work:
+            batch.update(status="finalizing", finalizing_at=now,
+                         in_progress_at=batch["in_progress_at"] or now)
+            batch["request_counts"]["total"] = total
+            self._work[bid] = asyncio.create_task(self._answer_all(batch))
+        elif self._work[bid].done():
+            self._work[bid].result()
+            batch.update(status="completed", completed_at=now)
+        return _public(batch)
+
+    async def _answer_all(self, batch: dict[str, Any]) -> None:
+        async def one(req: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+            self._n += 1
+            payload = json.dumps(req["body"], ensure_ascii=False).encode("utf-8")
+            reply = await self.server._respond("POST", self.ENDPOINT, {}, payload)
+            line: dict[str, Any] = {"id": f"batch_req_{self._n}", "custom_id": req["custom_id"],
+                                    "response": None, "error": None}
+            if reply is None:
+                line["error"] = {"code": "server_error", "message": "no answer"}
+                return False, line
+            status, _, body = reply
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = {"error": {"message": body.decode("utf-8", "replace")}}
+            line["response"] = {"status_code": status, "request_id": f"req_{self._n}",
+                                "body": parsed}
+            return status == 200, line
+
+        results = await asyncio.gather(*(one(r) for r in batch["_requests"]))
+        ok = [json.dumps(line, ensure_ascii=False) for good, line in results if good]
+        bad = [json.dumps(line, ensure_ascii=False) for good, line in results if not good]
+        for name, lines in (("output_file_id", ok), ("error_file_id", bad)):
+            if lines:
+                data = ("\n".join(lines) + "\n").encode("utf-8")
+                meta = {"id": self._id("file"), "object": "file", "bytes": len(data),
+                        "created_at": int(time.time()), "filename": f"{batch['id']}_{name}.jsonl",
+                        "purpose": "batch_output", "status": "processed"}
+                self.files[meta["id"]] = {"meta": meta, "data": data}
+                batch[name] = meta["id"]
+        batch["request_counts"] = {"total": len(results), "completed": len(ok),
+                                   "failed": len(bad)}
+
+
+def run_batch_file(server: FakeServer, requests: Path, results: Path) -> int:
+    """Answer a batch request file offline, as ``vllm run-batch -i REQUESTS -o RESULTS`` does
+    (errors included in the same file); returns the number of result lines."""
+    api = server.batch
+    errors, valid = api._validate(requests.read_text("utf-8").splitlines())
+    if errors:
+        first = errors[0]
+        raise SystemExit(f"{requests}: line {first['line']}: {first['message']}")
+    batch: dict[str, Any] = {"id": "offline", "_requests": valid,
+                             "request_counts": {}}
+    asyncio.run(api._answer_all(batch))
+    with open(results, "wb") as handle:
+        for name in ("output_file_id", "error_file_id"):
+            if batch.get(name):
+                handle.write(api.files[batch[name]]["data"])
+    return len(valid)
+
+
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
+def _json(status: int, obj: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, \
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -329,14 +635,34 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--replay", default=None,
                     help="answer with an upstream release folder's answers, e.g. "
                          "DialogueSafety/ChatGPT_gen/0301/zero_shot")
+    ap.add_argument("--gold", default=None,
+                    help="answer flat and sequential-protocol questions from this data file's "
+                         "gold labels")
+    ap.add_argument("--batch-validating", type=float, default=0.0,
+                    help="seconds a batch stays 'validating'")
+    ap.add_argument("--batch-progress", type=float, default=0.0,
+                    help="seconds a batch stays 'in_progress'")
+    ap.add_argument("--run-batch", nargs=2, metavar=("REQUESTS", "RESULTS"), default=None,
+                    help="answer a batch request file offline and write the results file "
+                         "(what `vllm run-batch -i REQUESTS -o RESULTS` does), then exit")
     ap.add_argument("--fault", action="append", default=[], choices=FAULTS,
                     help="inject this fault into the next request (repeatable, in order)")
     args = ap.parse_args(argv)
     responder: Responder = (ReplayResponder(args.replay) if args.replay
                             else constant(args.answer))
+    if args.gold:
+        from ..data import load_examples
+
+        responder = GoldResponder(load_examples(args.gold))
     model = responder.model if isinstance(responder, ReplayResponder) else "fake-judge"
     server = FakeServer(responder, latency=args.latency, faults=args.fault, host=args.host,
-                        port=args.port, model=model).start()
+                        port=args.port, model=model)
+    server.batch.validating_s, server.batch.progress_s = args.batch_validating, args.batch_progress
+    if args.run_batch:
+        n = run_batch_file(server, Path(args.run_batch[0]), Path(args.run_batch[1]))
+        print(f"answered {n} requests into {args.run_batch[1]}", flush=True)
+        return
+    server.start()
     print(f"listening on {server.url}", flush=True)
     try:
         threading.Event().wait()

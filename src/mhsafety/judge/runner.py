@@ -19,6 +19,7 @@ The pieces other protocols reuse: :class:`Prompts` turns an item of a round into
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -33,6 +34,7 @@ from ..data import Example, examples_hash
 from ..errors import UsageError
 from ..io import write_json
 from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord, write_records
+from . import sequential as seq
 from .client import (
     UNREACHABLE,
     Answer,
@@ -50,6 +52,7 @@ from .prompts import (
     PromptTemplate,
     ShotPlan,
     load_template,
+    messages_json,
     plan_shots,
     prompt_hash,
 )
@@ -131,15 +134,28 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
               template: PromptTemplate | None = None,
               data_source: str | None = None, train_source: str | None = None,
               show_progress: bool = True,
-              on_message: Callable[[str], None] | None = None) -> JudgeResult:
+              on_message: Callable[[str], None] | None = None,
+              batch_file_only: bool = False,
+              batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
     """Judge ``examples`` for ``settings.rounds`` rounds, resuming whatever ``out_dir`` holds.
 
     The API key is read from the environment variable ``settings.api_key_env`` and only ever
     sent in the Authorization header. Raises :class:`~mhsafety.errors.UsageError` when the
     server refuses the requests outright (nothing listens, bad key, unknown model); answers
     logged until then are kept for the next run.
+
+    ``batch_file_only`` writes the pending requests to ``OUT/batch/requests.jsonl`` (for
+    ``vllm run-batch``) and returns without sending anything; ``batch_results`` joins such a
+    run's output file into the log instead of asking (see :mod:`mhsafety.judge.batch`).
     """
     settings.check()
+    if batch_file_only and batch_results is not None:
+        raise UsageError("--batch-file-only writes the request file and --batch-results joins "
+                         "its answers: use one, then the other")
+    if settings.protocol == "sequential" and (batch_file_only or batch_results is not None):
+        raise UsageError("batch request files hold flat requests; --protocol sequential "
+                         "asks each node after the previous answer")
+
     if not settings.model:
         raise UsageError("a judge needs a model (--model)")
     if not settings.base_url:
@@ -147,15 +163,21 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     out = Path(out_dir)
     with exclusive(out):
         return _run_judge(examples, out, settings, train, template, data_source, train_source,
-                          show_progress, on_message)
+                          show_progress, on_message, batch_file_only, batch_results)
 
 
 def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                train: Sequence[Example] | None, template: PromptTemplate | None,
                data_source: str | None, train_source: str | None, show_progress: bool,
-               on_message: Callable[[str], None] | None) -> JudgeResult:
+               on_message: Callable[[str], None] | None, batch_file_only: bool = False,
+               batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
     """:func:`run_judge` under the folder lock (settings already checked there)."""
     say = on_message or (lambda msg: None)
+    sequential = settings.protocol == "sequential"
+    if sequential and template is not None and template.source != "built-in":
+        raise UsageError(f"{template.source}: a template replaces the flat prompt; "
+                         "--protocol sequential asks its own node prompts")
+
     template = template or load_template(settings.template, settings.system_prompt,
                                          settings.system_role)
     if not examples:
@@ -172,7 +194,7 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     log_dir = out / "log"
     if settings.vote and settings.rounds < 2:
         say("note: a vote needs at least 2 rounds; no vote is written")
-    key = settings.cache_key(template.sha256)
+    key = settings.cache_key(seq.templates_sha256() if sequential else template.sha256)
     ids = [ex.id or str(i) for i, ex in enumerate(examples)]
     if len(set(ids)) != len(ids):
         raise UsageError("item ids repeat; every item needs its own id to be resumable")
@@ -183,7 +205,14 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
 
     manifest = _manifest(settings, template, key, plan, examples, train, data_source,
                          train_source)
+    if sequential:
+        manifest["template"] = {"source": "built-in sequential node prompts",
+                                "sha256": seq.templates_sha256()}
     write_json(out / "manifest.json", manifest)
+
+    if sequential or settings.batch or batch_file_only or batch_results is not None:
+        return _run_listed(examples, ids, out, settings, prompts, key, manifest, plan, say,
+                           show_progress, batch_file_only, batch_results)
 
     # What is already done, per round. The prompts are built as the requests go out (the
     # pool pulls jobs lazily), each serialised once for its hash and, when it still has to
@@ -230,6 +259,215 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
     return result
 
 
+def _run_listed(examples: Sequence[Example], ids: list[str], out: Path,
+                settings: JudgeSettings, prompts: Prompts, key: str, manifest: dict[str, Any],
+                plan: ShotPlan | None, say: Callable[[str], None], show_progress: bool,
+                batch_file_only: bool, batch_results: str | os.PathLike[str] | None
+                ) -> JudgeResult:
+    """The sequential protocol and the batch modes: every pending request listed up front
+    (a batch file needs them all; a walk needs each item's logged steps), the log read with
+    the expected prompt hashes."""
+    log_dir = out / "log"
+    sequential = settings.protocol == "sequential"
+    logs: dict[int, RoundLog] = {}
+    jobs: list[Job] = []
+    steps = seq.step_prompts(list(zip(ids, examples)), messages_json, prompt_hash) \
+        if sequential else None
+    for r in range(1, settings.rounds + 1):
+        if steps is not None:  # the sequential protocol: one log line per node asked
+            expected = {sid: h for sid, (_, h) in steps.items()}
+            logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
+            continue
+        blobs = [prompts.messages_json(r, ex) for ex in examples]
+        expected = {ids[i]: prompt_hash(b) for i, b in enumerate(blobs)}
+        logs[r] = read_round_log(log_dir / f"round-{r}.jsonl", key, expected)
+        jobs += [Job(r, ids[i], b, expected[ids[i]]) for i, b in enumerate(blobs)
+                 if ids[i] not in logs[r].answers]
+    node_parser = answer_parser(settings.output, settings.parser)
+    if steps is not None:
+        jobs = _sequential_jobs(examples, ids, logs, steps, node_parser)
+    resumed = settings.rounds * len(examples) - len(jobs)
+    stale = sum(lg.stale for lg in logs.values())
+    torn = sum(1 for lg in logs.values() if lg.torn)
+    if resumed:
+        say(f"resuming: {resumed} answers already in {log_dir}, {len(jobs)} to go")
+    if stale:
+        say(f"note: {stale} logged answers from other settings (model, URL, prompt or "
+            "sampling) are ignored; they stay in the log")
+
+    def remember(job: Job, entry: dict[str, Any]) -> None:
+        lg = logs[job.round_no]
+        if "answer" in entry:
+            lg.answers[job.item_id] = entry
+            lg.failures.pop(job.item_id, None)
+        else:
+            lg.failures[job.item_id] = entry
+
+    if batch_file_only:
+        path = _batch_requests_file(jobs, settings, key, out)
+        summary = {"system": settings.name, "items": len(examples), "rounds": settings.rounds,
+                   "resumed": resumed, "batch_requests_file": str(path),
+                   "batch_requests": len(jobs)}
+        return JudgeResult(out, summary, manifest, [], {})
+    if steps is not None:
+        stats = _ask_sequential(jobs, logs, steps, node_parser, settings, key, log_dir,
+                                remember, show_progress, say)
+    else:
+        stats = _ask_batch(jobs, settings, key, logs, log_dir, out, remember, show_progress,
+                           say, batch_results)
+    return write_results(examples, ids, logs, settings, out, manifest, plan, stats, resumed,
+                         stale, torn)
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def _sequential_jobs(examples: Sequence[Example], ids: Sequence[str],
+                     logs: dict[int, RoundLog], steps: dict[str, tuple[bytes, str]],
+                     parse: Callable[[str | None], int | None]) -> list[Job]:
+    """The next node of every unfinished walk."""
+    jobs = []
+    for r, lg in logs.items():
+        for item_id in ids:
+            job = _next_node(r, item_id, lg, steps, parse)
+            if job is not None:
+                jobs.append(job)
+    return jobs
+
+
+def _next_node(round_no: int, item_id: str, lg: RoundLog, steps: dict[str, tuple[bytes, str]],
+               parse: Callable[[str | None], int | None]) -> Job | None:
+    state = seq.walk(seq.answers_of(lg.answers, item_id), parse)
+    if state.done:
+        return None
+    sid = seq.step_id(item_id, state.next_node or 1)
+    blob, digest = steps[sid]
+    return Job(round_no, sid, blob, digest, extra={"item": item_id})
+
+
+def _ask_sequential(jobs: list[Job], logs: dict[int, RoundLog],
+                    steps: dict[str, tuple[bytes, str]],
+                    parse: Callable[[str | None], int | None], settings: JudgeSettings,
+                    key: str, log_dir: Path, remember: Callable[[Job, dict[str, Any]], None],
+                    show_progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """Walk the nodes: each slot of the pool asks an item's next node as soon as the previous
+    answer is in, until a node fires. A step that failed ends its walk for this run (the item
+    is recorded as failed at that node; a rerun asks that node again). ``jobs``: the next
+    node of every unfinished walk."""
+
+    def next_node(job: Job, entry: dict[str, Any]) -> Job | None:
+        if "answer" not in entry:
+            return None
+        return _next_node(job.round_no, job.extra["item"], logs[job.round_no], steps, parse)
+
+    stats = ask_all(jobs, settings, key, log_dir, remember, show_progress, say,
+                    follow_up=next_node)
+    return {**stats, "items": len(jobs)}
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _batch_jobs(jobs: Sequence[Job], settings: JudgeSettings) -> list[Any]:
+    from .batch import BatchJob
+
+    shape = RequestShape(settings)
+    return [BatchJob(job.round_no, job.item_id, job.prompt_hash,
+                     shape.body(json.loads(job.messages_json))) for job in jobs]
+
+
+def _batch_requests_file(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+                         out: Path) -> Path:
+    """``--batch-file-only``: the pending requests as a batch input file, nothing sent."""
+    from .batch import REQUESTS_FILE, request_lines, write_request_file
+
+    if not jobs:
+        raise UsageError("nothing to write: every request of this run is answered")
+    path = out / "batch" / REQUESTS_FILE
+    write_request_file(path, request_lines(key, _batch_jobs(jobs, settings)))
+    return path
+
+
+def _ask_batch(jobs: Sequence[Job], settings: JudgeSettings, key: str,
+               logs: dict[int, RoundLog], log_dir: Path, out: Path,
+               remember: Callable[[Job, dict[str, Any]], None], show_progress: bool,
+               say: Callable[[str], None],
+               results_file: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The pending requests through a Batch API (or a ``--batch-results`` file) into the log."""
+    from . import batch as bt
+
+    start = time.perf_counter()
+    info: dict[str, Any] = {}
+    run = state = None
+    if not jobs and results_file is None:
+        return {"requests": 0, "answered": 0, "failed": 0, "retries": 0, "wall_s": 0.0,
+                "per_second": 0.0}
+    if results_file is not None:
+        path = Path(results_file)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such batch results file")
+        data = path.read_bytes()
+        via: dict[str, Any] = {"via": "batch", "batch_results": path.name}
+    else:
+        api = bt.BatchAPI(settings.base_url, _api_key(settings.api_key_env), settings.timeout,
+                          settings.max_attempts - 1)
+        run = bt.BatchRun(out / "batch", api, settings.batch_poll, say, show_progress)
+        try:
+            state = run.submit(key, _batch_jobs(jobs, settings),
+                               {"mhsafety_key": key, "system": settings.name[:500]})
+            batch = run.wait(state)
+            if batch["status"] == "failed":
+                run.finish(state)
+                raise UsageError(f"batch {state.batch_id} failed: {bt.batch_errors(batch)}. "
+                                 "Rerun the same command to send a new batch")
+            data = run.download(batch)
+            if batch["status"] in ("cancelled", "expired"):
+                say(f"note: batch {state.batch_id} ended {batch['status']}; the requests it "
+                    "did not answer are recorded as not requested. Rerun the same command "
+                    "to send them in a new batch")
+        finally:
+            api.close()
+        via = {"via": "batch", "batch_id": state.batch_id}
+        info.update(batch_id=state.batch_id, status=batch["status"])
+    join_start = time.perf_counter()
+    expected: dict[int, dict[str, str]] = {r: {} for r in logs}
+    for job in jobs:
+        expected[job.round_no][job.item_id] = job.prompt_hash
+    for r, lg in logs.items():  # answered ones too: a result for them is ours, not stale
+        for item_id, entry in lg.answers.items():
+            expected[r].setdefault(item_id, entry["prompt_hash"])
+    joined = bt.join_results(bt.result_objects(data, str(results_file or "batch output")),
+                             key, expected)
+    added: Counter[str] = Counter()
+    log = Log(log_dir)
+    try:
+        for round_no, item_id, digest, outcome in joined.results:
+            if item_id in logs[round_no].answers:
+                continue  # answered already (a results file joined twice, say)
+            job = Job(round_no, item_id, b"", digest, extra=dict(via))
+            entry = log_entry(job, key, outcome)
+            remember(job, entry)
+            log.append(round_no, entry)
+            added["answered" if isinstance(outcome, Answer) else "failed"] += 1
+    finally:
+        log.close()
+    if run is not None and state is not None:
+        run.finish(state)
+        info.update(run.timings)
+    info["join_s"] = round(time.perf_counter() - join_start, 4)
+    wall = time.perf_counter() - start
+    done = added["answered"] + added["failed"]
+    if joined.stale or joined.foreign or joined.corrupt:
+        say(f"note: {joined.stale} results from other settings, {joined.foreign} with ids "
+            f"this judge did not write and {joined.corrupt} unreadable lines were ignored")
+    return {"requests": done, "answered": added["answered"], "failed": added["failed"],
+            "retries": 0, "wall_s": round(wall, 3),
+            "per_second": round(done / wall, 2) if wall > 0 and done else 0.0,
+            "batch": {**info, "answered": added["answered"], "failed": added["failed"],
+                      "stale": joined.stale, "foreign": joined.foreign,
+                      "corrupt": joined.corrupt}}
+
+
 def verdict_of(entry: dict[str, Any], settings: JudgeSettings) -> Verdict:
     """The verdict of one logged answer under ``settings`` (output format, parser, logprobs)."""
     return read_answer(entry, answer_parser(settings.output, settings.parser), settings.logprobs)
@@ -248,15 +486,36 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
     models: Counter[str] = Counter()
     fingerprints: Counter[str] = Counter()
     usage: Counter[str] = Counter()
+    batch_usage: Counter[str] = Counter()  # tokens answered through a batch (another price)
     per_round = {}
     reasoning = 0
+    sequential = settings.protocol == "sequential"
+    node_parser = answer_parser(settings.output, settings.parser)
     short = 0  # answers with fewer samples than asked (servers that ignore n)
     for r, lg in logs.items():
+        # Every answer of this setting counts (a sequential item has one per node asked).
+        for entry in lg.answers.values():
+            if entry.get("model"):
+                models[entry["model"]] += 1
+            if entry.get("system_fingerprint"):
+                fingerprints[entry["system_fingerprint"]] += 1
+            for k, v in (entry.get("usage") or {}).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    usage[k] += v
+                    if entry.get("via") == "batch":
+                        batch_usage[k] += v
         recs = []
         for i, ex in enumerate(examples):
             entry = lg.answers.get(ids[i])
             meta: dict[str, Any] = {}
-            if entry is not None:
+            if sequential:
+                pred, raw, error, walked = seq.outcome(lg.answers, lg.failures, ids[i],
+                                                       node_parser)
+                meta.update(walked)
+                recs.append(PredictionRecord(ids[i], ex.label, pred, settings.name, str(r),
+                                             raw=raw, error=error, meta=meta,
+                                             notes=list(notes)))
+            elif entry is not None:
                 verdict = (verdicts or {}).get((r, ids[i])) or verdict_of(entry, settings)
                 meta["model"] = entry.get("model")
                 if verdict.probs_from:
@@ -268,13 +527,6 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
                 recs.append(PredictionRecord(
                     ids[i], ex.label, verdict.pred, settings.name, str(r), probs=verdict.probs,
                     raw=verdict.text, error=verdict.error, meta=meta, notes=list(notes)))
-                if entry.get("model"):
-                    models[entry["model"]] += 1
-                if entry.get("system_fingerprint"):
-                    fingerprints[entry["system_fingerprint"]] += 1
-                for k, v in (entry.get("usage") or {}).items():
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        usage[k] += v
             else:
                 failure = lg.failures.get(ids[i])
                 reason = failure["error"] if failure else "not requested (the run stopped)"
@@ -320,8 +572,12 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
               "total_tokens": int(usage.get("total_tokens", 0))}
     cost = None
     if settings.price_in is not None or settings.price_out is not None:
-        cost = round((tokens["prompt_tokens"] * (settings.price_in or 0.0)
-                      + tokens["completion_tokens"] * (settings.price_out or 0.0)) / 1e6, 6)
+        # Tokens answered through a batch cost batch_price_factor times the given prices.
+        factor = settings.batch_price_factor
+        weighted = {k: tokens[k] - batch_usage.get(k, 0) * (1 - factor)
+                    for k in ("prompt_tokens", "completion_tokens")}
+        cost = round((weighted["prompt_tokens"] * (settings.price_in or 0.0)
+                      + weighted["completion_tokens"] * (settings.price_out or 0.0)) / 1e6, 6)
     summary = {
         "system": settings.name, "model": settings.model, "items": len(examples),
         "rounds": settings.rounds, "per_round": per_round,
@@ -333,6 +589,10 @@ def write_results(examples: Sequence[Example], ids: Sequence[str], logs: dict[in
         "resumed": resumed, "stale_ignored": stale, "torn_lines_repaired": torn,
         "this_run": stats, "tokens": tokens,
         "cost": cost, "price_per_million": {"in": settings.price_in, "out": settings.price_out},
+        "batch_tokens": {"prompt_tokens": int(batch_usage.get("prompt_tokens", 0)),
+                         "completion_tokens": int(batch_usage.get("completion_tokens", 0))},
+        "batch_price_factor": settings.batch_price_factor,
+        "protocol": settings.protocol,
         "models_answered": dict(models),
     }
     write_json(out / "summary.json", summary)
@@ -394,7 +654,8 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
             "excluded_self": same_file or bool(notes),
         },
         "requests": {k: s[k] for k in ("concurrency", "timeout", "max_attempts",
-                                      "backoff_base", "stop_after_failures")},
+                                      "backoff_base", "stop_after_failures", "batch")},
+        "protocol": settings.protocol,
         "notes": notes,
     }
 
@@ -409,12 +670,15 @@ class _NoBar:
 
 def ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str, log_dir: Path,
             on_entry: Callable[[Job, dict[str, Any]], None], show_progress: bool = True,
-            say: Callable[[str], None] | None = None, total: int | None = None
+            say: Callable[[str], None] | None = None, total: int | None = None,
+            follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
             ) -> dict[str, Any]:
     """Send ``jobs`` with ``settings.concurrency`` in flight; log each answer (or final
     failure) to ``log_dir/round-<r>.jsonl`` as it arrives and hand it to ``on_entry``.
     ``jobs`` may be a generator (it is pulled as slots free up); ``total`` sizes the
-    progress bar and the pool when it has no length.
+    progress bar and the pool when it has no length. ``follow_up(job, entry)`` may name a
+    request that depends on that answer (the sequential protocol's next node); the same
+    slot sends it next, and the bar counts the chain as one.
 
     Returns this run's counts and timing. Raises :class:`FatalAPIError` (a ``UsageError``)
     when the server refuses outright; what was logged until then is kept.
@@ -424,7 +688,7 @@ def ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str, log_dir: Pat
         if total is None:
             total = len(jobs) if isinstance(jobs, Sequence) else None
         return _run_async(_ask_all(jobs, settings, key, api_key, Log(log_dir), on_entry,
-                                   show_progress, total))
+                                   show_progress, total, follow_up))
     except FatalAPIError as exc:
         hint = ""
         if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
@@ -461,7 +725,9 @@ def log_entry(job: Job, key: str, result: Answer | Failure) -> dict[str, Any]:
 async def _ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str,
                    api_key: str | None, log: Log,
                    on_entry: Callable[[Job, dict[str, Any]], None],
-                   show_progress: bool, total: int | None) -> dict[str, Any]:
+                   show_progress: bool, total: int | None,
+                   follow_up: Callable[[Job, dict[str, Any]], Job | None] | None = None
+                   ) -> dict[str, Any]:
     from ..progress import progress_bar
 
     transport = make_transport(settings.client, settings.base_url, api_key, settings.timeout,
@@ -492,26 +758,29 @@ async def _ask_all(jobs: Iterable[Job], settings: JudgeSettings, key: str,
         return kind in UNREACHABLE and not counts["answered"]
 
     async def worker() -> None:
-        for job in work:
-            result = await complete(transport, shape, job.messages_json, policy, rng, api_key,
-                                    on_retry, fatal)
-            entry = log_entry(job, key, result)
-            on_entry(job, entry)
-            log.append(job.round_no, entry)
-            if isinstance(result, Answer):
-                counts["answered"] += 1
-                counts["streak"] = 0
-            else:
-                counts["failed"] += 1
-                counts["streak"] += 1
-                show(force=counts["failed"] == 1)
-                if 0 < settings.stop_after_failures <= counts["streak"]:
-                    # A server that is down would otherwise cost every item its whole retry
-                    # budget; stop, keep what was logged, and let a rerun resume.
-                    raise FatalAPIError(
-                        f"{counts['streak']} items in a row failed (last: {result.reason}); "
-                        "the server seems down or overloaded. Rerun the same command to "
-                        "resume")
+        for first in work:
+            job: Job | None = first
+            while job is not None:
+                result = await complete(transport, shape, job.messages_json, policy, rng,
+                                        api_key, on_retry, fatal)
+                entry = log_entry(job, key, result)
+                on_entry(job, entry)
+                log.append(job.round_no, entry)
+                if isinstance(result, Answer):
+                    counts["answered"] += 1
+                    counts["streak"] = 0
+                else:
+                    counts["failed"] += 1
+                    counts["streak"] += 1
+                    show(force=counts["failed"] == 1)
+                    if 0 < settings.stop_after_failures <= counts["streak"]:
+                        # A server that is down would otherwise cost every item its whole
+                        # retry budget; stop, keep what was logged, and let a rerun resume.
+                        raise FatalAPIError(
+                            f"{counts['streak']} items in a row failed (last: "
+                            f"{result.reason}); the server seems down or overloaded. Rerun "
+                            "the same command to resume")
+                job = follow_up(job, entry) if follow_up is not None else None
             bar.update(1)
             show()
 
@@ -558,11 +827,27 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"this run: {run['requests']} requests ({run['retries']} retries) in "
                  f"{run['wall_s']:.1f} s, {run['per_second']:.1f}/s; "
                  f"{s['resumed']} answers reused from the log")
+    if s.get("protocol") == "sequential":
+        lines.append(f"sequential protocol: {run['requests']} node questions for "
+                     f"{run.get('items', 0)} item walks this run")
+    if run.get("batch"):
+        b = run["batch"]
+        lines.append(f"batch: {b.get('answered', 0)} answered, {b.get('failed', 0)} failed, "
+                     f"{b.get('stale', 0)} stale results ignored"
+                     + (f" (batch {b['batch_id']})" if b.get("batch_id") else ""))
     t = s["tokens"]
     line = (f"tokens: {t['prompt_tokens']} prompt + {t['completion_tokens']} completion = "
             f"{t['total_tokens']}")
+    batch_tokens = s.get("batch_tokens") or {}
+    batched = bool(batch_tokens.get("prompt_tokens") or batch_tokens.get("completion_tokens"))
+    if batched:
+        line += (f" ({batch_tokens['prompt_tokens']} + {batch_tokens['completion_tokens']} "
+                 "of them through a batch)")
     if s.get("cost") is not None:
-        line += f"; estimated cost {s['cost']:.4f} (at the given prices per million tokens)"
+        line += f"; estimated cost {s['cost']:.4f} (at the given prices per million tokens"
+        if batched:
+            line += f", batch tokens at {s['batch_price_factor']:g} x those prices"
+        line += ")"
     lines.append(line)
     if s["models_answered"]:
         lines.append("models answering: " + ", ".join(
@@ -578,3 +863,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("failed items are recorded with their reason; rerun the same command "
                      "to retry them")
     return "\n".join(lines)
+
+
+def format_batch_file(summary: dict[str, Any], model: str) -> str:
+    """What ``--batch-file-only`` prints: the file and how to run and join it."""
+    path = summary["batch_requests_file"]
+    return (f"wrote {summary['batch_requests']} requests to {path}\n"
+            f"run them, e.g.: vllm run-batch -i {path} -o results.jsonl --model {model}\n"
+            "then join the answers: the same command with --batch-results results.jsonl "
+            "instead of --batch-file-only")

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import UsageError
 from ..settings import setting
 from ..taxonomy import NUM_LABELS
+from .sequential import PROTOCOLS
 
 N_SHOTS = NUM_LABELS  # few-shot means one example per label
 # Completion-token budgets when --max-tokens is not given: the paper's 10 for a label name,
@@ -140,6 +141,16 @@ class JudgeSettings:
     vote: bool = setting(False, "Also write a majority vote over the rounds.")
     price_in: float | None = setting(None, "Price per million prompt tokens.")
     price_out: float | None = setting(None, "Price per million completion tokens.")
+    protocol: str = setting("flat", "flat: one question, eight labels (the paper's judge); "
+                                    "sequential: the taxonomy's four nodes, one question "
+                                    "each, stopping at the first that fires.",
+                            choices=PROTOCOLS)
+    batch: bool = setting(False, "Send the run through the server's Batch API (/v1/files + "
+                                 "/v1/batches) at the batch price; a rerun resumes the batch.")
+    batch_poll: float = setting(30.0, "Seconds between polls of a batch.", check=_positive)
+    batch_price_factor: float = setting(0.5, "A batch request's price as a share of "
+                                             "--price-in/--price-out (OpenAI, Anthropic: "
+                                             "half).", check=_at_least(0))
 
     def __post_init__(self) -> None:
         self.check()
@@ -178,6 +189,23 @@ class JudgeSettings:
         if self.extra_body is not None and not isinstance(self.extra_body, dict):
             raise UsageError("--extra-body must be a JSON object")
         get_parser(self.parser)
+        if self.protocol == "sequential":
+            self._check_sequential()
+
+    def _check_sequential(self) -> None:
+        # The node prompts are built in and ask yes/no (or one of five names) as text.
+        clash = [flag for flag, on in (
+            ("--shots 8", self.shots), ("--template", self.template),
+            ("--system-prompt", self.system_prompt), ("--system-role", self.system_role),
+            ("--output json/number", self.output != "text"), ("--logprobs", self.logprobs),
+            ("--samples", self.samples > 1)) if on]
+        if clash:
+            raise UsageError(f"--protocol sequential asks its own zero-shot node questions as "
+                             f"text; {clash[0]} needs --protocol flat")
+        if self.batch:
+            raise UsageError("--protocol sequential asks each node after the previous "
+                             "answer, which one batch cannot do; use --protocol flat with "
+                             "--batch")
 
     @property
     def reasoning(self) -> bool:

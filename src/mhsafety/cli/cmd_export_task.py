@@ -1,0 +1,47 @@
+"""``mhsafety export-task``: the benchmark as another harness's task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import data_option
+
+
+@click.group("export-task")
+def command() -> None:
+    """Write the benchmark as a task of another evaluation harness."""
+
+
+@command.command("lm-eval")
+@data_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Task folder to write (pass it to lm_eval --include_path).")
+@click.option("--shots", type=click.Choice(["0", "8"]), default="0", show_default=True,
+              help="0 = zero-shot; 8 = one example per label from --train (one draw).")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Labelled file the few-shot examples come from.")
+@click.option("--parser", type=click.Choice(["tolerant", "paper"]), default=None,
+              help="How answers become labels [default: the judge's].")
+@click.option("--output", type=click.Choice(["text", "json", "number"]), default=None,
+              help="Answer format the prompt asks for [default: the judge's, text].")
+@click.option("--seed", type=int, default=None, help="Seed of the few-shot draw "
+                                                     "[default: the judge's].")
+@click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Prompt template file replacing the built-in one.")
+def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | None,
+            parser: str | None, output: str | None, seed: int | None,
+            template_path: Path | None) -> None:
+    """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place."""
+    from ..data import resolve_data
+    from ..integrations.lmeval import TASK_NAME, LmEvalSettings, export_task
+
+    settings = LmEvalSettings(data=str(resolve_data(data_path)), shots=int(shots),
+                              train=str(train_path) if train_path else None, parser=parser,
+                              output=output, seed=seed,
+                              template=str(template_path) if template_path else None)
+    folder = export_task(out, settings)
+    click.echo(f"wrote {folder}; run it with: lm_eval --include_path {folder} --tasks "
+               f"{TASK_NAME} --model local-chat-completions --apply_chat_template "
+               "--model_args model=NAME,base_url=URL/chat/completions")

@@ -1,0 +1,242 @@
+"""The benchmark as an lm-evaluation-harness task folder (``lm_eval --include_path DIR``).
+
+``mhsafety export-task lm-eval --data PATH --out DIR`` writes three files into DIR:
+
+``mhsafety_dialogue_safety.yaml``  the task: ``generate_until``, the project's prompt as
+                                   ``doc_to_text``, the project's parser as a custom filter,
+                                   and the project's metrics as aggregations
+``utils.py``                       a few lines binding those functions to the settings file
+``mhsafety_task.json``             the settings: the data path (read in place with mhsafety's
+                                   own loader, never copied), shots, train file, parser, seed
+
+so that::
+
+    lm_eval --model local-chat-completions --apply_chat_template --include_path DIR \\
+        --tasks mhsafety_dialogue_safety --model_args model=NAME,base_url=URL/chat/completions
+
+runs it. The filter turns each answer into a label name, or ``[invalid]`` when the parser
+finds none; every metric comes from :func:`mhsafety.metrics.compute_metrics`, so an invalid
+answer counts as wrong, as in ``mhsafety evaluate``. With ``--log_samples`` the per-item
+file (``samples_mhsafety_dialogue_safety_*.jsonl``) reads back into ``mhsafety evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data import Example, load_examples
+from ..errors import DataError, UsageError
+from ..io import write_json, write_text
+from ..judge.prompts import load_template, plan_shots
+from ..metrics import compute_metrics
+from ..taxonomy import LABEL_NAMES, label_id
+from .common import N_SHOTS, judge_settings, label_reader
+
+TASK_NAME = "mhsafety_dialogue_safety"
+SETTINGS_FILE = "mhsafety_task.json"
+# What the filter writes for an answer that names no label (never a label name).
+INVALID = "[invalid]"
+# Metric name in lm-eval's table -> the RunMetrics field it reports.
+METRICS = {"acc": "accuracy", "weighted_f1": "f1", "macro_f1": "macro_f1",
+           "unsafe_recall": "unsafe_recall", "invalid": "n_invalid"}
+
+
+@dataclass
+class LmEvalSettings:
+    """What an exported task folder runs; kept in ``mhsafety_task.json`` beside the YAML."""
+
+    data: str
+    shots: int = 0
+    train: str | None = None
+    parser: str | None = None  # None: the judge's default, as every None here
+    output: str | None = None
+    seed: int | None = None
+    template: str | None = None
+
+    @property
+    def judge(self) -> Any:
+        """The judge's settings these stand for (its defaults, its checks)."""
+        return judge_settings(parser=self.parser, output=self.output, seed=self.seed)
+
+    def check(self) -> None:
+        if self.shots not in (0, N_SHOTS):
+            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
+                             f"got {self.shots}")
+        if self.shots and not self.train:
+            raise UsageError("--shots 8 needs --train PATH, the labelled file the examples "
+                             "come from")
+        self.judge  # noqa: B018 - builds the judge settings, which check parser and output
+
+
+class TaskFunctions:
+    """The callables the task YAML names (``!function utils.<name>``), bound to settings."""
+
+    def __init__(self, settings: LmEvalSettings) -> None:
+        settings.check()
+        self.settings = settings
+        self.judge = settings.judge
+        self.template = load_template(settings.template)
+        self.parse = label_reader(self.judge)
+        self._examples = load_examples(settings.data)
+        self._shots = None
+        if settings.shots:
+            # One draw (round 1 of the judge's plan): lm-eval has no rounds.
+            self._shots = plan_shots(load_examples(settings.train), 1, self.judge.seed,
+                                     str(settings.train))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TaskFunctions:
+        p = Path(path)
+        try:
+            values = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{p}: cannot read the task settings ({exc})") from None
+        return cls(LmEvalSettings(**values))
+
+    # -- dataset
+
+    def load_dataset(self, **_: Any) -> Any:
+        """The items as a one-split ``datasets.DatasetDict`` (lm-eval's ``custom_dataset``)."""
+        import datasets
+
+        rows = [{"id": ex.id, "context": ex.context, "response": ex.response,
+                 "label": ex.label} for ex in self._examples]
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+    # -- prompt and target
+
+    def doc_to_text(self, doc: dict[str, Any]) -> str:
+        item = Example(doc["context"], doc["response"], None, str(doc["id"]))
+        shots = self._shots.for_item(1, item) if self._shots is not None else ()
+        return self.template.render(item, shots, self.judge.output)
+
+    def doc_to_target(self, doc: dict[str, Any]) -> str:
+        return LABEL_NAMES[int(doc["label"])]
+
+    # -- filter and per-item results
+
+    def parse_answers(self, resps: Sequence[Sequence[str]], docs: Sequence[Any]) -> list[list[str]]:
+        """The custom filter: each answer -> its label name, or ``[invalid]``."""
+        out = []
+        for answers in resps:
+            row = []
+            for answer in answers:
+                label = self.parse(answer)
+                row.append(INVALID if label is None else LABEL_NAMES[label])
+            out.append(row)
+        return out
+
+    def process_results(self, doc: dict[str, Any], results: Sequence[str]) -> dict[str, Any]:
+        answer: Any = results[0] if results else INVALID
+        while isinstance(answer, (list, tuple)):  # one answer per repeat; the first counts
+            answer = answer[0] if answer else INVALID
+        pair = (int(doc["label"]), _label_or_none(answer))
+        return {name: pair for name in METRICS}
+
+
+def _label_or_none(name: str) -> int | None:
+    return None if name == INVALID else label_id(name)
+
+
+def _aggregate(field: str):
+    def aggregate(pairs: Sequence[tuple[int, int | None]]) -> float:
+        gold = [g for g, _ in pairs]
+        run = compute_metrics(gold, [p for _, p in pairs])
+        value = run.score(field)
+        return value / run.n if field == "n_invalid" else value
+
+    aggregate.__name__ = f"aggregate_{field}"
+    return aggregate
+
+
+# Aggregations are plain module functions so the YAML can name them from utils.py.
+aggregate_accuracy = _aggregate("accuracy")
+aggregate_weighted_f1 = _aggregate("f1")
+aggregate_macro_f1 = _aggregate("macro_f1")
+aggregate_unsafe_recall = _aggregate("unsafe_recall")
+aggregate_invalid = _aggregate("n_invalid")
+_AGGREGATION_OF = {"acc": "aggregate_accuracy", "weighted_f1": "aggregate_weighted_f1",
+                   "macro_f1": "aggregate_macro_f1", "unsafe_recall": "aggregate_unsafe_recall",
+                   "invalid": "aggregate_invalid"}
+
+_UTILS = '''\
+"""Glue for the mhsafety dialogue-safety task; written by `mhsafety export-task lm-eval`.
+
+The prompt, parser and metrics are mhsafety's own (mhsafety.integrations.lmeval); the
+settings (data path, shots, parser) are in mhsafety_task.json beside this file.
+"""
+
+from pathlib import Path
+
+from mhsafety.integrations.lmeval import TaskFunctions
+from mhsafety.integrations.lmeval import (  # noqa: F401 - named by the task YAML
+    aggregate_accuracy,
+    aggregate_invalid,
+    aggregate_macro_f1,
+    aggregate_unsafe_recall,
+    aggregate_weighted_f1,
+)
+
+_task = TaskFunctions.from_file(Path(__file__).with_name("{settings}"))
+load_dataset = _task.load_dataset
+doc_to_text = _task.doc_to_text
+doc_to_target = _task.doc_to_target
+parse_answers = _task.parse_answers
+process_results = _task.process_results
+'''
+
+
+def task_yaml(judge: Any) -> str:
+    """The task YAML; its generation settings are the judge's (budget, sampling)."""
+    metrics = "\n".join(
+        f"  - metric: {name}\n    aggregation: !function utils.{_AGGREGATION_OF[name]}\n"
+        f"    higher_is_better: {'false' if name == 'invalid' else 'true'}"
+        for name in METRICS)
+    return f"""\
+# Dialogue safety in mental-health support (Qiu et al., NLPCC 2023), written by
+# `mhsafety export-task lm-eval`. Prompt, parser and metrics are mhsafety's; see utils.py.
+task: {TASK_NAME}
+custom_dataset: !function utils.load_dataset
+test_split: test
+output_type: generate_until
+doc_to_text: !function utils.doc_to_text
+doc_to_target: !function utils.doc_to_target
+num_fewshot: 0
+generation_kwargs:
+  until: []
+  max_gen_toks: {judge.budget}
+  temperature: {judge.temperature}
+  top_p: {judge.top_p}
+  do_sample: true
+filter_list:
+  - name: mhsafety-label
+    filter:
+      - function: custom
+        filter_fn: !function utils.parse_answers
+process_results: !function utils.process_results
+metric_list:
+{metrics}
+metadata:
+  version: 1.0
+"""
+
+
+def export_task(out: str | os.PathLike[str], settings: LmEvalSettings) -> Path:
+    """Write the task folder for ``--include_path``; the data is referenced, not copied."""
+    settings.data = str(Path(settings.data).resolve())
+    if settings.train:
+        settings.train = str(Path(settings.train).resolve())
+    if settings.template:
+        settings.template = str(Path(settings.template).resolve())
+    TaskFunctions(settings)  # fail now, not inside lm_eval, on bad data or settings
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / SETTINGS_FILE, asdict(settings))
+    write_text(folder / "utils.py", _UTILS.replace("{settings}", SETTINGS_FILE))
+    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge))
+    return folder
