@@ -141,7 +141,8 @@ async def load_raw(url: str, bodies: list[bytes], clients: int, total: int,
             try:
                 status, payload = await conn.post("/v1/check", bodies[i % len(bodies)])
                 if status != 200 or b'"decision":"unverified"' in payload:
-                    errors.append(f"{status} {payload[:200]!r}")
+                    reason = re.search(rb'"reason":("[^"]*")', payload)
+                    errors.append(f"{status} {(reason.group(1) if reason else payload[:200])!r}")
             except (OSError, asyncio.IncompleteReadError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
             if record:

@@ -73,10 +73,11 @@ def main() -> None:
 
     examples = load_examples(args.data)
     probs, last_model = out_of_fold(examples, args.folds, args.seed)
-    by_id = {ex.id: row for ex, row in zip(examples, probs)}
+    # Keyed by text: the guard hands models positions, not the callers' ids.
+    by_item = {(ex.context, ex.response): row for ex, row in zip(examples, probs)}
 
     class CrossFitted(Classifier):
-        """The out-of-fold probabilities, looked up by item id (timing: the last fold's
+        """The out-of-fold probabilities, looked up by item (timing: the last fold's
         model scores the item too, so the first tier's latency is a real baseline call)."""
 
         kind = "baseline-cross-fitted"
@@ -86,7 +87,7 @@ def main() -> None:
 
         def predict_proba(self, batch):
             last_model.predict_proba(batch)  # the real cost of a baseline call
-            return np.array([by_id[ex.id] for ex in batch])
+            return np.array([by_item[(ex.context, ex.response)] for ex in batch])
 
         def save_state(self, directory):
             raise NotImplementedError

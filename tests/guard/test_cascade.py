@@ -116,3 +116,28 @@ def test_cascade_calibration_reports_each_band(fake_kind, fake_checkpoint, judge
     assert wide["false_alarm_rate"]["count"] == 1  # the safe "border" item
     assert narrow["escalated"]["count"] == 0
     assert body["n_items"] == 5 and "mean_latency_ms" in wide
+
+
+def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
+    """Issue 11's case end to end: `check` says unverified with the reason, `predict`'s
+    record says pred null with the same reason."""
+    judge_server.responder = lambda prompt, body: "I cannot tell"
+    data = tmp_path / "items.jsonl"
+    data.write_text(json.dumps({"context": "[seeker]最近总是失眠", "response": "[supporter]嗯",
+                                "label": 7}, ensure_ascii=False) + "\n", encoding="utf-8")
+    ckpt = tmp_path / "judge"
+    trained = CliRunner().invoke(cli, ["train", "--model", f"judge:fake-judge@{judge_server.url}",
+                                       "--train", str(data), "--config", "rounds=1",
+                                       "--config", "max_attempts=1", "--out", str(ckpt)])
+    assert trained.exit_code == 0, trained.output
+    checked = CliRunner().invoke(cli, ["check", "--checkpoint", str(ckpt), "--input", str(data),
+                                       "--no-rules"])
+    assert checked.exit_code == 0, checked.output
+    result = json.loads(checked.output)
+    assert result["decision"] == "unverified" and "unparseable answer" in result["reason"]
+    out = tmp_path / "pred.jsonl"
+    predicted = CliRunner().invoke(cli, ["predict", "--checkpoint", str(ckpt), "--data",
+                                         str(data), "--out", str(out)])
+    assert predicted.exit_code == 0, predicted.output
+    record = json.loads(out.read_text().splitlines()[0])
+    assert record["pred"] is None and "unparseable answer" in record["error"]

@@ -94,3 +94,19 @@ def test_serve_missing_checkpoint_is_one_sentence(tmp_path):
     result = run(["serve", "--checkpoint", str(tmp_path / "nope")])
     assert isinstance(result.exception, DataError)
     assert "no such checkpoint folder" in str(result.exception)
+
+
+def test_serve_options_come_from_service_config():
+    """One home for the service's defaults: every ServiceConfig field but the token is an
+    option of `serve`, its help showing the dataclass default; nothing given means defaults."""
+    from mhsafety.guard.service import ServiceConfig
+    from mhsafety.settings import fields_doc
+
+    help_text = " ".join(run(["serve", "--help"]).output.split())
+    for name, default, doc in fields_doc(ServiceConfig):
+        if name == "token":
+            assert "--token " not in help_text  # secrets come from the environment only
+            continue
+        flag = "--timeout" if name == "timeout_s" else "--" + name.replace("_", "-")
+        assert flag in help_text, name
+        assert f"[default: {default}]" in help_text, name

@@ -129,3 +129,62 @@ def test_oversized_body_gets_a_readable_413_with_httpx(baseline_server):
     assert "over the limit" in response.json()["detail"]
     # And the server keeps answering.
     assert httpx.post(f"{baseline_server.url}/v1/check", json=INSULT).status_code == 200
+
+
+@pytest.mark.slow
+def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoint, tmp_path):
+    """Single-item requests all carry id "0"; batched together for the escalation tier (a
+    judge that joins answers on ids), each still gets its own answer."""
+    import asyncio
+
+    from mhsafety.judge.fakeserver import FakeServer
+    from mhsafety.registry import create_classifier
+    from tests.helpers.guard_servers import start_server, stop_server
+
+    with FakeServer(latency=0.2) as judge_server:
+        judge_server.responder = lambda prompt, body: "Toxic Language"
+        judge = tmp_path / "judge"
+        create_classifier(f"judge:fake-judge@{judge_server.url}", seed=0, rounds=1,
+                          max_attempts=1, timeout=5).save(judge)
+        server = start_server(fake_checkpoint, tmp_path / "cascade.log", "--escalate-to",
+                              str(judge), "--band", "0.3,0.6", "--batch-wait-ms", "50")
+        try:
+            async def run():
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                    return await asyncio.gather(*[
+                        client.post("/v1/check", json={"context": f"[seeker]c{i}",
+                                                       "response": "border"})
+                        for i in range(12)])
+
+            results = [r.json()["results"][0] for r in asyncio.run(run())]
+            assert all(r["tier"] == "escalation" and r["label_name"] == "Toxic Language"
+                       for r in results), results[0]
+            assert {r["id"] for r in results} == {"0"}
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert re.search(r"^mhsafety_guard_escalations_total 12\.0$", metrics, re.M)
+        finally:
+            stop_server(server)
+
+
+def test_a_judge_whose_server_is_down_is_alive_but_not_ready(tmp_path):
+    from mhsafety.judge.fakeserver import FakeServer
+    from mhsafety.registry import create_classifier
+    from tests.helpers.guard_servers import start_server, stop_server
+
+    judge_server = FakeServer().start()
+    judge = tmp_path / "judge"
+    create_classifier(f"judge:fake-judge@{judge_server.url}", seed=0, rounds=1,
+                      max_attempts=1, timeout=2).save(judge)
+    judge_server.stop()
+    server = start_server(judge, tmp_path / "judge-guard.log", "--timeout", "5")
+    try:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and "unreachable" in ready.json()["detail"]
+        result = httpx.post(f"{server.url}/v1/check", json={
+            "context": "[seeker]最近总是失眠", "response": "[supporter]能说说吗？"},
+            timeout=30).json()["results"][0]
+        assert result["decision"] == "unverified" and result["reason"]
+        assert "最近总是失眠" not in server.log_text()
+    finally:
+        stop_server(server)

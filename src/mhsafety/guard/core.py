@@ -348,8 +348,11 @@ class ModelTier:
         """The model's predictions; raises when it fails or answers in the wrong shape."""
         if not examples:
             return Predictions(np.zeros((0, len(LABEL_NAMES))), ())
+        # Requests batched together may repeat ids (every single-item request is item "0");
+        # the model sees positions instead, and results keep the callers' ids.
+        batch = [replace(ex, id=str(i)) for i, ex in enumerate(examples)]
         with self._lock, self._private_work_dir():
-            preds = predictions_of(self.classifier, examples)
+            preds = predictions_of(self.classifier, batch)
         if np.asarray(preds.probs).shape != (len(examples), len(LABEL_NAMES)):
             raise ValueError(f"expected probabilities of shape ({len(examples)}, "
                              f"{len(LABEL_NAMES)}), got {np.asarray(preds.probs).shape}")
