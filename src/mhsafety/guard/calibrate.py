@@ -401,8 +401,8 @@ def calibrate_cascade(guard: Guard, second: ModelTier,
 
     Both tiers score every item once (in one batch each); each band's figures follow from
     those scores. Mean latency per reply = the first tier's single-item latency + the share
-    escalated x the second tier's single-item latency (each timed on up to 30 single-item
-    calls).
+    escalated x the second tier's single-item latency (each timed on up to
+    ``LATENCY_SAMPLE`` single-item calls).
     """
     examples, source = _labelled(data)
     refuse_overlap(guard.manifest, examples, source or "the calibration data", allow_overlap)
