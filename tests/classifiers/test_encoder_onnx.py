@@ -131,3 +131,20 @@ def test_export_and_predict_commands(checkpoint, test_json, tmp_path, capsys):
         main(["export", "--checkpoint", str(tmp_path / "missing"), "--format", "onnx"])
     assert exc.value.code == 2
     assert "no such checkpoint folder" in capsys.readouterr().err
+
+
+def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeypatch):
+    from mhsafety.classifiers.encoder import EncoderClassifier
+    from mhsafety.cli import main
+    from mhsafety.guard import service
+
+    seen = []
+    monkeypatch.setattr(service, "serve_checkpoint",
+                        lambda ckpt, threshold, config, **kw: seen.append(config))
+    main(["serve", "--checkpoint", str(checkpoint), "--port", "0"])
+    main(["serve", "--checkpoint", str(checkpoint), "--port", "0", "--max-model-batch", "4"])
+    proposed = EncoderClassifier.serving_defaults
+    assert (seen[0].max_model_batch, seen[0].batch_wait_ms) == (
+        proposed["max_model_batch"], proposed["batch_wait_ms"])
+    assert seen[0].max_model_batch != service.ServiceConfig().max_model_batch
+    assert (seen[1].max_model_batch, seen[1].batch_wait_ms) == (4, proposed["batch_wait_ms"])

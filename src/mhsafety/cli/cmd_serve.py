@@ -21,10 +21,16 @@ def command(checkpoint: str, threshold: float | None, rules_file: Any, no_defaul
     Request text never reaches the logs: each line has the request id, sizes, latency,
     status and decisions.
     """
+    from ..classifiers.base import read_manifest
     from ..guard.service import serve_checkpoint
+    from ..registry import classifier_class
     from ..settings import build
 
-    config = build(ServiceConfig, given(service), "serve")
+    # A kind may propose its own micro-batching (an encoder's model calls are slow); what
+    # the user gave wins.
+    kind = classifier_class(read_manifest(checkpoint)["kind"])
+    proposed = getattr(kind, "serving_defaults", {})
+    config = build(ServiceConfig, {**proposed, **given(service)}, "serve")
     serve_checkpoint(str(checkpoint), threshold, config,
                      **guard_kwargs(rules_file, no_default_rules, no_rules, policy_file,
                                     escalate_to, band, escalate_threshold))
