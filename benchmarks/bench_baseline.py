@@ -3,6 +3,10 @@ calibration of its probabilities, and prediction speed of a saved checkpoint.
 
     python benchmarks/bench_baseline.py [--data ../shared/data/dialogue-safety/test.json]
                                         [--seeds 42,43,44,45,46] [--skip-benchmark]
+                                        [--compare-ungrouped]
+
+``--compare-ungrouped`` also runs the old protocol (plain stratified folds, which put items
+sharing a dialogue context on both sides) and counts how many test-fold items it leaks.
 
 Prints figures; asserts nothing. Targets (from the issue): mean accuracy >= 66.0 %, weighted
 F1 >= 65.0 %, the whole default benchmark (25 fits) < 60 s on a 2-core machine, a saved baseline
@@ -85,11 +89,43 @@ def speed(data: Path) -> None:
           f"(CPU: median {1000 * statistics.median(cpu_times):.2f} ms)")
 
 
+def ungrouped(data: Path, seeds: list[int], folds: int = 5) -> None:
+    """The same CV with plain StratifiedKFold (the protocol before grouping), for comparison."""
+    from mhsafety.benchmark import cv_run
+    from mhsafety.data import context_groups, load_examples, stratified_kfold
+    from mhsafety.metrics import compute_metrics
+
+    examples = load_examples(data)
+    groups = context_groups(examples)
+    scores: dict[str, list[float]] = {"accuracy": [], "f1": [], "macro_f1": [],
+                                      "unsafe_recall": []}
+    leaked = []
+    t0 = time.perf_counter()
+    for seed in seeds:
+        records = cv_run("baseline", examples, seed, folds, "baseline", [], grouped=False)
+        m = compute_metrics([r.gold for r in records], [r.pred for r in records])
+        for name, values in scores.items():
+            values.append(m.score(name))
+        n = 0
+        for train_idx, test_idx in stratified_kfold(examples, folds, seed, grouped=False):
+            seen = set(groups[train_idx].tolist())
+            n += sum(1 for g in groups[test_idx].tolist() if g in seen)
+        leaked.append(n)
+    print(f"old protocol (ungrouped StratifiedKFold), same seeds: {len(seeds) * folds} fits, "
+          f"{time.perf_counter() - t0:.1f} s")
+    for name, values in scores.items():
+        print(f"  {name}: {100 * statistics.fmean(values):.2f} ± "
+              f"{100 * (statistics.stdev(values) if len(values) > 1 else 0):.2f} %")
+    print(f"  test-fold items sharing their context with a training-fold item, per seed: "
+          f"{', '.join(map(str, leaked))}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seeds", default="42,43,44,45,46")
     parser.add_argument("--skip-benchmark", action="store_true")
+    parser.add_argument("--compare-ungrouped", action="store_true")
     args = parser.parse_args()
     from mhsafety.benchmark import run_benchmark
 
@@ -109,6 +145,8 @@ def main() -> int:
                 print(f"  {name}: {100 * s[name].mean:.2f} ± {100 * (s[name].std or 0):.2f} %")
             print(f"  time: {wall:.1f} s wall, {cpu:.1f} s CPU of this process")
             calibration(Path(tmp) / "res")
+        if args.compare_ungrouped:
+            ungrouped(args.data, seeds)
     speed(args.data)
     return 0
 

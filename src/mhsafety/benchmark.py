@@ -5,7 +5,7 @@
 Two protocols:
 
 - ``cv`` (default, needs no private data): repeated stratified k-fold cross-validation on one
-  labelled file (the public test set). One run per repeat, seeds 42..46; a run's predictions
+  labelled file (the public test set), items sharing a dialogue context kept in one fold. One run per repeat, seeds 42..46; a run's predictions
   are the out-of-fold predictions of its k folds, so every run covers every item once.
 - ``train-test`` (the paper's): fit on a training file, predict the test file, once per seed.
 
@@ -33,17 +33,24 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import Example, examples_hash, load_examples, resolve_data
+from .data import (
+    Example,
+    check_overlap,
+    context_groups,
+    examples_hash,
+    load_examples,
+    resolve_data,
+    stratified_kfold,
+)
 from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics
-from .records import PredictionRecord, Run, merge_notes, read_records, write_records
+from .records import NOTE_OVERLAP, PredictionRecord, Run, merge_notes, read_records, write_records
 
 DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
 DEFAULT_FOLDS = 5
@@ -97,7 +104,8 @@ class Protocol:
 def cv_protocol(n_items: int, seeds: Sequence[int] = DEFAULT_SEEDS,
                 folds: int = DEFAULT_FOLDS, data_name: str = "the data") -> Protocol:
     return Protocol("cv", f"measured here: {len(seeds)}×{folds}-fold cross-validation within "
-                    f"the {n_items} items of {data_name}, not the paper's protocol",
+                    f"the {n_items} items of {data_name}, folds grouped by dialogue context, "
+                    "not the paper's protocol",
                     tuple(seeds), folds, f"measured, {len(seeds)}×{folds}-fold CV")
 
 
@@ -122,9 +130,13 @@ def _records(clf, examples: Sequence[Example], system: str, run: str,
 
 def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system: str,
            notes: list[str], config: dict[str, Any] | None = None,
-           on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
-    """One repeat of stratified k-fold CV: out-of-fold records for every item, input order."""
-    from .data import stratified_kfold
+           on_fit: Callable[[], None] | None = None,
+           grouped: bool = True) -> list[PredictionRecord]:
+    """One repeat of stratified k-fold CV: out-of-fold records for every item, input order.
+
+    Items sharing a context stay in one fold (``grouped``; ``False`` only to measure the
+    ungrouped protocol's optimism).
+    """
     from .registry import create_classifier
 
     run = f"seed-{seed}"
@@ -135,10 +147,13 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
             on_fit()
         return out
     slots: list[PredictionRecord | None] = [None] * len(examples)
-    for train_idx, test_idx in stratified_kfold(examples, folds, seed):
+    groups = context_groups(examples)
+    for train_idx, test_idx in stratified_kfold(examples, folds, seed, grouped=grouped):
         overlap = set(train_idx.tolist()) & set(test_idx.tolist())
-        if overlap:  # cannot happen with StratifiedKFold; guard the protocol's promise anyway
+        if overlap:  # cannot happen with the splitter; guard the protocol's promise anyway
             raise RuntimeError(f"fold puts items {sorted(overlap)[:5]} in train and test")
+        if grouped and set(groups[train_idx].tolist()) & set(groups[test_idx].tolist()):
+            raise RuntimeError("a fold puts one dialogue context in train and test")
         clf = create_classifier(spec, seed=seed, **(config or {}))
         clf.fit([examples[i] for i in train_idx])
         fold_records = _records(clf, [examples[i] for i in test_idx], system, run, notes)
@@ -179,15 +194,22 @@ class BenchmarkResult:
     files: list[Path] = field(default_factory=list)
 
 
-def default_out_dir() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("results") / f"benchmark-{stamp}"
+def default_out_dir(data: Path, protocol: Protocol, key: str,
+                    specs: Sequence[SystemSpec]) -> Path:
+    """``results/benchmark-<data>-<protocol>-<digest>``, named by the run's settings, so
+    rerunning the same command after an interruption finds (and resumes) its folder."""
+    blob = json.dumps([key, [(s.name, s.spec) for s in specs]], ensure_ascii=False)
+    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", data.stem).strip("-")[:40] or "data"
+    return Path("results") / f"benchmark-{stem}-{protocol.name}-{digest}"
 
 
 def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
-               config: dict[str, Any]) -> str:
-    blob = json.dumps([protocol.to_dict(), data_hash, train_hash, config], sort_keys=True,
-                      ensure_ascii=False, default=str)
+               config: dict[str, Any], notes: Sequence[str] = ()) -> str:
+    parts: list[Any] = [protocol.to_dict(), data_hash, train_hash, config]
+    if notes:  # runs marked differently never mix in one folder
+        parts.append(sorted(notes))
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -256,15 +278,18 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                   out_dir: str | os.PathLike[str] | None = None,
                   config: dict[str, Any] | None = None, include_paper: bool = True,
                   decimals: int = 2, show_progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> BenchmarkResult:
+                  log: Callable[[str], None] | None = None,
+                  allow_overlap: bool = False) -> BenchmarkResult:
     """Benchmark ``systems`` and write the results folder; returns the scores and the table.
 
     Without ``train``: the ``cv`` protocol on ``data`` (default: the cached public test set).
-    With ``train``: the paper's protocol, fit on ``train`` and test on ``data``.
+    With ``train``: the paper's protocol, fit on ``train`` and test on ``data``; test items
+    that also occur in ``train`` are refused (:class:`~mhsafety.data.OverlapError`) unless
+    ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
     """
     from .progress import progress_bar
     from .scoring import score_runs
-    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, paper_rows
+    from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, legend, paper_rows
 
     start = time.perf_counter()
     if not seeds:
@@ -283,10 +308,8 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
 
     configs = {s.name: checked_config(s.spec, system_config(s, config or {}, specs),
                                       f"--config for {s.name}") for s in specs}
-    needs_fit = {}
-    for s in specs:
-        needs_fit[s.name] = create_classifier(s.spec, seed=seeds[0], **configs[s.name]
-                                              ).needs_training
+    probes = {s.name: create_classifier(s.spec, seed=seeds[0], **configs[s.name]) for s in specs}
+    needs_fit = {name: clf.needs_training for name, clf in probes.items()}
 
     test_path = resolve_data(data)
     test = load_examples(test_path)
@@ -302,15 +325,45 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
     else:
         protocol = train_test_protocol(len(train_examples), len(test), seeds,
                                        Path(train).name, Path(test_path).name)  # type: ignore[arg-type]
+    # A score on items the system was trained on flatters it: refuse before any work.
+    run_notes: list[str] = []
+    if train_examples is not None:
+        shared = check_overlap(train_examples, test, str(train), str(test_path), allow_overlap)
+        if shared:
+            run_notes.append(NOTE_OVERLAP)
+            if log:
+                log(f"warning: {len(shared)} test items also occur in {train}; every row is "
+                    "marked so")
+    # Data no system can learn from fails now, before the results folder exists.
+    from .training import check_trainable
+
+    for s in specs:
+        if not needs_fit[s.name]:
+            continue
+        if train_examples is not None:
+            check_trainable(probes[s.name], train_examples, str(train))
+            continue
+        check_trainable(probes[s.name], test, str(test_path))
+        for seed in seeds:
+            for k, (train_idx, _) in enumerate(stratified_kfold(test, folds, seed)):
+                check_trainable(probes[s.name], [test[i] for i in train_idx],
+                                f"{test_path} (the training part of fold {k + 1}, seed {seed})")
     # Systems that never learn (zero-shot judges) use no folds: their rows say so.
     untrained = Protocol("predict-only", f"measured here: no training; every item of "
                          f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
                          tuple(seeds), short=f"measured, no training, {len(seeds)} runs")
     system_protocol = {s.name: protocol if needs_fit[s.name] else untrained for s in specs}
 
-    out = Path(out_dir) if out_dir is not None else default_out_dir()
     key = _state_key(protocol, examples_hash(test),
-                     examples_hash(train_examples) if train_examples else None, config or {})
+                     examples_hash(train_examples) if train_examples else None, config or {},
+                     run_notes)
+    if out_dir is None:
+        out = default_out_dir(Path(test_path), protocol, key, specs)
+        if log:
+            log(f"results folder: {out} (interrupted? the same command resumes there; "
+                f"or pass --out {out})")
+    else:
+        out = Path(out_dir)
     _check_out_dir(out, key)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "state.json", {
@@ -340,7 +393,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                         bar.update(fits_per_run[s.name])
                 else:
                     tick = (lambda: bar.update(1)) if bar is not None else None
-                    notes = [system_protocol[s.name].short]
+                    notes = [system_protocol[s.name].short, *run_notes]
                     if train_examples is None:
                         records = cv_run(s.spec, test, seed, folds, s.name, notes,
                                          configs[s.name], tick)
@@ -360,12 +413,14 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
                                   for seed, recs in zip(seeds, all_runs[s.name])]
                          for s in specs},
                         {s.name: system_protocol[s.name].description for s in specs},
-                        {s.name: [system_protocol[s.name].short] for s in specs})
+                        {s.name: [system_protocol[s.name].short, *run_notes] for s in specs})
     measured: list[SystemMetrics] = scored.systems
     rows = scored.rows
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS
     table = format_table([*rows, *(paper_rows() if include_paper else [])], "markdown",
                          columns, decimals)
+    if legend(columns):
+        table += "\n\n" + legend(columns)
     write_text(out / "table.md", table + "\n")
     write_json(out / "metrics.json", {
         "protocol": protocol.to_dict(),

@@ -32,3 +32,39 @@ def note(line: str) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(line, file=sys.stderr)
+
+
+class Steps:
+    """Progress of a counted piece of work: a bar on a terminal, one line per step when
+    stderr is piped (logs then say how far a long run got), nothing when ``quiet``.
+
+    ``update(info)`` advances by one step; ``info`` (a score, a loss) is shown with it.
+    """
+
+    def __init__(self, total: int, desc: str, unit: str = "step", quiet: bool = False,
+                 stream: Any = None) -> None:
+        import sys
+
+        self.total, self.desc, self.unit, self.done = total, desc, unit, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar = progress_bar(total=total, desc=desc, unit=unit, file=self.stream) \
+            if tty and not quiet else None
+
+    def update(self, info: str = "", n: int = 1) -> None:
+        self.done += n
+        if self.quiet:
+            return
+        if self._bar is not None:
+            if info:
+                self._bar.set_postfix_str(info, refresh=False)
+            self._bar.update(n)
+            return
+        tail = f" ({info})" if info else ""
+        print(f"{self.desc}: {self.unit} {self.done}/{self.total}{tail}", file=self.stream,
+              flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -51,11 +51,13 @@ PREDICTION_SUFFIX = ".preds.jsonl"
 NOTE_SELECTED_ON_TEST = "selected-on-test"
 NOTE_SHOTS_FROM_JUDGED = "shots-from-judged"
 NOTE_OVERLAP = "overlap-allowed"
+NOTE_DEV_OVERLAP = "dev-overlap-allowed"
 # The one home of the words a table shows for each note code.
 NOTE_TEXTS: dict[str, str] = {
     NOTE_SELECTED_ON_TEST: "epoch picked on the test set",
     NOTE_SHOTS_FROM_JUDGED: "shots drawn from the judged items, self excluded",
     NOTE_OVERLAP: "train/test overlap allowed",
+    NOTE_DEV_OVERLAP: "dev items overlap the training data",
 }
 _CODE_OF_TEXT = {text: code for code, text in NOTE_TEXTS.items()}
 

@@ -207,3 +207,18 @@ def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
         heading = f"### {s.system}\n" if fmt == "markdown" else s.system
         blocks.append(f"{heading}\n{table}")
     return "\n\n".join(blocks)
+
+
+# What the less obvious columns mean, printed under terminal tables (one home for the text).
+COLUMN_NOTES = {
+    "precision": "P, R and F1 are support-weighted averages over the labels (scikit-learn's "
+                 "average='weighted'), so R equals Acc",
+    "unsafe_recall": "Unsafe R is the share of unsafe responses (every label but Safe "
+                     "Response) that the system flags as some unsafe label",
+}
+
+
+def legend(columns: Sequence[str]) -> str:
+    """One line explaining the shown ``columns`` that need it ('' when none do)."""
+    parts = [text for name, text in COLUMN_NOTES.items() if name in columns]
+    return "; ".join(parts) + "." if parts else ""

@@ -12,52 +12,112 @@ from pathlib import Path
 from typing import Any
 
 from .classifiers.base import Classifier
-from .data import Example, load_examples, resolve_data, train_dev_split
-from .errors import UsageError
-from .records import write_records
-from .registry import create_classifier, load_classifier, model_spec
+from .data import (
+    Example,
+    check_overlap,
+    load_examples,
+    resolve_data,
+    train_dev_split,
+)
+from .errors import DataError, UsageError
+from .progress import Steps
+from .records import NOTE_DEV_OVERLAP, write_records
+from .registry import checked_config, create_classifier, load_classifier, model_spec
+from .taxonomy import label_name
 
-__all__ = ["DEFAULT_TRAIN_SEEDS", "model_spec", "predict_file", "train_checkpoints", "train_model"]
+__all__ = ["DEFAULT_TRAIN_SEEDS", "check_trainable", "model_spec", "predict_file",
+           "train_checkpoints", "train_model"]
 
 # One checkpoint unless more seeds are asked for.
 DEFAULT_TRAIN_SEEDS: tuple[int, ...] = (42,)
 
 
+def check_trainable(clf: Classifier, train: Sequence[Example], source: str) -> None:
+    """Refuse, in one sentence naming ``source``, training data ``clf`` cannot learn from:
+    fewer items than the kind needs, or a single label."""
+    if not clf.needs_training:
+        return
+    if len(train) < clf.min_train_items:
+        raise DataError(f"{source}: {len(train)} item{'s' if len(train) != 1 else ''} "
+                        f"{'are' if len(train) != 1 else 'is'} too few to train the "
+                        f"{clf.kind} (it needs at least {clf.min_train_items} labelled items)")
+    labels = {ex.label for ex in train}
+    if len(labels) < 2:
+        only = next(iter(labels))
+        name = label_name(only) if only is not None else "none"
+        raise DataError(f"{source}: every item has the label {name}; training needs at "
+                        "least two different labels")
+
+
 def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
-                seed: int = 42, config: dict[str, Any] | None = None) -> Classifier:
-    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it."""
+                seed: int = 42, config: dict[str, Any] | None = None,
+                source: str = "the training data",
+                on_progress: Callable[[int, int, str], None] | None = None) -> Classifier:
+    """Build the classifier for ``model`` (see :func:`model_spec`) and fit it.
+
+    ``source`` names the training data in errors; ``on_progress(done, total, info)`` hears
+    the classifier's progress (see :meth:`Classifier.report_progress`).
+    """
     clf = create_classifier(model_spec(model), seed=seed, **(config or {}))
+    check_trainable(clf, train, source)
+    clf.on_progress = on_progress
     if clf.needs_training:
         clf.fit(train, dev)
+    clf.on_progress = None
     clf.record_training_data(train)
     return clf
+
+
+def _progress_printer(desc: str, quiet: bool) -> Callable[[int, int, str], None]:
+    """An ``on_progress`` callback drawing a bar on a terminal, a line per step when piped."""
+    state: dict[str, Any] = {}
+
+    def report(done: int, total: int, info: str) -> None:
+        steps = state.get("steps")
+        if steps is None or steps.total != total or done < steps.done:
+            if steps is not None:
+                steps.close()
+            steps = state["steps"] = Steps(total, desc, "fit", quiet=quiet)
+        steps.update(info, n=done - steps.done)
+        if done >= total:
+            steps.close()
+
+    return report
 
 
 def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str | os.PathLike[str],
                       seeds: Sequence[int] = DEFAULT_TRAIN_SEEDS, dev_path: str | os.PathLike[str] | None = None,
                       dev_ratio: float | None = None, config: dict[str, Any] | None = None,
-                      log: Callable[[str], None] | None = None) -> list[Path]:
+                      log: Callable[[str], None] | None = None,
+                      allow_overlap: bool = False) -> list[Path]:
     """Train one checkpoint per seed: ``out`` itself for one seed, ``out/seed-N`` for several.
 
     ``dev_path`` gives a dev set; otherwise ``dev_ratio`` splits one off the training file
-    (seeded, stratified). The dev set is for model selection only, never the test set.
+    (seeded, stratified). The dev set is for model selection only, never the test set; a
+    ``dev_path`` sharing items with the training file is refused unless ``allow_overlap``
+    (the checkpoint's manifest then carries :data:`~mhsafety.records.NOTE_DEV_OVERLAP`).
     """
     if dev_path is not None and dev_ratio is not None:
         raise UsageError("give either --dev or --dev-ratio, not both")
     if not seeds:
         raise UsageError("give at least one seed")
-    from .registry import checked_config
-
     config = checked_config(model_spec(model), config or {}, "--config")
     train_all = load_examples(train_path)
     dev_fixed = load_examples(dev_path) if dev_path is not None else None
+    notes: list[str] = []
+    # Picking an epoch on items the model was trained on rewards memorising them.
+    if dev_fixed is not None and check_overlap(train_all, dev_fixed, str(train_path),
+                                               str(dev_path), allow_overlap):
+        notes.append(NOTE_DEV_OVERLAP)
     written = []
     for seed in seeds:
         train, dev = train_all, dev_fixed
         if dev_ratio is not None:
             train, dev = train_dev_split(train_all, dev_ratio, seed)
         target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
-        clf = train_model(model, train, dev, seed, config)
+        clf = train_model(model, train, dev, seed, config, str(train_path),
+                          _progress_printer(f"seed {seed}", quiet=log is None))
+        clf.notes = [*clf.notes, *notes]
         clf.save(target)
         written.append(target)
         if log:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,87 @@ def test_benchmark_command_prints_table_and_writes_folder(small_file, tmp_path, 
     assert (out / "metrics.json").exists() and list(out.glob("confusion-*.png"))
     code, _, err = run(["benchmark", "--data", str(small_file), "--seeds", "4x"], capsys)
     one_error_line(code, err, "--seeds")
+
+
+@pytest.mark.slow
+def test_split_then_benchmark_on_the_same_file_is_refused(test_json, tmp_path, capsys):
+    """The README's split, then training on its train part and testing on the whole file."""
+    split = tmp_path / "split"
+    code, _, err = run(["data", "split", "--data", str(test_json), "--out-dir", str(split),
+                        "--dev-ratio", "0.2", "--seed", "42"], capsys)
+    assert code == 0, err
+    args = ["benchmark", "--data", str(test_json), "--train", str(split / "train.jsonl"),
+            "--seeds", "42", "--out", str(tmp_path / "res"), "--no-paper", *FAST]
+    code, _, err = run(args, capsys)
+    one_error_line(code, err, "also occur in", "--allow-overlap")
+    assert not (tmp_path / "res").exists()  # refused before any work or state
+    code, table, err = run([*args, "--allow-overlap"], capsys)
+    assert code == 0, err
+    from mhsafety.records import NOTE_OVERLAP, note_text
+
+    row = next(line for line in table.splitlines() if "Baseline" in line)
+    assert note_text(NOTE_OVERLAP) in row
+    metrics = json.loads((tmp_path / "res" / "metrics.json").read_text())
+    assert NOTE_OVERLAP in metrics["systems"][0]["notes"]
+
+
+def test_train_refuses_a_dev_file_that_overlaps_the_training_file(small_file, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "ckpt"
+    args = ["train", "--train", str(small_file), "--dev", str(small_file), "--out", str(out),
+            *FAST]
+    code, _, err = run(args, capsys)
+    one_error_line(code, err, "160 of the 160 items", "also occur in")
+    assert not out.exists()
+    code, _, err = run([*args, "--allow-overlap"], capsys)
+    assert code == 0, err
+    from mhsafety.records import NOTE_DEV_OVERLAP
+
+    assert json.loads((out / "manifest.json").read_text())["notes"] == [NOTE_DEV_OVERLAP]
+
+
+def _items(n, labels):
+    return [{"context": f"[seeker]我今天很难过 {i}", "response": f"[supporter]怎么了 {i}",
+             "label": labels[i % len(labels)]} for i in range(n)]
+
+
+def test_too_few_items_and_a_single_label_are_one_line(tmp_path, capsys):
+    three = tmp_path / "three.jsonl"
+    three.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in _items(3, [7, 2])),
+                     encoding="utf-8")
+    code, _, err = run(["train", "--train", str(three), "--out", str(tmp_path / "c")], capsys)
+    one_error_line(code, err, "three.jsonl: 3 items are too few to train the baseline")
+    one = tmp_path / "one.jsonl"
+    one.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in _items(30, [7])),
+                   encoding="utf-8")
+    res = tmp_path / "res"
+    code, _, err = run(["benchmark", "--data", str(one), "--out", str(res), "--seeds", "1"],
+                       capsys)
+    one_error_line(code, err, "every item has the label Safe Response")
+    assert not (res / "state.json").exists() and not res.exists()
+
+
+def test_train_reports_each_fit_when_piped(small_file, tmp_path, capsys):
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(tmp_path / "c"),
+                        "--config", "c_grid=[1.0,4.0]", "--config", "inner_folds=2"], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("seed 42: fit ")]
+    assert lines[-1].startswith("seed 42: fit 5/5") and len(lines) == 3  # 2 per C, then final
+
+
+def test_default_results_folder_is_named_by_the_settings_and_resumes(small_file, tmp_path,
+                                                                     capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["benchmark", "--data", str(small_file), "--seeds", "42", "--folds", "2",
+            "--no-paper", *FAST]
+    code, table, err = run(args, capsys)
+    assert code == 0, err
+    folders = list((tmp_path / "results").iterdir())
+    assert len(folders) == 1 and f"pass --out {Path('results') / folders[0].name}" in err
+    assert "support-weighted" in table and "Unsafe R is" in table
+    code, _, err = run(args, capsys)  # the same command finds the same folder and reuses it
+    assert code == 0 and "reused 1 finished run" in err
+    assert len(list((tmp_path / "results").iterdir())) == 1
+    code, _, err = run([*args[:-4], "--config", "c_grid=[2.0]", "--config", "inner_folds=2"],
+                       capsys)
+    assert code == 0 and len(list((tmp_path / "results").iterdir())) == 2

@@ -159,6 +159,27 @@ def test_train_dev_split_is_stratified_and_seeded(test_examples):
     assert len(train) + len(dev) == 800
     assert not {e.id for e in train} & {e.id for e in dev}
     dev_counts = Counter(e.label for e in dev)
-    assert abs(dev_counts[7] - 0.2 * 367) <= 1 and abs(dev_counts[2] - 0.2 * 355) <= 1
+    # Whole context groups are drawn, so shares are within two items, not one.
+    assert abs(dev_counts[7] - 0.2 * 367) <= 2 and abs(dev_counts[2] - 0.2 * 355) <= 2
+    assert not {e.context for e in train} & {e.context for e in dev}
     assert [e.id for e in data.train_dev_split(test_examples, 0.2, seed=1)[1]] == \
         [e.id for e in dev]
+
+
+def test_folds_keep_items_sharing_a_context_together(test_examples):
+    groups = data.context_groups(test_examples)
+    assert len(set(groups.tolist())) < len(test_examples)  # the public set has shared contexts
+    for seed in (42, 43):
+        for train, test in data.stratified_kfold(test_examples, 5, seed=seed):
+            assert not set(groups[train].tolist()) & set(groups[test].tolist())
+    # The plain splitter, kept for comparison, does straddle them.
+    straddled = sum(
+        len(set(groups[train].tolist()) & set(groups[test].tolist()))
+        for train, test in data.stratified_kfold(test_examples, 5, seed=42, grouped=False))
+    assert straddled > 0
+
+
+def test_context_groups_ignore_whitespace():
+    items = [data.Example("[seeker]a  b", "[supporter]x", 7), data.Example("[seeker]a b ", "[supporter]y", 2),
+             data.Example("[seeker]c", "[supporter]x", 7)]
+    assert data.context_groups(items).tolist() == [0, 0, 1]

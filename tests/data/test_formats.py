@@ -72,3 +72,16 @@ def test_empty_and_broken_text_are_one_sentence():
 def test_labels_can_be_required():
     with pytest.raises(DataError, match="missing field 'label'"):
         examples_from_items(ITEMS[1:], "body", require_label=True)
+
+
+def test_an_item_over_the_size_limit_is_refused_with_its_index(monkeypatch):
+    from mhsafety.data import MAX_ITEM_CHARS, MAX_ITEM_CHARS_ENV
+
+    big = {"context": "[seeker]a", "response": "x" * MAX_ITEM_CHARS}
+    with pytest.raises(DataError, match=r"body item 1: 100,009 characters .* limit of 100,000"):
+        examples_from_items([ITEMS[0], big], "body")
+    monkeypatch.setenv(MAX_ITEM_CHARS_ENV, str(2 * MAX_ITEM_CHARS))
+    assert len(examples_from_items([ITEMS[0], big], "body")) == 2
+    monkeypatch.setenv(MAX_ITEM_CHARS_ENV, "lots")
+    with pytest.raises(DataError, match="must be a positive integer"):
+        examples_from_items([ITEMS[0]], "body")

@@ -76,10 +76,10 @@ def test_mockllm_run_scores_like_compute_metrics_and_counts_unparsed_as_wrong(
 @pytest.mark.slow
 def test_epochs_are_averaged_and_read_back_as_runs(small_items, small_file, tmp_path):
     need("inspect_ai", "inspect")
-    from mhsafety.scoring import score_paths
     from mhsafety.integrations.harness_logs import read_inspect_log
     from mhsafety.integrations.inspect_task import dialogue_safety
     from mhsafety.records import write_records
+    from mhsafety.scoring import score_paths
 
     calls = {"n": 0}
     n = len(small_items)

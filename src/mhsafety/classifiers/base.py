@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,10 +116,16 @@ class Classifier(ABC):
     # False for systems that never learn from examples (LLM judges): protocols then skip
     # fit and just predict every item.
     needs_training: ClassVar[bool] = True
+    # Fewer labelled training items than this is refused in one sentence before fitting.
+    min_train_items: ClassVar[int] = 2
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
         self.train_data_sha256: str | None = None
+        # Caveats about how it was trained (record notes), kept in the manifest.
+        self.notes: list[str] = []
+        # Set by whoever runs fit() to hear how far it got (see report_progress).
+        self.on_progress: Callable[[int, int, str], None] | None = None
         # One fingerprint per training item (data.overlap), so a later file can be checked
         # for items this model has seen (guard calibration, benchmarks) without the file.
         self.train_item_fingerprints: list[str] | None = None
@@ -134,6 +140,13 @@ class Classifier(ABC):
     @abstractmethod
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None) -> Classifier:
         """Learn from labelled examples; ``dev`` (optional) is for model selection only."""
+
+    def report_progress(self, done: int, total: int, info: str = "") -> None:
+        """Called by ``fit`` after each unit of work (a fit, an epoch): ``done`` of ``total``,
+        with an optional short ``info`` (a dev score, a loss)."""
+        callback = getattr(self, "on_progress", None)
+        if callback is not None:
+            callback(done, total, info)
 
     @abstractmethod
     def predict_proba(self, examples: Sequence[Example]) -> np.ndarray:
@@ -207,6 +220,7 @@ class Classifier(ABC):
             "train_item_fingerprints": self.train_item_fingerprints,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "extra": self.manifest_extra(),
+            **({"notes": list(self.notes)} if getattr(self, "notes", None) else {}),
         }
 
     @classmethod
@@ -231,6 +245,7 @@ class Classifier(ABC):
         """Rebuild from a folder whose manifest was already read and checked."""
         model = cls.load_state(Path(directory), manifest)
         model.train_data_sha256 = manifest.get("train_data_sha256")
+        model.notes = list(manifest.get("notes", []))
         model.train_item_fingerprints = manifest.get("train_item_fingerprints")
         return model
 

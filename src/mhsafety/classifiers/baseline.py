@@ -366,6 +366,8 @@ class BaselineClassifier(Classifier):
 
     kind = "baseline"
     config_class = BaselineConfig
+    # Its n-grams must occur in two items and its calibration needs inner folds.
+    min_train_items = 10
 
     def __init__(self, **config: Any) -> None:
         self.settings = build(BaselineConfig, config, where="baseline")
@@ -488,10 +490,13 @@ class BaselineClassifier(Classifier):
         best_c, best_logits = grid[0], None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter on tiny folds
-            if folds and (len(grid) > 1 or self.settings.calibrate):
+            inner = bool(folds) and (len(grid) > 1 or self.settings.calibrate)
+            total_fits = (len(grid) * len(folds) if inner else 0) + 1
+            if inner:
                 best_key = None
-                for c in grid:
+                for i, c in enumerate(grid):
                     logits = self._inner_logits(x, y, c, folds)
+                    self.report_progress((i + 1) * len(folds), total_fits, f"C={c:g}")
                     pred = classes[logits.argmax(axis=1)]
                     acc = float(np.mean(pred == y))
                     logp = np.log(np.clip(_softmax(logits)[np.arange(len(y)),
@@ -501,6 +506,7 @@ class BaselineClassifier(Classifier):
                     if best_key is None or key > best_key:
                         best_key, best_c, best_logits = key, c, logits
             model = self._logreg(best_c, y).fit(x, y)
+            self.report_progress(total_fits, total_fits, f"final fit, C={best_c:g}")
         coef = model.coef_ if len(classes) > 2 else np.vstack([-model.coef_ / 2, model.coef_ / 2])
         intercept = model.intercept_ if len(classes) > 2 else np.array(
             [-model.intercept_[0] / 2, model.intercept_[0] / 2])

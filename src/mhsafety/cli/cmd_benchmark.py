@@ -7,6 +7,7 @@ import click
 from ..benchmark import DEFAULT_FOLDS, DEFAULT_SEEDS
 from .options import (
     SpacedListCommand,
+    allow_overlap_option,
     config_option,
     data_option,
     decimals_option,
@@ -28,13 +29,15 @@ from .options import (
               help="Folds of the cross-validation protocol.")
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Results folder [default: results/benchmark-<UTC timestamp>]; rerunning with "
+              help="Results folder [default: results/benchmark-<data>-<protocol>-<settings digest>]; "
+                   "rerunning with "
                    "the same folder resumes, reusing finished runs.")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's reported rows out.")
 @decimals_option
+@allow_overlap_option
 def command(data_path: Path | None, train_path: Path | None, systems: tuple[str, ...],
             seeds: list[int], folds: int, config: tuple[str, ...], out: Path | None, no_paper: bool,
-            decimals: int) -> None:
+            decimals: int, allow_overlap: bool) -> None:
     """Benchmark systems and print Table 2 beside the paper's reported rows.
 
     Without --train: repeated stratified k-fold cross-validation on the data (default: the
@@ -47,6 +50,6 @@ def command(data_path: Path | None, train_path: Path | None, systems: tuple[str,
     log = lambda msg: click.echo(msg, err=True)
     result = run_benchmark(systems or ("baseline",), data_path, train_path, seeds,
                            folds, out, parse_config(config), include_paper=not no_paper,
-                           decimals=decimals, log=log)
+                           decimals=decimals, log=log, allow_overlap=allow_overlap)
     click.echo(result.table)
     log(f"results written to {result.out_dir} ({result.seconds:.1f} s)")

@@ -7,6 +7,7 @@ import click
 from ..training import DEFAULT_TRAIN_SEEDS
 from .options import (
     SpacedListCommand,
+    allow_overlap_option,
     config_option,
     encoder_config,
     encoder_train_options,
@@ -30,9 +31,11 @@ from .options import (
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint folder (with several seeds: one OUT/seed-N per seed).")
+@allow_overlap_option
 @encoder_train_options
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
-            seeds: list[int], config: tuple[str, ...], out: Path, **encoder: object) -> None:
+            seeds: list[int], config: tuple[str, ...], out: Path, allow_overlap: bool,
+            **encoder: object) -> None:
     """Train a classifier and save it as a checkpoint folder.
 
     The options from --head on apply to fine-tuned encoders only.
@@ -47,4 +50,5 @@ def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: floa
     else:
         encoder_config(encoder, spec)  # encoder options given to another kind: an error
     train_checkpoints(model, train_path, out, seeds, dev_path, dev_ratio,
-                      settings, log=lambda msg: click.echo(msg, err=True))
+                      settings, log=lambda msg: click.echo(msg, err=True),
+                      allow_overlap=allow_overlap)

@@ -4,8 +4,8 @@
 - :mod:`.formats` — JSON / JSONL files and text: ``load_examples``, ``read_items_text``
 - :mod:`.download` — the pinned public test set and the local cache
 - :mod:`.splits` — seeded folds and train/dev splits
+- :mod:`.overlap` — items shared by a training set and a scored set (and their fingerprints)
 - :mod:`.stats` — dataset statistics
-- :mod:`.overlap` — items shared between two sets (fingerprints of (context, response))
 
 Every name is re-exported here, so ``from mhsafety.data import X`` is the public path.
 """
@@ -21,6 +21,8 @@ from .download import (
     resolve_data,
 )
 from .examples import (
+    MAX_ITEM_CHARS,
+    MAX_ITEM_CHARS_ENV,
     ROLE_MARKERS,
     Example,
     Role,
@@ -30,19 +32,61 @@ from .examples import (
     examples_hash,
     format_turns,
     mark_roles,
+    max_item_chars,
     parse_turns,
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
-from .overlap import find_overlap, item_fingerprints, item_key, shared_ids
-from .splits import stratified_kfold, train_dev_split
+from .overlap import (
+    OverlapError,
+    check_overlap,
+    find_overlap,
+    item_fingerprints,
+    item_key,
+    normalise_text,
+    overlap_message,
+    shared_ids,
+)
+from .splits import context_groups, stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
 __all__ = [
-    "CACHE_ENV", "ROLE_MARKERS", "TEST_SET_SHA256", "TEST_SET_URL", "UPSTREAM_COMMIT",
-    "Example", "Role", "Turn", "cache_dir", "cached_test_set_path", "dataset_stats",
-    "download_test_set", "example_from_dict", "examples_from_items", "examples_hash",
-    "find_overlap", "format_stats", "format_turns", "item_fingerprints", "item_key",
-    "load_examples", "mark_roles", "parse_turns", "read_items_text", "read_json_items",
-    "read_text_file", "resolve_data", "shared_ids", "stratified_kfold", "train_dev_split",
+    "CACHE_ENV",
+    "MAX_ITEM_CHARS",
+    "MAX_ITEM_CHARS_ENV",
+    "ROLE_MARKERS",
+    "TEST_SET_SHA256",
+    "TEST_SET_URL",
+    "UPSTREAM_COMMIT",
+    "Example",
+    "OverlapError",
+    "Role",
+    "Turn",
+    "cache_dir",
+    "cached_test_set_path",
+    "check_overlap",
+    "context_groups",
+    "dataset_stats",
+    "download_test_set",
+    "example_from_dict",
+    "examples_from_items",
+    "examples_hash",
+    "find_overlap",
+    "format_stats",
+    "format_turns",
+    "item_fingerprints",
+    "item_key",
+    "load_examples",
+    "mark_roles",
+    "max_item_chars",
+    "normalise_text",
+    "overlap_message",
+    "parse_turns",
+    "read_items_text",
+    "read_json_items",
+    "read_text_file",
+    "resolve_data",
+    "shared_ids",
+    "stratified_kfold",
+    "train_dev_split",
     "write_examples",
 ]

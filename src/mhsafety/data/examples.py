@@ -19,6 +19,27 @@ from typing import Any, Literal
 from ..errors import DataError
 from ..taxonomy import NUM_LABELS
 
+# The largest item (context + response characters) any reader accepts; a longer one is
+# refused with its index rather than exhausting memory in a tokenizer or a model.
+MAX_ITEM_CHARS = 100_000
+MAX_ITEM_CHARS_ENV = "MHSAFETY_MAX_ITEM_CHARS"
+
+
+def max_item_chars() -> int:
+    """:data:`MAX_ITEM_CHARS`, or ``$MHSAFETY_MAX_ITEM_CHARS`` when set."""
+    import os
+
+    text = os.environ.get(MAX_ITEM_CHARS_ENV)
+    if not text:
+        return MAX_ITEM_CHARS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"${MAX_ITEM_CHARS_ENV} must be a positive integer, got {text!r}")
+    return value
+
 Role = Literal["seeker", "supporter"]
 ROLE_MARKERS: dict[str, Role] = {"[seeker]": "seeker", "[supporter]": "supporter"}
 _MARKER_RE = re.compile(r"\[(seeker|supporter)\]")
@@ -119,7 +140,14 @@ def example_from_dict(obj: Any, where: str, require_label: bool = True,
             raise DataError(f"{where}: field '{name}' must be a string, got {_type_name(value)}")
         if not value.strip():
             raise DataError(f"{where}: field '{name}' is empty")
-        values[name] = mark_roles(value, "seeker" if name == "context" else "supporter")
+        values[name] = value
+    size = len(values["context"]) + len(values["response"])
+    limit = max_item_chars()
+    if size > limit:
+        raise DataError(f"{where}: {size:,} characters of context and response, over the "
+                        f"limit of {limit:,} per item (set ${MAX_ITEM_CHARS_ENV} to change it)")
+    values = {"context": mark_roles(values["context"], "seeker"),
+              "response": mark_roles(values["response"], "supporter")}
     label = obj.get("label")
     if "label" not in obj or label is None:
         if require_label:
