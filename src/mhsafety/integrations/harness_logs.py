@@ -26,12 +26,10 @@ from typing import Any
 from ..errors import DataError, missing_extra
 from ..records import PredictionRecord, register_reader
 from ..taxonomy import NUM_LABELS, label_id
-from .common import UNPARSED
 
 INSPECT_SUFFIX = ".eval"
 LMEVAL_PATTERN = re.compile(r"^samples_.*\.jsonl$")
 SCORER = "safety_label"  # the inspect task's scorer name
-LMEVAL_INVALID = "[invalid]"  # the lm-eval filter's word for an answer naming no label
 
 
 def is_inspect_log(path: Path) -> bool:
@@ -123,6 +121,10 @@ def _lmeval_system(samples: Path) -> str:
 
 def read_lmeval_samples(path: str | Path) -> list[PredictionRecord]:
     """Records of an lm-eval ``samples_*.jsonl`` file of the exported task."""
+    # Imported here, not at the top: the CLI imports this module on every start.
+    from .common import UNPARSED
+    from .lmeval import INVALID
+
     p = Path(path)
     system = _lmeval_system(p)
     records = []
@@ -139,12 +141,12 @@ def read_lmeval_samples(path: str | Path) -> list[PredictionRecord]:
             doc = sample["doc"]
             answer = sample["filtered_resps"][0]
             while isinstance(answer, list):
-                answer = answer[0] if answer else LMEVAL_INVALID
+                answer = answer[0] if answer else INVALID
         except (ValueError, KeyError, IndexError, TypeError):
             raise DataError(f"{where}: not an lm-eval sample of the mhsafety task "
                             "(expected doc and filtered_resps)") from None
         try:
-            pred = None if answer == LMEVAL_INVALID else label_id(str(answer))
+            pred = None if answer == INVALID else label_id(str(answer))
         except ValueError:
             raise DataError(f"{where}: filtered answer {answer!r} is not a label name; was "
                             "the task exported by `mhsafety export-task lm-eval`?") from None
