@@ -161,7 +161,7 @@ def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoi
                        for r in results), results[0]
             assert {r["id"] for r in results} == {"0"}
             metrics = httpx.get(f"{server.url}/metrics").text
-            assert re.search(r"^mhsafety_guard_escalations_total 12\.0$", metrics, re.M)
+            assert re.search(r"^mhsafety_guard_escalations_total 12\.0$", metrics, re.MULTILINE)
         finally:
             stop_server(server)
 

@@ -102,7 +102,7 @@ def test_backoff_is_exponential_with_full_jitter():
 
     from mhsafety.judge.client import RetryPolicy
 
-    policy = RetryPolicy(backoff_base=1.0, backoff_cap=60.0)
+    policy = RetryPolicy(max_attempts=8, backoff_base=1.0, backoff_cap=60.0)
     rng = random.Random(0)
     for attempt, ceiling in [(0, 1.0), (3, 8.0), (10, 60.0)]:
         delays = [policy.backoff(attempt, rng) for _ in range(200)]

@@ -163,7 +163,7 @@ class EncoderClassifier(Classifier):
         """``onnx`` or ``torch``: what :meth:`predict_proba` runs on, from the ``runtime``
         setting. ``auto`` takes the checkpoint's ONNX model when it has one, onnxruntime is
         installed and the device is the CPU; otherwise PyTorch."""
-        wanted = self.config.get("runtime", "auto")
+        wanted = self.config["runtime"]
         if wanted == "torch":
             return "torch"
         if wanted == "onnx":
@@ -376,7 +376,7 @@ class EncoderClassifier(Classifier):
             try:
                 scorer = self._scorer()
             except Exception as exc:
-                if self.config.get("runtime") == "onnx":
+                if self.config["runtime"] == "onnx":
                     raise
                 log.warning("ONNX model unusable (%s); predicting with PyTorch", exc)
                 self._onnx = None
@@ -607,7 +607,7 @@ def _device(cfg: dict[str, Any]) -> Any:
 
     import torch
 
-    wanted = str(cfg.get("device") or "auto")
+    wanted = str(cfg["device"])
     if wanted != "auto":
         return torch.device(wanted)
     if torch.cuda.is_available():

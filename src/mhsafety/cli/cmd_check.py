@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..guard.calibrate import DEFAULT_FOLDS, DEFAULT_TARGET_RECALL
+from ..guard.core import DEFAULT_THRESHOLD
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -23,8 +24,8 @@ def guard_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
                      help="A saved classifier folder (any kind)."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-                     help="Flag unsafe when P(safe) < this. Default: the checkpoint's, "
-                          "else 0.5."),
+                     help=f"Flag unsafe when P(safe) < this. Default: the checkpoint's, "
+                          f"else {DEFAULT_THRESHOLD}."),
         click.option("--rules", "rules_file", type=_FILE, default=None,
                      help="A rule file (JSON/YAML) added to the default rules (same id "
                           "replaces)."),
@@ -40,7 +41,8 @@ def guard_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="With --escalate-to: escalate when the first P(safe) is in "
                           "[LOW, HIGH]."),
         click.option("--escalate-threshold", type=click.FloatRange(0, 1), default=None,
-                     help="The second checkpoint's threshold. Default: its own, else 0.5."),
+                     help=f"The second checkpoint's threshold. Default: its own, else "
+                          f"{DEFAULT_THRESHOLD}."),
     ]
     for option in reversed(options):
         func = option(func)

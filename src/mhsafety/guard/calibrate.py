@@ -228,12 +228,14 @@ def training_overlap(manifest: Mapping[str, Any], examples: Sequence[Example]) -
 
 def refuse_overlap(manifest: Mapping[str, Any], examples: Sequence[Example], source: str,
                    allow: bool) -> int:
+    """Refuse (the data module's one sentence) a calibration file that shares items with the
+    checkpoint's training data, unless ``allow``; the count of shared items."""
+    from ..data import OverlapError, overlap_message
+
     shared = training_overlap(manifest, examples)
     if shared and not allow:
-        first = ", ".join(shared[:5])
-        raise DataError(f"{source}: {len(shared)} of {len(examples)} items are in the "
-                        f"checkpoint's training data (first ids: {first}); calibrate on "
-                        "held-out items, or pass --allow-overlap to get optimistic figures")
+        raise OverlapError(overlap_message(shared, len(examples),
+                                           "the checkpoint's training data", source))
     return len(shared)
 
 
@@ -401,8 +403,8 @@ def calibrate_cascade(guard: Guard, second: ModelTier,
 
     Both tiers score every item once (in one batch each); each band's figures follow from
     those scores. Mean latency per reply = the first tier's single-item latency + the share
-    escalated x the second tier's single-item latency (each timed on up to 30 single-item
-    calls).
+    escalated x the second tier's single-item latency (each timed on up to
+    ``LATENCY_SAMPLE`` single-item calls).
     """
     examples, source = _labelled(data)
     refuse_overlap(guard.manifest, examples, source or "the calibration data", allow_overlap)

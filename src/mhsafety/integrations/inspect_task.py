@@ -14,8 +14,9 @@ src/mhsafety/integrations/inspect_task.py@dialogue_safety``). Task parameters (`
 ``train``     labelled file the few-shot examples come from (required with ``shots=8``);
               epoch *r* shows round *r*'s examples, the same draw as ``mhsafety judge
               --shots 8 --rounds R``, and an item is never its own example
-``protocol``  ``flat`` (one question, eight answers: the paper's) or ``sequential`` (one
-              question per node; needs the judge's sequential protocol, mhsafety.judge.sequential)
+``protocol``  ``flat`` (one question, eight answers: the paper's) or ``sequential`` (the
+              judge's sequential protocol, :mod:`mhsafety.judge.sequential`: one question per
+              node, stopping at the first that fires)
 ``parser``    how a text answer becomes a label: ``tolerant`` (default) or ``paper``
 ``output``    answer format asked for: ``text`` (default), ``json`` (sent as a JSON schema
               through inspect's ``response_schema``) or ``number``
@@ -147,8 +148,10 @@ def safety_label(parser: str | None = None, output: str | None = None) -> Any:
 
     async def score(state: TaskState, target: Target) -> Score:
         walked = state.metadata.get(WALK_KEY)
+        extra: dict[str, Any] = {}
         if walked is not None:  # the sequential protocol decided the label node by node
             pred, error = walked["label"], walked["error"]
+            extra["path"] = walked["path"]
         else:
             pred = parse(state.output.completion if state.output else "")
             error = None
@@ -159,7 +162,8 @@ def safety_label(parser: str | None = None, output: str | None = None) -> Any:
             value=CORRECT if pred == gold else INCORRECT,
             answer=None if pred is None else LABEL_NAMES[pred],
             explanation=error,
-            metadata={"gold": gold, "pred": pred, "epoch": state.epoch, "error": error},
+            metadata={"gold": gold, "pred": pred, "epoch": state.epoch, "error": error,
+                      **extra},
         )
 
     return score

@@ -311,8 +311,10 @@ def make_transport(name: str, base_url: str, api_key: str | None, timeout: float
 
 @dataclass
 class RetryPolicy:
-    max_attempts: int = 8
-    backoff_base: float = 1.0  # seconds; attempt n waits up to base * 2**n (full jitter)
+    # The attempts and the back-off base are judge settings (their defaults live in
+    # JudgeSettings); the caps are the client's own limits.
+    max_attempts: int
+    backoff_base: float  # seconds; attempt n waits up to base * 2**n (full jitter)
     backoff_cap: float = 60.0
     retry_after_cap: float = 120.0
 

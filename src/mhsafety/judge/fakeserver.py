@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..taxonomy import LABEL_NAMES, SAFE_LABEL
+
 FAULTS = ("429", "500", "503", "hang", "nonjson", "nochoices", "drop")
+DEFAULT_ANSWER = LABEL_NAMES[SAFE_LABEL]
 Responder = Callable[[str, dict[str, Any]], str]
 
 
@@ -129,7 +132,7 @@ class FakeServer:
                  reasoning_text: str = REASONING_TEXT, reasoning_tokens: int = 0,
                  reject_max_tokens: bool = False, ignore_n: bool = False,
                  logprobs_for: Callable[[str, str], dict[str, float]] | None = None) -> None:
-        self.responder = responder or constant("Safe Response")
+        self.responder = responder or constant(DEFAULT_ANSWER)
         self.latency = latency
         self.faults: collections.deque[str] = collections.deque(faults)
         for fault in self.faults:
@@ -631,7 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    ap.add_argument("--answer", default="Safe Response", help="the canned answer")
+    ap.add_argument("--answer", default=DEFAULT_ANSWER, help="the canned answer")
     ap.add_argument("--replay", default=None,
                     help="answer with an upstream release folder's answers, e.g. "
                          "DialogueSafety/ChatGPT_gen/0301/zero_shot")
