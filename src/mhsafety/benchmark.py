@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .data import (
+    DEFAULT_FOLDS,
     Example,
     check_overlap,
     context_groups,
@@ -51,9 +52,12 @@ from .errors import DataError, UsageError
 from .io import sha256_file, write_json, write_text
 from .metrics import SystemMetrics
 from .records import NOTE_OVERLAP, PredictionRecord, Run, merge_notes, read_records, write_records
+from .settings import DEFAULT_SEED
+from .tables import DEFAULT_DECIMALS
 
-DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
-DEFAULT_FOLDS = 5
+DEFAULT_SYSTEMS: tuple[str, ...] = ("baseline",)
+# Five repeats, one per seed, from the project's seed up.
+DEFAULT_SEEDS: tuple[int, ...] = tuple(range(DEFAULT_SEED, DEFAULT_SEED + 5))
 BASELINE_NAME = "Baseline (char n-grams + dialogue features, LR)"
 
 
@@ -271,13 +275,13 @@ def system_config(spec: SystemSpec, config: dict[str, Any],
     return out
 
 
-def run_benchmark(systems: Sequence[str | SystemSpec] = ("baseline",),
+def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                   data: str | os.PathLike[str] | None = None,
                   train: str | os.PathLike[str] | None = None,
                   seeds: Sequence[int] = DEFAULT_SEEDS, folds: int = DEFAULT_FOLDS,
                   out_dir: str | os.PathLike[str] | None = None,
                   config: dict[str, Any] | None = None, include_paper: bool = True,
-                  decimals: int = 2, show_progress: bool = True,
+                  decimals: int = DEFAULT_DECIMALS, show_progress: bool = True,
                   log: Callable[[str], None] | None = None,
                   allow_overlap: bool = False) -> BenchmarkResult:
     """Benchmark ``systems`` and write the results folder; returns the scores and the table.

@@ -19,7 +19,7 @@ from typing import Any
 
 from .classifiers.base import Classifier, read_manifest
 from .errors import DataError, UsageError, missing_extra
-from .settings import check_value, fields_doc
+from .settings import DEFAULT_SEED, check_value, fields_doc
 
 # kind -> "module:Class"; imported lazily so heavy dependencies load only when used.
 KINDS: dict[str, str] = {
@@ -71,7 +71,7 @@ def checked_config(spec: str, config: Mapping[str, Any],
     return out
 
 
-def create_classifier(spec: str, seed: int = 42, **config: Any) -> Classifier:
+def create_classifier(spec: str, seed: int = DEFAULT_SEED, **config: Any) -> Classifier:
     """An untrained classifier from a system spec: ``baseline``, ``encoder:NAME_OR_PATH``,
     ``judge:...``; ``seed`` and ``config`` (checked by :func:`checked_config`) go to its
     constructor."""

@@ -30,6 +30,9 @@ from .errors import UsageError
 
 T = TypeVar("T")
 
+# The seed every seeded piece (splits, classifiers, the first benchmark run) starts from.
+DEFAULT_SEED = 42
+
 # Keys of a field's metadata; everything below reads them, nothing else defines them.
 _DOC, _CHOICES, _CHECK, _CLI, _METAVAR = "doc", "choices", "check", "cli", "metavar"
 _TRUE = {"true", "1", "yes", "on"}

@@ -14,6 +14,8 @@ from .metrics import Aggregate, SystemMetrics
 from .records import note_text
 
 FORMATS = ("markdown", "latex", "csv", "json")
+# Decimals of the percentages every table prints unless asked otherwise.
+DEFAULT_DECIMALS = 2
 TABLE2_COLUMNS = ("accuracy", "precision", "recall", "f1")
 EXTRA_COLUMNS = ("macro_f1", "unsafe_recall")
 COLUMN_TITLES = {
@@ -29,7 +31,7 @@ COLUMN_TITLES = {
 }
 
 
-def percent(value: float | None, decimals: int = 2) -> str:
+def percent(value: float | None, decimals: int = DEFAULT_DECIMALS) -> str:
     """A fraction as a percentage with ``decimals`` decimals: the one rounding of every table.
 
     The value is first cut to 9 decimals, so that the float noise of different summation
@@ -93,7 +95,7 @@ def row_title(row: TableRow) -> str:
     return f"{row.system} [{'; '.join(note_text(n) for n in row.notes)}]"
 
 
-def mean_std(agg: Aggregate | None, decimals: int = 2) -> str:
+def mean_std(agg: Aggregate | None, decimals: int = DEFAULT_DECIMALS) -> str:
     """One table cell: ``mean ± std`` in percent (the mean alone for one run)."""
     if agg is None:
         return "–"
@@ -115,7 +117,7 @@ def _latex_escape(text: str) -> str:
 
 
 def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
-                 columns: Sequence[str] = TABLE2_COLUMNS, decimals: int = 2,
+                 columns: Sequence[str] = TABLE2_COLUMNS, decimals: int = DEFAULT_DECIMALS,
                  first_title: str = "System", count_title: str = "Runs",
                  show_invalid: bool = True) -> str:
     """Render rows as a table. Scores are percentages, ``mean ± std`` over runs.
@@ -184,7 +186,7 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
 
 
 def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
-                     decimals: int = 2) -> str:
+                     decimals: int = DEFAULT_DECIMALS) -> str:
     """One table per system: per-class precision/recall/F1 (mean ± std over runs); in JSON,
     one list of ``{"system", "classes": {name: {"support", "precision", ...}}}``."""
     if fmt == "json":

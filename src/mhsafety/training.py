@@ -23,13 +23,14 @@ from .errors import DataError, UsageError
 from .progress import Steps
 from .records import NOTE_DEV_OVERLAP, write_records
 from .registry import checked_config, create_classifier, load_classifier, model_spec
+from .settings import DEFAULT_SEED
 from .taxonomy import label_name
 
 __all__ = ["DEFAULT_TRAIN_SEEDS", "check_trainable", "model_spec", "predict_file",
            "train_checkpoints", "train_model"]
 
 # One checkpoint unless more seeds are asked for.
-DEFAULT_TRAIN_SEEDS: tuple[int, ...] = (42,)
+DEFAULT_TRAIN_SEEDS: tuple[int, ...] = (DEFAULT_SEED,)
 
 
 def check_trainable(clf: Classifier, train: Sequence[Example], source: str) -> None:
@@ -50,7 +51,7 @@ def check_trainable(clf: Classifier, train: Sequence[Example], source: str) -> N
 
 
 def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | None = None,
-                seed: int = 42, config: dict[str, Any] | None = None,
+                seed: int = DEFAULT_SEED, config: dict[str, Any] | None = None,
                 source: str = "the training data",
                 on_progress: Callable[[int, int, str], None] | None = None) -> Classifier:
     """Build the classifier for ``model`` (see :func:`model_spec`) and fit it.

@@ -17,6 +17,7 @@ from .mistakes import POOLED, ErrorAnalysis, attach_text, error_analysis
 from .nodes import DECISIONS, node_support
 from .predictions import INVALID, SystemPredictions, align, from_runs
 from .stats import (
+    DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     MAJORITY_VOTE,
@@ -137,7 +138,7 @@ def _flipped(c: Comparison) -> Comparison:
 
 
 def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAULT_RESAMPLES,
-                    seed: int = DEFAULT_SEED, level: float = 0.95,
+                    seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                     compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10,
                     resample_runs: bool = True) -> Analysis:
     """Intervals for every system, every pairwise comparison, and the error analysis.
@@ -182,7 +183,7 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
 
 
 def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RESAMPLES,
-            seed: int = DEFAULT_SEED, level: float = 0.95,
+            seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
             data: str | os.PathLike[str] | None = None, top_k: int = 10,
             resample_runs: bool = True,
             runs: Mapping[str, Sequence[Run]] | None = None) -> Analysis:

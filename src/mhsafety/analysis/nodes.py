@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import Aggregate, SystemMetrics, aggregate_values, binary_counts, class_counts, prf
+from ..tables import DEFAULT_DECIMALS
 from ..taxonomy import CATEGORIES, LABEL_NAMES, NODES, NUM_LABELS, SAFE_LABEL, UNSAFE_LEAVES
 
 METRICS = ("precision", "recall", "f1")
@@ -118,7 +119,7 @@ def system_node_scores(system: SystemMetrics) -> NodeScores:
 
 
 def format_nodes(systems: Sequence[SystemMetrics], fmt: str = "markdown",
-                 decimals: int = 2) -> str:
+                 decimals: int = DEFAULT_DECIMALS) -> str:
     """One table per system: each decision's precision, recall, F1 (mean ± std over runs)
     and n (what ``mhsafety evaluate --nodes`` prints)."""
     from ..tables import TableRow, format_table

@@ -36,6 +36,7 @@ SCORES = ("accuracy", "precision", "recall", "f1", "macro_f1",
 PER_CLASS = tuple(f"{kind}:{name}" for kind in ("recall", "f1") for name in LABEL_NAMES)
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
+DEFAULT_LEVEL = 0.95
 _COLS = NUM_LABELS + 1  # predicted labels plus the 'invalid' column
 _CHUNK = 2_000  # resamples per matrix product, bounds memory at ~25 MB
 ITEMS_ONLY = "items"
@@ -159,7 +160,7 @@ class Interval:
     estimate: float
     low: float
     high: float
-    level: float = 0.95
+    level: float = DEFAULT_LEVEL
     resamples: int = DEFAULT_RESAMPLES
     method: str = ITEMS_ONLY  # what was resampled: "items" or "runs and items"
 
@@ -177,7 +178,7 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def confidence_intervals(system: SystemPredictions, resamples: int = DEFAULT_RESAMPLES,
-                         seed: int = DEFAULT_SEED, level: float = 0.95,
+                         seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                          distribution: dict[str, np.ndarray] | None = None,
                          resample_runs: bool = True) -> dict[str, Interval]:
     """Percentile bootstrap interval of every score (overall, binary, per class, per node).
@@ -224,7 +225,7 @@ def p_floor(resamples: int) -> float:
 
 def paired_bootstrap(a: SystemPredictions, b: SystemPredictions, metric: str = "accuracy",
                      resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                     level: float = 0.95,
+                     level: float = DEFAULT_LEVEL,
                      distributions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
                      | None = None) -> PairedBootstrap:
     """Paired bootstrap over items shared by ``a`` and ``b`` (aligned, same order).
@@ -347,7 +348,7 @@ class Comparison:
 def compare_all(systems: Sequence[SystemPredictions],
                 distributions: Sequence[dict[str, np.ndarray]],
                 metrics: Sequence[str] = ("accuracy", "f1", "macro_f1", "unsafe_recall"),
-                level: float = 0.95) -> list[Comparison]:
+                level: float = DEFAULT_LEVEL) -> list[Comparison]:
     """Every pair of aligned systems; p-values Holm-adjusted over the pairs, per test."""
     out = []
     for i in range(len(systems)):

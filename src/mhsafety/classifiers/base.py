@@ -28,6 +28,7 @@ from ..data import Example
 from ..errors import DataError, UsageError
 from ..io import write_json
 from ..records import PredictionRecord
+from ..settings import DEFAULT_SEED
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
 
 MANIFEST = "manifest.json"
@@ -187,7 +188,7 @@ class Classifier(ABC):
         """Rebuild the classifier from ``directory`` and its manifest."""
 
     @classmethod
-    def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> Classifier:
+    def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any) -> Classifier:
         """Build an untrained classifier from the part of a system spec after ``kind:``."""
         if argument:
             raise UsageError(f"system {cls.kind!r} takes no argument, got {cls.kind}:{argument}")

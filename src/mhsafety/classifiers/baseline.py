@@ -45,7 +45,7 @@ import numpy as np
 
 from ..data import Example, parse_turns
 from ..errors import DataError
-from ..settings import build, setting
+from ..settings import DEFAULT_SEED, build, setting
 from ..taxonomy import NUM_LABELS
 from .base import Classifier
 
@@ -70,7 +70,7 @@ def _c_grid(values: list[float]) -> str | None:
 class BaselineConfig:
     """The baseline's settings: the one home of their defaults (``--config KEY=VALUE``)."""
 
-    seed: int = setting(42, "Seed of the inner cross-validation folds.")
+    seed: int = setting(DEFAULT_SEED, "Seed of the inner cross-validation folds.")
     ngram_min: int = setting(1, "Shortest character n-gram of the response.",
                              check=_at_least_one)
     ngram_max: int = setting(3, "Longest character n-gram of the response.",

@@ -27,6 +27,7 @@ from ..data import ROLE_MARKERS, Example, examples_hash, train_dev_split
 from ..errors import DataError, UsageError
 from ..progress import note
 from ..records import NOTE_SELECTED_ON_TEST, NOTE_TEXTS, PredictionRecord
+from ..settings import DEFAULT_SEED
 from .base import Classifier
 from .encoder_config import SELECT_METRICS, EncoderConfig
 
@@ -72,7 +73,7 @@ class EncoderClassifier(Classifier):
         self._onnx_scorer: Any = None
 
     @classmethod
-    def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> EncoderClassifier:
+    def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any) -> EncoderClassifier:
         if not argument:
             raise UsageError("the encoder system needs a model: encoder:NAME_OR_PATH, "
                              "e.g. encoder:bert-base-chinese or encoder:./my-model")

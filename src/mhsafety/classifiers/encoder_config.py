@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import setting
+from ..settings import DEFAULT_SEED, setting
 
 HEADS = ("cls", "roberta", "pooler")
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
@@ -59,7 +59,7 @@ class EncoderConfig:
                               check=_at_least(1))
     gradient_accumulation: int = setting(1, "Split each batch into this many accumulated "
                                          "steps.", check=_at_least(1))
-    seed: int = setting(42, "Random seed (order, dropout, head initialisation).")
+    seed: int = setting(DEFAULT_SEED, "Random seed (order, dropout, head initialisation).")
     dev_ratio: float = setting(0.1, "Share of the training items held out for model "
                                "selection when no dev set is given; 0: no selection.",
                                check=_within(0, 1, open_high=True))

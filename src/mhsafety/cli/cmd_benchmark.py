@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from ..benchmark import DEFAULT_FOLDS, DEFAULT_SEEDS
+from ..benchmark import DEFAULT_FOLDS, DEFAULT_SEEDS, DEFAULT_SYSTEMS
 from .options import (
     SpacedListCommand,
     allow_overlap_option,
@@ -48,7 +48,7 @@ def command(data_path: Path | None, train_path: Path | None, systems: tuple[str,
     from ..benchmark import run_benchmark
 
     log = lambda msg: click.echo(msg, err=True)
-    result = run_benchmark(systems or ("baseline",), data_path, train_path, seeds,
+    result = run_benchmark(systems or DEFAULT_SYSTEMS, data_path, train_path, seeds,
                            folds, out, parse_config(config), include_paper=not no_paper,
                            decimals=decimals, log=log, allow_overlap=allow_overlap)
     click.echo(result.table)

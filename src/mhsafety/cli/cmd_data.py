@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .. import data
+from ..settings import DEFAULT_SEED
 from .options import data_option
 
 
@@ -44,7 +45,7 @@ def stats(data_path: Path | None, as_json: bool) -> None:
               help="Write train.jsonl and dev.jsonl with this share in dev (stratified).")
 @click.option("--folds", type=click.IntRange(2), default=None,
               help="Write fold-K/train.jsonl and fold-K/test.jsonl for stratified k-fold.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds: int | None,
           seed: int) -> None:
     """Seeded stratified train/dev split or k-fold split of a dataset."""

@@ -17,7 +17,7 @@ import click
 from ..classifiers.encoder_config import EncoderConfig
 from ..errors import UsageError
 from ..settings import click_options, fields_doc, given
-from ..tables import FORMATS
+from ..tables import DEFAULT_DECIMALS, FORMATS
 
 data_option = click.option(
     "--data", "data_path", type=click.Path(path_type=Path), default=None,
@@ -29,7 +29,7 @@ format_option = click.option(
     help="Table format.",
 )
 decimals_option = click.option(
-    "--decimals", type=click.IntRange(0, 6), default=2, show_default=True,
+    "--decimals", type=click.IntRange(0, 6), default=DEFAULT_DECIMALS, show_default=True,
     help="Decimals of the percentages.",
 )
 allow_overlap_option = click.option(
@@ -132,11 +132,13 @@ def parse_config(items: Sequence[str]) -> dict[str, Any]:
 
 def bootstrap_options(func):
     """--resamples, --seed and --level, shared by analyze and report."""
-    func = click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95,
+    from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
+
+    func = click.option("--level", type=click.FloatRange(0.5, 0.999), default=DEFAULT_LEVEL,
                         show_default=True, help="Confidence level of the intervals.")(func)
-    func = click.option("--seed", type=int, default=0, show_default=True,
+    func = click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
                         help="Bootstrap seed.")(func)
-    return click.option("--resamples", type=click.IntRange(min=100), default=10_000,
+    return click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES,
                         show_default=True, help="Bootstrap resamples of the items.")(func)
 
 

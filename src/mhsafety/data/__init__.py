@@ -46,11 +46,12 @@ from .overlap import (
     overlap_message,
     shared_ids,
 )
-from .splits import context_groups, stratified_kfold, train_dev_split
+from .splits import DEFAULT_FOLDS, context_groups, stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
 
 __all__ = [
     "CACHE_ENV",
+    "DEFAULT_FOLDS",
     "MAX_ITEM_CHARS",
     "MAX_ITEM_CHARS_ENV",
     "ROLE_MARKERS",

@@ -13,8 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..settings import DEFAULT_SEED
 from .examples import Example
 from .overlap import normalise_text
+
+# Folds of cross-validation unless asked otherwise (benchmark, data split).
+DEFAULT_FOLDS = 5
 
 
 def _labels_array(examples: Sequence[Example]) -> np.ndarray:
@@ -30,7 +34,7 @@ def context_groups(examples: Sequence[Example]) -> np.ndarray:
                      for ex in examples], dtype=int)
 
 
-def stratified_kfold(examples: Sequence[Example], k: int = 5, seed: int = 42,
+def stratified_kfold(examples: Sequence[Example], k: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED,
                      grouped: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded stratified k-fold: a list of (train indices, test indices).
 
@@ -56,7 +60,7 @@ def stratified_kfold(examples: Sequence[Example], k: int = 5, seed: int = 42,
 
 
 def train_dev_split(examples: Sequence[Example], dev_ratio: float = 0.1,
-                    seed: int = 42) -> tuple[list[Example], list[Example]]:
+                    seed: int = DEFAULT_SEED) -> tuple[list[Example], list[Example]]:
     """Seeded stratified train/dev split that keeps items sharing a context together.
 
     Whole context groups are drawn, stratified by the label of each group's first item

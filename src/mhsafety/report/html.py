@@ -26,7 +26,7 @@ from ..analysis.core import (
 )
 from ..analysis.mistakes import POOLED
 from ..analysis.nodes import DECISIONS
-from ..analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, MAJORITY_VOTE, format_p
+from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, MAJORITY_VOTE, format_p
 from ..errors import UsageError
 from ..io import atomic_directory, write_json, write_text
 from ..records import load_runs, note_text
@@ -136,7 +136,7 @@ def _readable(folder: Path) -> None:
 def build_report(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
                  data: str | os.PathLike[str] | None = None,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                 level: float = 0.95, command: str | None = None,
+                 level: float = DEFAULT_LEVEL, command: str | None = None,
                  title: str = "Dialogue safety: analysis report") -> ReportResult:
     """Analyse the runs under ``paths`` and write ``out_dir``: index.html (self-contained),
     analysis.json and figures/ (PNG and SVG).
