@@ -148,3 +148,20 @@ def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeyp
         proposed["max_model_batch"], proposed["batch_wait_ms"])
     assert seen[0].max_model_batch != service.ServiceConfig().max_model_batch
     assert (seen[1].max_model_batch, seen[1].batch_wait_ms) == (4, proposed["batch_wait_ms"])
+
+
+def test_guard_runtime_is_asked_for_or_refused(checkpoint, tmp_path):
+    from mhsafety.guard.core import build_guard
+
+    plain = _copy(checkpoint, tmp_path / "plain")
+    with pytest.raises(UsageError, match="no ONNX model"):
+        build_guard(plain, runtime="onnx")  # refused at start-up, not per request
+    folder = _copy(checkpoint, tmp_path / "exported")
+    export_onnx(folder)
+    assert build_guard(folder).classifier.runtime() == "onnx"  # present: used by default
+    forced = build_guard(folder, runtime="torch")
+    assert forced.classifier.runtime() == "torch"
+    result = forced.check("[seeker]最近总是失眠", "[supporter]能说说发生了什么吗？")
+    onnx_result = build_guard(folder, runtime="onnx").check("[seeker]最近总是失眠",
+                                                            "[supporter]能说说发生了什么吗？")
+    assert abs(result.p_safe - onnx_result.p_safe) < 1e-4

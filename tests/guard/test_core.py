@@ -151,3 +151,12 @@ def test_guard_package_does_not_import_fastapi():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_runtime_applies_to_encoder_checkpoints_only(baseline_checkpoint):
+    from mhsafety.errors import UsageError
+    from mhsafety.guard.core import build_guard
+
+    with pytest.raises(UsageError, match="encoder checkpoints only"):
+        build_guard(baseline_checkpoint, runtime="onnx")
+    assert build_guard(baseline_checkpoint).kind == "baseline"

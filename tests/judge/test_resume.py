@@ -111,7 +111,8 @@ def test_api_key_is_sent_but_never_written(server, small_examples, tmp_path, mon
     result = run_judge(small_examples[:8], tmp_path / "out",
                        settings(server, api_key_env="MY_JUDGE_KEY", shots=8, rounds=2,
                                 vote=True),
-                       train=train, show_progress=False, on_message=print)
+                       train=train, show_progress=False, on_message=print,
+                       allow_overlap=True)
     assert result.summary["answered"] == 16
     assert server.auth_headers == {f"Bearer {key}"}
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

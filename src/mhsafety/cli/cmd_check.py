@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from ..classifiers.encoder_config import EncoderConfig
 from ..guard.calibrate import DEFAULT_FOLDS, DEFAULT_TARGET_RECALL
 from ..guard.core import DEFAULT_THRESHOLD
+from ..settings import click_options
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -46,14 +48,16 @@ def guard_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    # Encoder tiers only: the prediction runtime, with EncoderConfig's doc and default.
+    return click_options(EncoderConfig, "runtime")(func)
 
 
 def guard_kwargs(rules_file: Path | None, no_default_rules: bool, no_rules: bool,
                  policy_file: Path | None, escalate_to: Path | None, band: str | None,
-                 escalate_threshold: float | None) -> dict[str, Any]:
+                 escalate_threshold: float | None, runtime: str | None = None
+                 ) -> dict[str, Any]:
     """The options above as :func:`mhsafety.guard.core.build_guard` keywords (JSON-able)."""
-    return {"rules": None if rules_file is None else str(rules_file),
+    return {"runtime": runtime, "rules": None if rules_file is None else str(rules_file),
             "default_rules_on": not no_default_rules, "use_rules": not no_rules,
             "policy": None if policy_file is None else str(policy_file),
             "escalate_to": None if escalate_to is None else str(escalate_to), "band": band,

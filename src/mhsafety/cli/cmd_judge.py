@@ -15,7 +15,7 @@ import click
 from ..errors import UsageError
 from ..judge.settings import JudgeSettings
 from ..settings import click_options, fields_doc, given
-from .options import data_option
+from .options import allow_overlap_option, data_option
 
 _DOC = {name: doc for name, _default, doc in fields_doc(JudgeSettings)}
 _BY_HAND = ("model", "base_url", "headers", "extra_body")  # required, env or parsed values
@@ -66,10 +66,12 @@ def _extra_body(text: str | None) -> dict[str, Any] | None:
                    "`vllm run-batch`); send nothing.")
 @click.option("--batch-results", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Join a batch output file (e.g. from `vllm run-batch`) into the run.")
+@allow_overlap_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
             headers: tuple[str, ...], extra_body: str | None, batch_file_only: bool,
-            batch_results: Path | None, quiet: bool, **options: Any) -> None:
+            batch_results: Path | None, allow_overlap: bool, quiet: bool,
+            **options: Any) -> None:
     """Label every item with an LLM judge, zero- or few-shot, for several rounds.
 
     Writes prediction records per round to OUT/preds (score them with `mhsafety evaluate
@@ -88,7 +90,8 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
                        train_source=str(train_path) if train_path else None,
                        show_progress=not quiet, on_message=lambda m: click.echo(m, err=True),
-                       batch_file_only=batch_file_only, batch_results=batch_results)
+                       batch_file_only=batch_file_only, batch_results=batch_results,
+                       allow_overlap=allow_overlap)
     if batch_file_only:
         click.echo(format_batch_file(result.summary, settings.model))
         return

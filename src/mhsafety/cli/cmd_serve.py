@@ -14,7 +14,7 @@ from .cmd_check import guard_kwargs, guard_options
 @click_options(ServiceConfig, exclude=("token",))
 def command(checkpoint: str, threshold: float | None, rules_file: Any, no_default_rules: bool,
             no_rules: bool, policy_file: Any, escalate_to: Any, band: str | None,
-            escalate_threshold: float | None, **service: Any) -> None:
+            escalate_threshold: float | None, runtime: str | None, **service: Any) -> None:
     """Serve the guard over HTTP: POST /v1/check and /v1/check_dialogue, GET /v1/taxonomy,
     /v1/policy, /healthz, /readyz, /metrics, /docs and /redoc.
 
@@ -33,4 +33,4 @@ def command(checkpoint: str, threshold: float | None, rules_file: Any, no_defaul
     config = build(ServiceConfig, {**proposed, **given(service)}, "serve")
     serve_checkpoint(str(checkpoint), threshold, config,
                      **guard_kwargs(rules_file, no_default_rules, no_rules, policy_file,
-                                    escalate_to, band, escalate_threshold))
+                                    escalate_to, band, escalate_threshold, runtime))

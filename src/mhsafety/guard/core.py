@@ -621,11 +621,13 @@ def build_guard(checkpoint: str | os.PathLike[str], threshold: float | None = No
                 policy: str | os.PathLike[str] | None = None,
                 escalate_to: str | os.PathLike[str] | None = None,
                 band: Sequence[float] | str | None = None,
-                escalate_threshold: float | None = None) -> Guard:
+                escalate_threshold: float | None = None,
+                runtime: str | None = None) -> Guard:
     """A guard from file paths (what ``check`` and ``serve`` are given): the checkpoint,
     a rule file (added to the defaults unless ``default_rules_on`` is False;
     ``use_rules=False`` turns the rule tier off), a policy file and a cascade's second
-    checkpoint with its band."""
+    checkpoint with its band. ``runtime`` (``auto``, ``torch``, ``onnx``) sets the encoder
+    tiers' prediction runtime; None keeps each checkpoint's own setting."""
     from .policy import load_policy
     from .rules import NO_RULES, load_rules
 
@@ -635,7 +637,15 @@ def build_guard(checkpoint: str | os.PathLike[str], threshold: float | None = No
     if (escalate_to is None) != (band is None):
         raise UsageError("a cascade needs both --escalate-to DIR and --band LOW,HIGH")
     rule_set = load_rules(rules, use_defaults=default_rules_on) if use_rules else NO_RULES
-    return Guard.load(checkpoint, threshold, timeout, rules=rule_set,
-                      policy=load_policy(policy), escalate_to=escalate_to, band=band,
-                      escalate_threshold=escalate_threshold)
+    guard = Guard.load(checkpoint, threshold, timeout, rules=rule_set,
+                       policy=load_policy(policy), escalate_to=escalate_to, band=band,
+                       escalate_threshold=escalate_threshold)
+    if runtime is not None:
+        encoders = [tier for tier in guard.tiers() if tier.kind == "encoder"]
+        if not encoders:
+            raise UsageError("--runtime applies to encoder checkpoints only")
+        for tier in encoders:
+            tier.classifier.config["runtime"] = runtime
+            tier.classifier.runtime()  # refuse now (onnx asked, none exported), not per request
+    return guard
 

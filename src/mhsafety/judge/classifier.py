@@ -139,8 +139,10 @@ class JudgeClassifier(Classifier):
                 f"{settings.model}|{settings.base_url}|{settings.shots}|{settings.seed}|"
                 f"{examples_hash(examples)}|{self.train_data_sha256}".encode()).hexdigest()
             work = cache_dir() / "judge-runs" / digest[:16]
+        # A classifier also serves the guard, where a screened reply may happen to be a shot
+        # source; the protocols that score it check overlap themselves (benchmark --train).
         self.last_result = run_judge(examples, work, settings, train=self.train,
-                                     show_progress=False)
+                                     show_progress=False, allow_overlap=True)
         return self.last_result
 
     def _combine(self, examples: Sequence[Example]

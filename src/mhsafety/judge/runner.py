@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..data import Example, examples_hash
+from ..data import Example, check_overlap, examples_hash, find_overlap
 from ..errors import UsageError
 from ..io import write_json
 from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord, write_records
@@ -136,7 +136,8 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
               show_progress: bool = True,
               on_message: Callable[[str], None] | None = None,
               batch_file_only: bool = False,
-              batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
+              batch_results: str | os.PathLike[str] | None = None,
+              allow_overlap: bool = False) -> JudgeResult:
     """Judge ``examples`` for ``settings.rounds`` rounds, resuming whatever ``out_dir`` holds.
 
     The API key is read from the environment variable ``settings.api_key_env`` and only ever
@@ -147,6 +148,11 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     ``batch_file_only`` writes the pending requests to ``OUT/batch/requests.jsonl`` (for
     ``vllm run-batch``) and returns without sending anything; ``batch_results`` joins such a
     run's output file into the log instead of asking (see :mod:`mhsafety.judge.batch`).
+
+    Few-shot examples drawn from a ``train`` that shares items with ``examples`` are refused
+    (:class:`~mhsafety.data.OverlapError`) unless ``allow_overlap``; the run's rows are then
+    marked :data:`~mhsafety.records.NOTE_SHOTS_FROM_JUDGED` and each judged item is still
+    never shown as its own example.
     """
     settings.check()
     if batch_file_only and batch_results is not None:
@@ -163,14 +169,16 @@ def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
     out = Path(out_dir)
     with exclusive(out):
         return _run_judge(examples, out, settings, train, template, data_source, train_source,
-                          show_progress, on_message, batch_file_only, batch_results)
+                          show_progress, on_message, batch_file_only, batch_results,
+                          allow_overlap)
 
 
 def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
                train: Sequence[Example] | None, template: PromptTemplate | None,
                data_source: str | None, train_source: str | None, show_progress: bool,
                on_message: Callable[[str], None] | None, batch_file_only: bool = False,
-               batch_results: str | os.PathLike[str] | None = None) -> JudgeResult:
+               batch_results: str | os.PathLike[str] | None = None,
+               allow_overlap: bool = False) -> JudgeResult:
     """:func:`run_judge` under the folder lock (settings already checked there)."""
     say = on_message or (lambda msg: None)
     sequential = settings.protocol == "sequential"
@@ -190,6 +198,8 @@ def _run_judge(examples: Sequence[Example], out: Path, settings: JudgeSettings,
         if "examples" not in template.placeholders:
             raise UsageError(f"{template.source}: few-shot judging needs $examples in the "
                              "template")
+        check_overlap(train, examples, train_source or "the --train items",
+                      data_source or "the judged items", allow_overlap)
         plan = plan_shots(train, settings.rounds, settings.seed, train_source or "--train")
     log_dir = out / "log"
     if settings.vote and settings.rounds < 2:
@@ -618,8 +628,7 @@ def _manifest(settings: JudgeSettings, template: PromptTemplate, key: str,
     same_file = False
     if plan is not None and train is not None:
         same_file = examples_hash(train) == examples_hash(examples)
-        if same_file or {(e.context, e.response) for e in train} & \
-                {(e.context, e.response) for e in examples}:
+        if same_file or find_overlap(train, examples):
             notes.append(NOTE_SHOTS_FROM_JUDGED)
     s = asdict(settings)
     return {
