@@ -121,3 +121,12 @@ def test_click_options_prefix_and_names():
     assert given(seen, Demo, prefix="judge-") == {"rounds": 4}
     with pytest.raises(TypeError):
         click_options(Demo, "nope")
+
+
+def test_shared_checks_name_the_bound_and_the_value():
+    from mhsafety.settings import at_least, positive, tcp_port
+
+    assert at_least(1)(1) is None and at_least(1)(0) == "must be at least 1, got 0"
+    assert positive(0.5) is None and positive(0) == "must be positive, got 0"
+    assert tcp_port(0) is None and tcp_port(65535) is None
+    assert tcp_port(65536) == "must be in 0..65535, got 65536"

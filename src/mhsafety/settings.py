@@ -56,6 +56,22 @@ def setting(default: Any, doc: str, *, choices: Sequence[Any] | None = None,
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# The field checks several components share (``setting(..., check=...)``).
+def at_least(low: float) -> Callable[[Any], str | None]:
+    """A check: the value must be at least ``low``."""
+    return lambda value: None if value >= low else f"must be at least {low:g}, got {value}"
+
+
+def positive(value: Any) -> str | None:
+    """A check: the value must be above 0."""
+    return None if value > 0 else f"must be positive, got {value}"
+
+
+def tcp_port(value: Any) -> str | None:
+    """A check: a TCP port, 0 (pick a free one) to 65535."""
+    return None if 0 <= value <= 65535 else f"must be in 0..65535, got {value}"
+
+
 def _init_fields(cls: type) -> list[dataclasses.Field]:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")

@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import setting
-
-
-def _port(value: int) -> str | None:
-    return None if 0 <= value <= 65535 else f"must be in 0..65535, got {value}"
-
-
-def _at_least_one(value: int) -> str | None:
-    return None if value >= 1 else f"must be at least 1, got {value}"
+from ..settings import at_least, setting, tcp_port
 
 
 @dataclass(frozen=True)
 class AnnotateServerConfig:
     host: str = setting("127.0.0.1",
                         "Address to bind; anything but loopback needs --token-env.")
-    port: int = setting(8765, "Port (0 picks a free one).", check=_port)
+    port: int = setting(8765, "Port (0 picks a free one).", check=tcp_port)
     token_env: str | None = setting(
         None, "Require the shared access token held in this environment variable.",
         metavar="VAR")
     break_every: int = setting(25, "Remind annotators to take a break after this many items.",
-                               check=_at_least_one)
+                               check=at_least(1))
     max_body: int = setting(64 * 1024, "Largest request body accepted, in bytes.",
-                            check=_at_least_one)
+                            check=at_least(1))

@@ -45,17 +45,9 @@ import numpy as np
 
 from ..data import Example, parse_turns
 from ..errors import DataError
-from ..settings import DEFAULT_SEED, build, setting
+from ..settings import DEFAULT_SEED, at_least, build, positive, setting
 from ..taxonomy import NUM_LABELS
 from .base import Classifier
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be positive, got {value}"
-
-
-def _at_least_one(value: int) -> str | None:
-    return None if value >= 1 else f"must be at least 1, got {value}"
 
 
 def _c_grid(values: list[float]) -> str | None:
@@ -72,20 +64,20 @@ class BaselineConfig:
 
     seed: int = setting(DEFAULT_SEED, "Seed of the inner cross-validation folds.")
     ngram_min: int = setting(1, "Shortest character n-gram of the response.",
-                             check=_at_least_one)
+                             check=at_least(1))
     ngram_max: int = setting(3, "Longest character n-gram of the response.",
-                             check=_at_least_one)
+                             check=at_least(1))
     min_df: int = setting(2, "Keep n-grams seen in at least this many training items (n-grams "
                              "seen once carry little; 2 halves the features and the fit time).",
-                          check=_at_least_one)
+                          check=at_least(1))
     c_grid: list[float] = setting([1.0, 4.0], "Regularisation strengths C searched by inner "
                                   "cross-validation on the training data only.", check=_c_grid)
     inner_folds: int = setting(3, "Folds of that inner cross-validation (1: no search, no "
-                                  "calibration).", check=_at_least_one)
+                                  "calibration).", check=at_least(1))
     class_weight: str = setting("sqrt", "Class weighting: 'balanced', its square root 'sqrt', "
                                         "or 'none'.", choices=("balanced", "sqrt", "none"))
     dense_weight: float = setting(1.0, "Scale of the dialogue-relation features against the "
-                                       "n-gram block.", check=_positive)
+                                       "n-gram block.", check=positive)
     seeker_ngrams: bool = setting(True, "Add the response's n-grams that also occur in the last "
                                         "seeker turn, as a vocabulary of their own.")
     fluency: bool = setting(True, "Add how fluent the reply reads under a character bigram "
@@ -93,7 +85,7 @@ class BaselineConfig:
     calibrate: bool = setting(True, "Fit a temperature and per-class bias on the inner "
                                     "cross-validation logits.")
     max_iter: int = setting(2000, "Iteration limit of the logistic regression solver.",
-                            check=_at_least_one)
+                            check=at_least(1))
 
     def __post_init__(self) -> None:
         if self.ngram_max < self.ngram_min:

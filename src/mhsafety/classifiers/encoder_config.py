@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import DEFAULT_SEED, setting
+from ..settings import DEFAULT_SEED, at_least, setting
 
 HEADS = ("cls", "roberta", "pooler")
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RUNTIMES = ("auto", "torch", "onnx")
-
-
-def _at_least(low: float):
-    return lambda v: None if v >= low else f"must be at least {low:g}, got {v}"
 
 
 def _within(low: float, high: float, open_high: bool = False):
@@ -45,20 +41,20 @@ class EncoderConfig:
                         "tanh, dropout, linear) or pooler (the library's pooler output).",
                         choices=HEADS)
     max_length: int = setting(512, "Tokens per (context, response) pair; longer pairs lose "
-                              "their oldest context turns.", check=_at_least(8))
+                              "their oldest context turns.", check=at_least(8))
     class_weights: list[float] = setting([2.0, 2.0, 0.5, 2.0, 2.0, 2.0, 2.0, 0.5],
                                          "Loss weights of labels 0..7.", check=_class_weights,
                                          metavar="W0,...,W7")
-    learning_rate: float = setting(2e-5, "AdamW learning rate.", check=_at_least(0))
+    learning_rate: float = setting(2e-5, "AdamW learning rate.", check=at_least(0))
     weight_decay: float = setting(0.01, "AdamW weight decay (none on biases and LayerNorm).",
-                                  check=_at_least(0))
+                                  check=at_least(0))
     warmup_ratio: float = setting(0.1, "Share of steps of linear warm-up (linear decay after).",
                                   check=_within(0, 1))
-    epochs: int = setting(5, "Training epochs.", check=_at_least(1))
+    epochs: int = setting(5, "Training epochs.", check=at_least(1))
     batch_size: int = setting(16, "Items per optimizer step, over all processes.",
-                              check=_at_least(1))
+                              check=at_least(1))
     gradient_accumulation: int = setting(1, "Split each batch into this many accumulated "
-                                         "steps.", check=_at_least(1))
+                                         "steps.", check=at_least(1))
     seed: int = setting(DEFAULT_SEED, "Random seed (order, dropout, head initialisation).")
     dev_ratio: float = setting(0.1, "Share of the training items held out for model "
                                "selection when no dev set is given; 0: no selection.",
@@ -66,7 +62,7 @@ class EncoderConfig:
     select_metric: str = setting("f1", "Dev score that picks the epoch (f1 is "
                                  "support-weighted F1).", choices=SELECT_METRICS)
     patience: int = setting(2, "Stop after this many epochs without a better dev score; 0 "
-                            "never stops early.", check=_at_least(0))
+                            "never stops early.", check=at_least(0))
     select_on_test: bool = setting(False, "The paper's leaky protocol: the selection set is "
                                    "the test set (marked in checkpoint, records and tables).")
     group_by_length: bool = setting(True, "Batch items of similar length, so dynamic padding "
@@ -77,12 +73,12 @@ class EncoderConfig:
                              choices=PRECISIONS)
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
     eval_batch_size: int = setting(64, "Items per forward pass when predicting.",
-                                   check=_at_least(1))
+                                   check=at_least(1))
     runtime: str = setting("auto", "Prediction runtime: onnx = the checkpoint's ONNX model "
                            "(mhsafety export), torch = PyTorch, auto = ONNX on CPU when the "
                            "checkpoint has one.", choices=RUNTIMES)
     max_steps: int | None = setting(None, "Stop after this many optimizer steps (smoke runs, "
-                                    "benchmarks).", check=_at_least(1))
+                                    "benchmarks).", check=at_least(1))
     work_dir: str | None = setting(None, "Per-epoch training state, so rerunning the same "
                                    "command after a crash resumes; removed once the "
                                    "checkpoint is saved (mhsafety train: OUT.work).")

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..data import Example
 from ..errors import DataError, UsageError
-from ..settings import setting
+from ..settings import at_least, positive, setting, tcp_port
 from .core import CheckResult, Guard, ModelTier, _failed, examples_of
 
 LOG = logging.getLogger("mhsafety.guard")
@@ -58,18 +58,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def _at_least(n: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= n else f"must be at least {n:g}, got {v}"
-
-
-def _positive(v: Any) -> str | None:
-    return None if v > 0 else f"must be positive, got {v}"
-
-
-def _port(v: Any) -> str | None:
-    return None if 0 <= v <= 65535 else f"must be 0..65535, got {v}"
-
-
 @dataclass
 class ServiceConfig:
     """Every default of the guard service, once; ``mhsafety serve``'s options come from here.
@@ -80,26 +68,26 @@ class ServiceConfig:
 
     host: str = setting("127.0.0.1", "Interface to bind; loopback unless told otherwise.")
     port: int = setting(8000, "Port (0: any free port; the bound URL is printed on stderr).",
-                        check=_port)
+                        check=tcp_port)
     token_env: str = setting(TOKEN_ENV, "Environment variable holding the bearer token; auth "
                              "is on when it is set.")
     max_body_bytes: int = setting(1 << 20, "Largest request body in bytes (413 beyond).",
-                                  check=_at_least(1))
+                                  check=at_least(1))
     max_drain_bytes: int = setting(16 << 20, "An oversized body is read up to this many "
                                    "bytes before the 413, so the client can read it.",
-                                   check=_at_least(1))
-    max_batch: int = setting(64, "Items per /v1/check request.", check=_at_least(1))
+                                   check=at_least(1))
+    max_batch: int = setting(64, "Items per /v1/check request.", check=at_least(1))
     max_dialogue_items: int = setting(256, "Supporter turns per /v1/check_dialogue request.",
-                                      check=_at_least(1))
+                                      check=at_least(1))
     max_text_chars: int = setting(4000, "Characters per context or response.",
-                                  check=_at_least(1))
+                                  check=at_least(1))
     timeout_s: float = setting(10.0, "Seconds before a request's results become unverified.",
-                               check=_positive, cli="--timeout")
-    max_model_batch: int = setting(256, "Most items in one model call.", check=_at_least(1))
+                               check=positive, cli="--timeout")
+    max_model_batch: int = setting(256, "Most items in one model call.", check=at_least(1))
     batch_wait_ms: float = setting(1.0, "How long an idle model waits to batch concurrent "
-                                   "requests.", check=_at_least(0))
+                                   "requests.", check=at_least(0))
     workers: int = setting(1, "Server processes, each with its own copy of the model (uses "
-                           "more cores).", check=_at_least(1))
+                           "more cores).", check=at_least(1))
     log_level: str = setting("info", "Log level of the service's lines.", choices=LOG_LEVELS)
     token: str | None = field(default=None, repr=False)
 

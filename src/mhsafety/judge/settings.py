@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UsageError
-from ..settings import setting
+from ..settings import at_least, positive, setting
 from ..taxonomy import NUM_LABELS
 from .sequential import PROTOCOLS
 
@@ -36,14 +36,6 @@ OUTPUTS = ("text", "json", "number")
 CLIENTS = ("auto", "fast", "openai")
 # Headers that carry credentials: those come from --api-key-env, never from argv.
 SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "proxy-authorization", "cookie")
-
-
-def _at_least(n: float) -> Any:
-    return lambda v: None if v >= n else f"must be at least {n}, got {v}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be positive, got {v}"
 
 
 def _headers_check(v: Any) -> str | None:
@@ -82,7 +74,7 @@ class JudgeSettings:
     shots: int = setting(0, f"0 = zero-shot; {N_SHOTS} = one example per label from --train, "
                             "redrawn per round.", choices=(0, N_SHOTS))
     rounds: int = setting(5, "Rounds: independent answers per item (the paper: 5).",
-                          check=_at_least(1))
+                          check=at_least(1))
     seed: int = setting(42, "Seed of the few-shot draw (set once, as in the paper).")
     template: str | None = setting(None, "Prompt template file replacing the built-in one "
                                          "($definitions $labels $answer $examples $context "
@@ -100,7 +92,7 @@ class JudgeSettings:
         None, f"Completion-token budget; default {PAPER_MAX_TOKENS} (the paper's), "
               f"{JSON_MAX_TOKENS} with --output json, {REASONING_MAX_TOKENS} for reasoning "
               "models (a known reasoning model name or --reasoning-effort).",
-        check=_at_least(1))
+        check=at_least(1))
     token_param: str = setting("auto", "Request field of the budget: auto sends max_tokens and "
                                        "switches to max_completion_tokens (or back) once when "
                                        "the server says the field is unsupported.",
@@ -110,12 +102,12 @@ class JudgeSettings:
     temperature: float = setting(1.0, "Sampling temperature (the paper's).")
     top_p: float = setting(1.0, "Nucleus sampling top_p (the paper's).")
     samples: int = setting(1, "Answers drawn per item and round (the request's n); their vote "
-                              "shares become the record's probabilities.", check=_at_least(1))
+                              "shares become the record's probabilities.", check=at_least(1))
     logprobs: bool = setting(False, "Ask for token log-probabilities and read a distribution "
                                     "over the eight labels from the answer's first token "
                                     "(needs --output number).")
     top_logprobs: int = setting(20, "Alternatives per token with --logprobs (OpenAI allows "
-                                    "up to 20).", check=_at_least(NUM_LABELS))
+                                    "up to 20).", check=at_least(NUM_LABELS))
     extra_body: dict[str, Any] | None = setting(
         None, "JSON object merged into every request body (provider fields: vLLM "
               "guided_choice, chat_template_kwargs, ...).", check=_dict_check, metavar="JSON")
@@ -123,15 +115,15 @@ class JudgeSettings:
                                       check=_headers_check)
     parser: str = setting("tolerant", "How text answers become labels: tolerant or paper (the "
                                       "paper's exact rule).", choices=("tolerant", "paper"))
-    concurrency: int = setting(8, "Requests in flight.", check=_at_least(1))
-    timeout: float = setting(60.0, "Seconds per request.", check=_positive)
+    concurrency: int = setting(8, "Requests in flight.", check=at_least(1))
+    timeout: float = setting(60.0, "Seconds per request.", check=positive)
     max_attempts: int = setting(8, "Attempts per request before the item is recorded as "
-                                   "failed.", check=_at_least(1))
+                                   "failed.", check=at_least(1))
     backoff_base: float = setting(1.0, "Back-off base in seconds (attempt n waits up to "
-                                       "base * 2^n, jittered).", check=_at_least(0),
+                                       "base * 2^n, jittered).", check=at_least(0),
                                   cli="--retry-base")
     stop_after_failures: int = setting(20, "Stop the run when this many items in a row fail "
-                                           "(server down); 0 = never.", check=_at_least(0))
+                                           "(server down); 0 = never.", check=at_least(0))
     api_key_env: str = setting("OPENAI_API_KEY", "Name of the environment variable holding "
                                                  "the API key.")
     client: str = setting("auto", "HTTP client: the openai SDK (honours proxy settings), the "
@@ -147,10 +139,10 @@ class JudgeSettings:
                             choices=PROTOCOLS)
     batch: bool = setting(False, "Send the run through the server's Batch API (/v1/files + "
                                  "/v1/batches) at the batch price; a rerun resumes the batch.")
-    batch_poll: float = setting(30.0, "Seconds between polls of a batch.", check=_positive)
+    batch_poll: float = setting(30.0, "Seconds between polls of a batch.", check=positive)
     batch_price_factor: float = setting(0.5, "A batch request's price as a share of "
                                              "--price-in/--price-out (OpenAI, Anthropic: "
-                                             "half).", check=_at_least(0))
+                                             "half).", check=at_least(0))
 
     def __post_init__(self) -> None:
         self.check()
