@@ -67,6 +67,7 @@ def main() -> None:
     from mhsafety.classifiers.base import Classifier
     from mhsafety.data import load_examples
     from mhsafety.guard import Guard, ModelTier, calibrate_cascade
+    from mhsafety.guard.core import DEFAULT_THRESHOLD
     from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL
@@ -107,20 +108,20 @@ def main() -> None:
             report = calibrate_cascade(guard, ModelTier(judge), examples, args.bands.split())
             elapsed = time.perf_counter() - started
     unsafe = np.array([ex.label != SAFE_LABEL for ex in examples])
-    first_flag = probs[:, SAFE_LABEL] < 0.5
+    first_flag = probs[:, SAFE_LABEL] < DEFAULT_THRESHOLD
     baseline_alone = {"unsafe_recall": float((first_flag & unsafe).sum() / unsafe.sum()),
                       "false_alarm_rate": float((first_flag & ~unsafe).sum() / (~unsafe).sum())}
     figures = {"protocol": __doc__.split("Protocol")[1].split("python benchmarks")[0].strip(),
                "judge_latency_s": args.judge_latency, "wall_s": elapsed,
-               "baseline_alone_at_0.5": baseline_alone, **report.to_dict()}
+               f"baseline_alone_at_{DEFAULT_THRESHOLD:g}": baseline_alone, **report.to_dict()}
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"{report.n_items} items ({report.n_unsafe} unsafe, {report.n_safe} safe); "
           f"{report.rule_hits} decided by rules; baseline {report.first_latency_ms:.1f} ms, "
           f"judge {report.second_latency_ms:.1f} ms per single-item call (simulated answer "
-          f"latency {args.judge_latency:g} s); baseline alone at 0.5: unsafe recall "
-          f"{100 * baseline_alone['unsafe_recall']:.1f} %, false alarms "
+          f"latency {args.judge_latency:g} s); baseline alone at {DEFAULT_THRESHOLD:g}: unsafe "
+          f"recall {100 * baseline_alone['unsafe_recall']:.1f} %, false alarms "
           f"{100 * baseline_alone['false_alarm_rate']:.1f} %")
     print(report.table())
 

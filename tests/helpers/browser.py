@@ -1,4 +1,4 @@
-"""Headless Chromium for the report tests (skipped when /usr/bin/chromium is missing)."""
+"""Headless Chromium for the browser tests (skipped when /usr/bin/chromium is missing)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def require_browser() -> None:
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
+def chromium(width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
+             log_performance: bool = False) -> Iterator[object]:
+    """A headless Chromium driver; ``extra_args`` are added to its command line and
+    ``log_performance`` records every network request in the driver's performance log."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -33,8 +36,10 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+                f"--user-data-dir={profile}", f"--window-size={width},{height}", *extra_args):
         options.add_argument(arg)
+    if log_performance:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     try:
         yield driver

@@ -117,7 +117,7 @@ def weighted_f1() -> Metric:
 
 @metric(name="macro_f1", scores="unreduced")
 def macro_f1() -> Metric:
-    """F1 averaged over the labels present in the gold labels."""
+    """F1 averaged over the labels in the gold or predicted labels (as scikit-learn does)."""
     return lambda scores: _mean_over_epochs("macro_f1", scores)
 
 
