@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..classifiers.base import read_manifest
-from ..data import Example, load_examples
+from ..data import Example, context_groups, load_examples
 from ..errors import DataError, UsageError
 from ..taxonomy import SAFE_LABEL
 from .core import THRESHOLD_KEY, Guard, ModelTier, validate_band, validate_threshold
@@ -177,13 +177,6 @@ def pick_threshold(p_safe: Sequence[float], unsafe: Sequence[bool], target_recal
     return float(min(1.0, np.nextafter(kth, np.inf)))
 
 
-def _groups(examples: Sequence[Example]) -> np.ndarray:
-    """Items that share a context (after whitespace normalisation) form one group."""
-    keys: dict[str, int] = {}
-    return np.array([keys.setdefault(" ".join(ex.context.split()), len(keys))
-                     for ex in examples])
-
-
 def cross_fitted_flags(p_safe: np.ndarray, forced: np.ndarray, unsafe: np.ndarray,
                        groups: np.ndarray, target_recall: float, folds: int, seed: int = 0
                        ) -> tuple[np.ndarray, list[float]]:
@@ -290,7 +283,7 @@ def calibrate(guard: Guard, data: str | os.PathLike[str] | Sequence[Example],
                         "rate cannot be measured")
     threshold = pick_threshold(p_safe, unsafe, target_recall, forced)
     recall, far, precision, flagged = _rates(p_safe, forced, unsafe, threshold)
-    oos, fold_thresholds = cross_fitted_flags(p_safe, forced, unsafe, _groups(examples),
+    oos, fold_thresholds = cross_fitted_flags(p_safe, forced, unsafe, context_groups(examples),
                                               target_recall, folds, seed)
     curve = []
     for t in np.linspace(0.05, 0.95, 19):
