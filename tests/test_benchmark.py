@@ -164,7 +164,7 @@ def test_bad_arguments(test_json, tmp_path):
         benchmark.run_benchmark(["nosuch:x"], data=test_json, out_dir=tmp_path / "b")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "mine.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a benchmark results folder"):
+    with pytest.raises(UsageError, match="did not write; choose another --out"):
         benchmark.run_benchmark(["fake"], data=test_json, out_dir=tmp_path / "c")
     assert (tmp_path / "c" / "mine.txt").read_text() == "keep me"
 

@@ -21,7 +21,7 @@ from .data import (
 )
 from .errors import DataError, UsageError
 from .io import mark_output_dir, prepare_output_dir
-from .progress import Steps
+from .progress import step_printer
 from .records import NOTE_DEV_OVERLAP, write_records
 from .registry import checked_config, create_classifier, load_classifier, model_spec
 from .settings import DEFAULT_SEED
@@ -68,23 +68,6 @@ def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | N
     clf.on_progress = None
     clf.record_training_data(train)
     return clf
-
-
-def _progress_printer(desc: str, quiet: bool) -> Callable[[int, int, str], None]:
-    """An ``on_progress`` callback drawing a bar on a terminal, a line per step when piped."""
-    state: dict[str, Any] = {}
-
-    def report(done: int, total: int, info: str) -> None:
-        steps = state.get("steps")
-        if steps is None or steps.total != total or done < steps.done:
-            if steps is not None:
-                steps.close()
-            steps = state["steps"] = Steps(total, desc, "fit", quiet=quiet)
-        steps.update(info, n=done - steps.done)
-        if done >= total:
-            steps.close()
-
-    return report
 
 
 def _is_checkpoint(folder: Path) -> bool:
@@ -144,7 +127,7 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
             train, dev = train_dev_split(train_all, dev_ratio, seed)
         target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
         clf = train_model(model, train, dev, seed, config, str(train_path),
-                          _progress_printer(f"seed {seed}", quiet=log is None))
+                          step_printer(f"seed {seed}", "fit", quiet=log is None))
         clf.notes = [*clf.notes, *notes]
         clf.save(target)
         mark_output_dir(target, "train")

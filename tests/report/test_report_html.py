@@ -55,7 +55,7 @@ def test_report_never_overwrites_a_folder_it_did_not_make(report_runs, tmp_path,
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a report folder"):
+    with pytest.raises(UsageError, match="did not write; choose another --out, or pass --force"):
         build_report([report_runs], precious, resamples=100)
     assert (precious / "notes.txt").read_text() == "keep me"
     # an earlier report is replaced
