@@ -190,7 +190,7 @@ def _probe_writable(folder: Path, target: Path, flag: str) -> None:
 
 
 def prepare_output_dir(path: str | os.PathLike[str], *, command: str, force: bool = False,
-                       create: bool = False, flag: str = "--out",
+                       create: bool = False, fresh: bool = False, flag: str = "--out",
                        force_flag: str | None = "--force",
                        recognise: Callable[[Path], bool] | None = None) -> Path:
     """Check, before any work starts, that ``mhsafety COMMAND`` may write folder ``path``.
@@ -205,8 +205,8 @@ def prepare_output_dir(path: str | os.PathLike[str], *, command: str, force: boo
     (``force_flag=None``: the command offers no way to force).
 
     Nothing is changed unless ``create``, for commands that write into the folder file by
-    file (resumable runs): then the folder is made and marked, and with ``force`` a
-    non-empty folder is emptied first. Commands that build their folder whole pass
+    file: then the folder is made and marked, and emptied first when ``force`` is given or
+    the command starts ``fresh`` (does not resume, so old files would mix with new ones). Commands that build their folder whole pass
     ``create=False`` and write it with ``atomic_directory(path, command)``, which replaces
     the old folder only once the new one is complete.
     """
@@ -231,7 +231,7 @@ def prepare_output_dir(path: str | os.PathLike[str], *, command: str, force: boo
     if target.is_dir():
         _probe_writable(target, target, flag)
     if create:
-        if force and target.is_dir() and any(target.iterdir()):
+        if (force or fresh) and target.is_dir() and any(target.iterdir()):
             for child in target.iterdir():
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() \
                     else child.unlink()

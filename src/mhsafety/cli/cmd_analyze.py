@@ -36,21 +36,21 @@ def command(runs: tuple[Path, ...], data_path: Path | None, resamples: int, seed
     by item id.
     """
     from ..analysis import analyze, format_analysis
-    from ..io import prepare_output_dir, prepare_output_file
+    from ..io import atomic_directory, prepare_output_dir, prepare_output_file
     from ..progress import step_printer
 
     # Outputs are checked before the analysis (seconds to minutes) starts.
     if out is not None:
         prepare_output_file(out)
     if plots_dir is not None:
-        prepare_output_dir(plots_dir, command="analyze", force=force, create=True,
-                           flag="--plots")
+        prepare_output_dir(plots_dir, command="analyze", force=force, flag="--plots")
     result = analyze(runs, resamples=resamples, seed=seed, level=level, data=data_path,
                      top_k=top_k, on_progress=step_printer("analyze"))
     if plots_dir is not None:
         from ..report.figures import save_all_figures
 
-        written = save_all_figures(result, plots_dir)
+        with atomic_directory(plots_dir, "analyze") as tmp:
+            written = save_all_figures(result, tmp)
         click.echo(f"wrote {len(written)} figure files under {plots_dir}", err=True)
     text = (json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if as_json
             else format_analysis(result))

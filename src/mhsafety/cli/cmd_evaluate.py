@@ -28,8 +28,11 @@ def command(runs: tuple[Path, ...], fmt: str, decimals: int, extra: bool, per_cl
     prediction counts as the most harmful wrong answer, and a Coverage column shows the
     share of valid answers when there are invalid ones.
     """
+    from ..io import prepare_output_file
     from ..scoring import score_paths
 
+    if out is not None:
+        prepare_output_file(out)
     scores = score_paths(runs)
     columns = TABLE2_COLUMNS + (EXTRA_COLUMNS if extra else ())
     parts = {"table": format_table(scores.rows, fmt, columns, decimals)}

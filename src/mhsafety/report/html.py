@@ -27,7 +27,6 @@ from ..analysis.core import (
 from ..analysis.mistakes import POOLED
 from ..analysis.nodes import DECISIONS
 from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, MAJORITY_VOTE, format_p
-from ..errors import UsageError
 from ..io import atomic_directory, prepare_output_dir, write_json, write_text
 from ..progress import step_printer
 from ..records import load_runs, note_text
