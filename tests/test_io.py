@@ -155,3 +155,23 @@ def test_atomic_directory_marks_the_folder_and_keeps_the_old_one_on_failure(tmp_
     assert marker["format"] == "mhsafety-output" and marker["command"] == "data split"
     mark_output_dir(target, "data split")  # same command: marker kept as it is
     assert json.loads((target / OUTPUT_MARKER).read_text()) == marker
+
+
+def test_a_file_added_to_a_folder_written_whole_is_never_deleted_by_a_rerun(tmp_path):
+    # e.g. an archive unpacked into `reproduce --out`'s folder: a rerun would replace it all
+    folder = tmp_path / "upstream"
+    with atomic_directory(folder, "reproduce") as tmp:
+        (tmp / "records").mkdir()
+    (folder / "DialogueSafety").mkdir()
+    with pytest.raises(UsageError, match="also holds DialogueSafety, which `mhsafety "
+                                         "reproduce` did not write"):
+        prepare_output_dir(folder, command="reproduce")
+    prepare_output_dir(folder, command="reproduce", force=True)
+    # a resumable folder lists nothing: what it holds is resumed, never deleted
+    resumable = tmp_path / "bench"
+    prepare_output_dir(resumable, command="benchmark", create=True)
+    (resumable / "extra.txt").write_text("x")
+    prepare_output_dir(resumable, command="benchmark", create=True)
+    assert (resumable / "extra.txt").exists()
+    with pytest.raises(UsageError, match="also holds"):
+        prepare_output_dir(folder, command="reproduce", create=True, fresh=True)

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,7 +81,7 @@ def atomic_directory(path: str | os.PathLike[str], command: str | None = None) -
     try:
         yield tmp
         if command is not None:
-            mark_output_dir(tmp, command)
+            mark_output_dir(tmp, command, entries=os.listdir(tmp))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -136,33 +136,55 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def output_writer(path: str | os.PathLike[str]) -> str | None:
     """The command named by the :data:`OUTPUT_MARKER` of folder ``path``, else None."""
+    marker = _read_marker(Path(path))
+    return marker["command"] if marker is not None else None
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
     try:
-        marker = json.loads((Path(path) / OUTPUT_MARKER).read_text(encoding="utf-8"))
+        marker = json.loads((folder / OUTPUT_MARKER).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if isinstance(marker, dict) and marker.get("format") == OUTPUT_MARKER_FORMAT \
             and isinstance(marker.get("command"), str):
-        return marker["command"]
+        return marker
     return None
 
 
-def mark_output_dir(path: str | os.PathLike[str], command: str) -> Path:
+def mark_output_dir(path: str | os.PathLike[str], command: str,
+                    entries: Sequence[str] | None = None) -> Path:
     """Write the :data:`OUTPUT_MARKER` saying ``mhsafety COMMAND`` wrote folder ``path``
-    (kept as it is when it already says so)."""
+    (kept as it is when it already says so). ``entries``: the names the command put in
+    the folder, when it wrote the folder whole; a later replacement refuses to delete
+    anything else found there."""
     from datetime import datetime, timezone
 
     from . import __version__
 
     folder = Path(path)
     marker = folder / OUTPUT_MARKER
-    if output_writer(folder) != command:
-        write_json(marker, {
+    if output_writer(folder) != command or entries is not None:
+        content: dict[str, Any] = {
             "format": OUTPUT_MARKER_FORMAT, "command": command,
             "mhsafety_version": __version__,
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "note": f"written by `mhsafety {command}`, which may replace this folder; other "
-                    "commands refuse it unless given --force"})
+                    "commands refuse it unless given --force"}
+        if entries is not None:
+            content["entries"] = sorted(e for e in entries if e != OUTPUT_MARKER)
+        write_json(marker, content)
     return marker
+
+
+def _strangers(folder: Path) -> list[str]:
+    """Entries of an output folder that its command did not put there (empty when the
+    marker does not list what it wrote: resumable folders, checkpoints)."""
+    marker = _read_marker(folder) or {}
+    listed = marker.get("entries")
+    if not isinstance(listed, list):
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name != OUTPUT_MARKER and p.name not in listed)
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -198,7 +220,9 @@ def prepare_output_dir(path: str | os.PathLike[str], *, command: str, force: boo
     Allowed: a path that does not exist, an empty folder, or a folder whose
     :data:`OUTPUT_MARKER` names ``command`` (a rerun replaces or resumes its own output).
     A non-empty folder without it, or written by another command, is refused in one
-    sentence (a :class:`~mhsafety.errors.UsageError`) unless ``force``; so is a file at
+    sentence (a :class:`~mhsafety.errors.UsageError`) unless ``force``; so is a folder of
+    ``command``'s own that is to be replaced while it holds entries its marker does not
+    list (someone added them; folders written whole list theirs); so is a file at
     ``path`` and a place that cannot be written (tested by creating a file there, which
     holds for root too). ``recognise(folder)`` accepts folders ``command`` wrote before it
     left markers. ``flag`` and ``force_flag`` name the options in the messages
@@ -206,27 +230,33 @@ def prepare_output_dir(path: str | os.PathLike[str], *, command: str, force: boo
 
     Nothing is changed unless ``create``, for commands that write into the folder file by
     file: then the folder is made and marked, and emptied first when ``force`` is given or
-    the command starts ``fresh`` (does not resume, so old files would mix with new ones). Commands that build their folder whole pass
-    ``create=False`` and write it with ``atomic_directory(path, command)``, which replaces
-    the old folder only once the new one is complete.
+    the command starts ``fresh`` (does not resume, so old files would mix with new ones).
+    Commands that build their folder whole pass ``create=False`` and write it with
+    ``atomic_directory(path, command)``, which replaces the old folder only once the new
+    one is complete.
     """
     from .errors import UsageError
 
     target = Path(path)
     if os.path.lexists(target) and not target.is_dir():
         raise UsageError(f"{target}: exists and is not a folder; choose another {flag}")
-    mine = True
     if target.is_dir() and any(target.iterdir()):
         writer = output_writer(target)
         if writer is None and recognise is not None and recognise(target):
             writer = command
-        mine = writer == command
-        if not mine and not force:
+        if writer != command and not force:
             how = (f"choose another {flag}" + (f", or pass {force_flag} to replace it"
                                                if force_flag else ""))
             whose = (f"was written by `mhsafety {writer}`" if writer is not None
                      else f"holds files `mhsafety {command}` did not write")
             raise UsageError(f"{target}: {whose}; {how} (nothing was changed)")
+        strangers = [] if force or (create and not fresh) else _strangers(target)
+        if strangers:  # replacing the folder would delete what someone added to it
+            shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
+            how = (f"move them out, choose another {flag}"
+                   + (f", or pass {force_flag} to replace it all" if force_flag else ""))
+            raise UsageError(f"{target}: also holds {shown}, which `mhsafety {command}` did "
+                             f"not write; {how} (nothing was changed)")
     _probe_writable(_nearest_existing(target.parent), target, flag)
     if target.is_dir():
         _probe_writable(target, target, flag)
