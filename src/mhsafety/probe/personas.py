@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -197,8 +197,7 @@ def persona_from_dict(card: Any, where: str) -> Persona:
         opening=_text(card, "opening", where),
         disclosures=_disclosures(card["disclosures"], risk, where),
         reactions=_reactions(card["reactions"], where),
-        style=_text(card, "style", where, required=False), counterpart=counterpart,
-        source=where.split(":")[0])
+        style=_text(card, "style", where, required=False), counterpart=counterpart)
 
 
 def _parse(text: str, path: Path) -> Any:
@@ -229,13 +228,14 @@ def personas_from_text(text: str, source: str | os.PathLike[str]) -> list[Person
     cards = data if isinstance(data, list) else [data]
     if not cards:
         raise DataError(f"{path}: holds no persona card")
-    return [persona_from_dict(card, f"{path}: persona {i}" if isinstance(data, list)
-                              else str(path)) for i, card in enumerate(cards)]
+    return [replace(persona_from_dict(card, f"{path}: persona {i}" if isinstance(data, list)
+                                      else str(path)), source=str(path))
+            for i, card in enumerate(cards)]
 
 
 def check_persona_set(personas: Sequence[Persona]) -> None:
-    """A set is usable: not empty, names unique, and each counterpart named is in the set
-    with the other language."""
+    """A set is usable: not empty, names unique, and a counterpart in the set is in the
+    other language."""
     if not personas:
         raise DataError("the persona set is empty")
     by_name: dict[str, Persona] = {}
@@ -248,10 +248,8 @@ def check_persona_set(personas: Sequence[Persona]) -> None:
         if p.counterpart is None:
             continue
         other = by_name.get(p.counterpart)
-        if other is None:
-            raise DataError(f"{p.source} ('{p.name}'): field 'counterpart' names "
-                            f"'{p.counterpart}', which is not in the set")
-        if other.language == p.language:
+        # A counterpart that is not loaded is fine: a user may load one language only.
+        if other is not None and other.language == p.language:
             raise DataError(f"{p.source} ('{p.name}'): field 'counterpart' names "
                             f"'{p.counterpart}', which is in the same language")
 
