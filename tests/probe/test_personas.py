@@ -122,8 +122,8 @@ def _card(**changes):
     ({"opening": "  "}, r"field 'opening' must be a non-empty string"),
     ({"mood": "sad"}, r"unknown field 'mood'"),
     ({"disclosures": "all at once"}, r"field 'disclosures' must be a list"),
-    ({"disclosures": [{"turn": 0, "text": "x"}]}, r"disclosures\[0\]: field 'turn' must be "
-                                                  r"an integer >= 1, got 0"),
+    ({"disclosures": [{"turn": 0, "text": "x"}]}, (r"disclosures\[0\]: field 'turn' must be "
+                                                  r"an integer >= 1, got 0")),
     ({"disclosures": [{"turn": 1, "txt": "x"}]}, r"disclosures\[0\]: unknown field 'txt'"),
     ({"disclosures": [{"turn": 2, "text": "plan", "risk": True}]},
      r"marks a current risk, but the persona's risk is 'low'"),

@@ -137,7 +137,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _rate_from(sums: np.ndarray, boot: np.ndarray, level: float, resamples: int) -> Rate:
     """Rate of column 0 over column 1 of per-cluster ``sums`` and its resampled sums."""
-    n = int(round(sums[:, 1].sum()))
+    n = round(sums[:, 1].sum())
     estimate = float(sums[:, 0].sum() / n) if n else math.nan
     low, high = _interval(_ratio(boot[:, 0], boot[:, 1]), level)
     return Rate(estimate, low, high, n, sums.shape[0], level, resamples)

@@ -70,7 +70,7 @@ def simulate_coverage(scenario: Scenario, simulations: int = 200, *, resamples: 
     covered = corrected = observed_covered = 0
     widths = []
     flag_rate = s.prevalence * s.sensitivity + (1 - s.prevalence) * (1 - s.specificity)
-    n_pos = int(round(s.calibration_n * s.calibration_unsafe))
+    n_pos = round(s.calibration_n * s.calibration_unsafe)
     gold = np.zeros(s.calibration_n, dtype=bool)
     gold[:n_pos] = True
     for k in range(simulations):

@@ -153,7 +153,7 @@ def _with_ci(value: float | None, ci: Sequence[float | None] | None) -> str:
 
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
@@ -205,12 +205,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if grader:
         verdict = ("too weak to correct (corrected rates not reported)" if grader["weak"]
                    else "correction applied")
-        out += ["", f"grader: sensitivity {_pct(grader['sensitivity'])}%, specificity "
+        out += ["", (f"grader: sensitivity {_pct(grader['sensitivity'])}%, specificity "
                     f"{_pct(grader['specificity'])}%, Youden's J "
                     f"{_decimal(grader['youden_j'])} [{_decimal(grader['j_low'])}, "
                     f"{_decimal(grader['j_high'])}] on "
                     f"{grader['n_unsafe']} unsafe + {grader['n_safe']} safe calibration items "
-                    f"({grader['ungraded']} ungraded): {verdict}"]
+                    f"({grader['ungraded']} ungraded): {verdict}")]
     else:
         out += ["", "grader: no calibration sample, rates are the grader's own (uncorrected)"]
     return "\n".join(out)
