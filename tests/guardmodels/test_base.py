@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -46,7 +47,7 @@ def test_every_test_item_alternates(test_examples):
     for ex in test_examples:
         roles = [m["role"] for m in chat_messages(ex, alternate=True)]
         assert roles[0] == "user" and roles[-1] == "assistant"
-        assert all(a != b for a, b in zip(roles, roles[1:]))
+        assert all(a != b for a, b in itertools.pairwise(roles))
 
 
 def test_answer_from_an_openai_choice_keeps_reasoning_and_logprobs():

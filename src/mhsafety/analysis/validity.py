@@ -133,7 +133,7 @@ def cohen_kappa(gold: PredictionsLike, pred: PredictionsLike, *, binary: bool = 
     g, p = view(gold), view(pred)
     if g.shape != p.shape:
         raise ValueError(f"{g.size} gold labels for {p.size} predictions")
-    codes, cats, keep = _codes(g, p, abstain)
+    codes, cats, _ = _codes(g, p, abstain)
     n = int(codes.size)
     abstained = int(((p < 0) & (g >= 0)).sum())
     if n == 0:
