@@ -249,5 +249,7 @@ def test_policy_settings_name_a_reasoning_effort_only(test_examples):
     call, = guardmodels.calls_for(test_examples[0], PolicySettings(reasoning_effort="high"))
     assert call["reasoning_effort"] == "high"
     call, = guardmodels.calls_for(test_examples[0], PolicySettings())
-    assert "reasoning_effort" not in call
+    assert "reasoning_effort" not in call and "chat_template_kwargs" not in call
+    on, = guardmodels.calls_for(test_examples[0], PolicySettings(thinking=True))
+    assert on["chat_template_kwargs"] == {"enable_thinking": True}
     assert LABEL_NAMES[0] in call["messages"][0]["content"]

@@ -38,3 +38,13 @@ def test_untyped_values_are_coerced_and_checked():
     assert build(PolicySettings, {"reasoning_effort": "low"}).reasoning_effort == "low"
     with pytest.raises(UsageError, match="max_tokens must be at least 1"):
         build(PolicySettings, {"max_tokens": 0})
+
+
+def test_unsafe_actions_are_the_guard_policys_actions_but_allow():
+    from mhsafety.guard.policy import ACTIONS
+    from mhsafety.guardmodels.settings import UNSAFE_ACTIONS
+
+    assert set(UNSAFE_ACTIONS) == set(ACTIONS) - {"allow"}
+    with pytest.raises(UsageError, match="unsafe_action must be one of block, regenerate, "
+                                         "handover"):
+        build(Qwen3GuardSettings, {"unsafe_action": "allow"})

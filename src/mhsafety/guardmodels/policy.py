@@ -6,7 +6,8 @@ Facts from their model cards (our wording): gpt-oss-safeguard takes the policy a
 (developer) message and the content to classify as the user message, answers in whatever shape
 the policy's output section asks for, and returns its reasoning (served by vLLM, which splits
 the reasoning into ``reasoning_content``); reasoning effort is low, medium or high. Nemotron's
-safety reasoning models likewise take a custom policy and can reason first.
+safety reasoning models likewise take a custom policy; their template switches reasoning on
+(a ``<think>`` block before the verdict) with ``chat_template_kwargs.enable_thinking``.
 
 The document is rendered from the one taxonomy object (:mod:`mhsafety.taxonomy`): the eight
 definitions, the node order of the sequential decision, short examples written for this
@@ -131,6 +132,8 @@ def calls_for(example: Example, settings: PolicySettings) -> list[dict[str, Any]
     body: dict[str, Any] = {"messages": messages, **options(settings, probability=False)}
     if settings.reasoning_effort is not None:
         body["reasoning_effort"] = settings.reasoning_effort
+    if settings.thinking is not None:
+        body["chat_template_kwargs"] = {"enable_thinking": settings.thinking}
     return [body]
 
 

@@ -52,7 +52,7 @@ def capabilities(settings: Qwen3GuardSettings | None = None) -> Capabilities:
 
 
 def calls_for(example: Example, settings: Qwen3GuardSettings) -> list[dict[str, Any]]:
-    return [{"messages": chat_messages(example), **options(settings, probability=False)}]
+    return [{"messages": chat_messages(example, alternate=True), **options(settings, probability=False)}]
 
 
 def requests_for(example: Example, settings: Qwen3GuardSettings) -> list[list[dict[str, str]]]:

@@ -15,6 +15,9 @@ from ..settings import at_least, setting
 from ..taxonomy import CATEGORIES
 
 REASONING_EFFORTS = ("low", "medium", "high")
+# The guard policy's actions other than "allow" (guard.policy.ACTIONS sits above this floor;
+# tests/guardmodels/test_settings.py keeps the two in step).
+UNSAFE_ACTIONS = ("block", "regenerate", "handover")
 # The seven unsafe labels, by name, in label order: what the policy lists default to.
 UNSAFE_NAMES: tuple[str, ...] = tuple(c.name for c in CATEGORIES if not c.safe)
 
@@ -49,9 +52,9 @@ class GuardModelSettings:
     top_logprobs: int = setting(5, "Alternatives per token when asking for log-probabilities.",
                                 check=at_least(1))
     unsafe_action: str = setting("handover", "What a guard tier does with this kind's "
-                                             "'unsafe' when it names no taxonomy label (an "
-                                             "action of the guard policy: block, regenerate "
-                                             "or handover); the category stays unknown.")
+                                             "'unsafe' when it names no taxonomy label; the "
+                                             "category stays unknown.",
+                                 choices=UNSAFE_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class PolicySettings(GuardModelSettings):
                                                  "(gpt-oss-safeguard, Nemotron reasoning): "
                                                  "low, medium or high; none leaves it out.",
                                            choices=(None, *REASONING_EFFORTS))
+    thinking: bool | None = setting(None, "chat_template_kwargs enable_thinking, for models "
+                                          "whose template switches reasoning on or off "
+                                          "(Nemotron Content Safety Reasoning); none leaves "
+                                          "it out.")
     output: str = setting("text", "Answer asked for: text (the label's name on the first "
                                   "line) or json ({\"label\": NAME, \"rationale\": ...}).",
                           choices=("text", "json"))
