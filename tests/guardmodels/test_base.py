@@ -63,6 +63,7 @@ def test_answer_from_an_openai_choice_keeps_reasoning_and_logprobs():
     (Answer(""), EMPTY_ANSWER), (Answer(None), EMPTY_ANSWER),
     (Answer("<think>still going"), REASONING_ONLY),
     (Answer("<think>long</think>  "), REASONING_ONLY),
+    (Answer("", reasoning="the whole budget went here"), REASONING_ONLY),
     (Answer("", finish_reason="length"), CUT_OFF),
 ])
 def test_no_answer_text_gives_the_reason(answer, reason):

@@ -184,7 +184,7 @@ def split_answer(answer: Answer) -> tuple[str | None, str, str | None]:
         return reasoning, text.strip(), None
     if answer.finish_reason == "length":
         return reasoning, "", CUT_OFF
-    if thought is not None or (content.strip() and reasoning):
+    if thought is not None or reasoning:
         return reasoning, "", REASONING_ONLY
     return reasoning, "", EMPTY_ANSWER
 
