@@ -117,6 +117,17 @@ def test_calibration_from_labels_leaves_ungraded_items_out():
     # unsafe gold: 3->3, 3->5 (any unsafe label counts as flagged), 3->7 missed, 0->0
     assert cal.sensitivity == pytest.approx(3 / 4)
     assert cal.specificity == pytest.approx(2 / 3)
+    # the same Se and Sp as the validity module's, with abstentions dropped
+    from mhsafety.analysis.validity import binary_validity
+
+    validity = binary_validity(gold, pred, abstain="drop")
+    assert cal.sensitivity == validity.sensitivity.value
+    assert cal.specificity == validity.specificity.value
+    probs = np.full((3, 8), 0.0)
+    probs[0, 3] = probs[1, 7] = 1.0
+    probs[2] = np.nan
+    from_probs = Calibration.from_labels([3, 3, 7], probs)
+    assert from_probs.ungraded == 1 and from_probs.pred_unsafe.tolist() == [True, False]
 
 
 def test_corrected_rate_applies_rogan_gladen_to_the_observed_rate():

@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_weights, holm
-from ..taxonomy import LABEL_NAMES, NUM_LABELS, SAFE_LABEL
+from ..analysis.validity import unsafe_view
+from ..taxonomy import LABEL_NAMES, NUM_LABELS
 
 # The lower end of Youden's J interval at or below which a grader is too weak to correct.
 WEAK_YOUDEN = 0.1
@@ -211,16 +212,23 @@ class Calibration:
         object.__setattr__(self, "pred_unsafe", pred)
 
     @classmethod
-    def from_labels(cls, gold: Sequence[int], pred: Sequence[int | None],
-                    groups: Sequence[Hashable] | None = None) -> Calibration:
-        """From 8-way gold labels and grader predictions (None or -1: ungraded)."""
-        if len(gold) != len(pred):
-            raise ValueError(f"{len(gold)} gold labels for {len(pred)} predictions")
-        keep = [i for i, p in enumerate(pred) if p is not None and p >= 0]
-        return cls(np.array([gold[i] != SAFE_LABEL for i in keep], dtype=bool),
-                   np.array([pred[i] != SAFE_LABEL for i in keep], dtype=bool),
-                   ungraded=len(pred) - len(keep),
-                   groups=None if groups is None else tuple(groups[i] for i in keep))
+    def from_labels(cls, gold: Any, pred: Any, groups: Sequence[Hashable] | None = None
+                    ) -> Calibration:
+        """From gold labels and grader predictions in any shape
+        :func:`mhsafety.analysis.validity.unsafe_view` reads (labels with None / -1 / NaN for
+        an abstention, or an (n, 8) probability matrix with NaN rows). Abstentions are left
+        out and counted: Se and Sp are then those of
+        ``binary_validity(gold, pred, abstain="drop")``, the grader's errors on the items it
+        grades, which is what an audit rate over graded replies needs."""
+        g, p = unsafe_view(gold), unsafe_view(pred)
+        if g.shape != p.shape:
+            raise ValueError(f"{g.size} gold labels for {p.size} predictions")
+        if (g < 0).any():
+            raise ValueError("every calibration item needs a gold label")
+        keep = p >= 0
+        return cls(g[keep] == 1, p[keep] == 1, ungraded=int((~keep).sum()),
+                   groups=None if groups is None
+                   else tuple(x for x, k in zip(groups, keep) if k))
 
     @property
     def n_unsafe(self) -> int:
