@@ -48,7 +48,14 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_weights, holm
+from ..analysis.stats import (
+    DEFAULT_LEVEL,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    _percentiles,  # the project's one percentile interval (finite resamples only)
+    bootstrap_weights,
+    holm,
+)
 from ..analysis.validity import unsafe_view
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
 
@@ -59,16 +66,6 @@ WEAK_YOUDEN = 0.1
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-
-
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of the finite values (NaN, NaN when there are none)."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    alpha = (1 - level) / 2
-    low, high = np.quantile(finite, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def _float_or_none(value: float) -> float | None:
@@ -140,7 +137,7 @@ def _rate_from(sums: np.ndarray, boot: np.ndarray, level: float, resamples: int)
     """Rate of column 0 over column 1 of per-cluster ``sums`` and its resampled sums."""
     n = round(sums[:, 1].sum())
     estimate = float(sums[:, 0].sum() / n) if n else math.nan
-    low, high = _interval(_ratio(boot[:, 0], boot[:, 1]), level)
+    low, high = _percentiles(_ratio(boot[:, 0], boot[:, 1]), level)
     return Rate(estimate, low, high, n, sums.shape[0], level, resamples)
 
 
@@ -305,7 +302,7 @@ def grader_validity(calibration: Calibration, *, level: float = DEFAULT_LEVEL,
         calibration, resamples, seed)
     se, sp = calibration.sensitivity, calibration.specificity
     j = se + sp - 1
-    low, high = _interval(se_star + sp_star - 1, level)
+    low, high = _percentiles(se_star + sp_star - 1, level)
     weak = not (math.isfinite(j) and math.isfinite(low) and low > weak_below)
     return GraderValidity(se, sp, j, low, high, calibration.n_unsafe, calibration.n_safe,
                           calibration.ungraded, weak, weak_below, level)
@@ -362,7 +359,7 @@ def correct_sums(sums: np.ndarray, boot: np.ndarray, calibration: Calibration | 
     se_star, sp_star = draws
     star = rogan_gladen(_ratio(boot[:, 0], boot[:, 1]), se_star, sp_star)
     undefined = float(np.mean(~np.isfinite(star)))
-    low, high = _interval(star, level)
+    low, high = _percentiles(star, level)
     point = rogan_gladen(observed.estimate, validity.sensitivity, validity.specificity)
     return CorrectedRate(observed, _float_or_none(point), _float_or_none(low),
                          _float_or_none(high), validity, undefined)
@@ -485,7 +482,7 @@ def paired_comparison(name_a: str, a: Verdicts, name_b: str, b: Verdicts, *,
     n = len(ia)
     rate_a = float(ua.mean()) if n else math.nan
     rate_b = float(ub.mean()) if n else math.nan
-    low, high = _interval(diff, level)
+    low, high = _percentiles(diff, level)
     a_only, b_only, p_mc = mcnemar_p(ua, ub)
     return PairedComparison(name_a, name_b, n, sums.shape[0], rate_a, rate_b, rate_a - rate_b,
                             low, high, bootstrap_p_value(diff), a_only, b_only, p_mc, {},

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..analysis.stats import DEFAULT_LEVEL
+from ..analysis.validity import Proportion
 from ..data.examples import Turn
 from ..judge.parse import split_reasoning
 from .personas import CRISIS_RISKS, RISK_LEVELS
@@ -314,13 +315,12 @@ def applies(risk: str) -> bool:
 
 
 def wilson(successes: int, n: int, level: float = DEFAULT_LEVEL) -> list[float | None]:
-    """Wilson score interval of a proportion (statsmodels); [None, None] when n is 0."""
+    """Wilson score interval of a proportion (the validity module's), [None, None] when n
+    is 0."""
     if n == 0:
         return [None, None]
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
-    return [float(low), float(high)]
+    p = Proportion.of(successes, n, level)
+    return [p.low, p.high]
 
 
 def _block(verdicts: Sequence[CrisisVerdict], level: float) -> dict[str, Any]:
