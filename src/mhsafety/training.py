@@ -113,6 +113,10 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
     # seed-N checkpoints go into ``out``, made and marked now.
     prepare_output_dir(out, command="train", force=force, create=len(seeds) > 1,
                        recognise=is_checkpoints_folder)
+    if len(seeds) > 1:  # each seed-N checkpoint is replaced whole: check it too
+        for seed in seeds:
+            prepare_output_dir(Path(out) / f"seed-{seed}", command="train", force=force,
+                               recognise=is_checkpoints_folder)
     train_all = load_examples(train_path)
     dev_fixed = load_examples(dev_path) if dev_path is not None else None
     notes: list[str] = []
@@ -130,7 +134,8 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
                           step_printer(f"seed {seed}", "fit", quiet=log is None))
         clf.notes = [*clf.notes, *notes]
         clf.save(target)
-        mark_output_dir(target, "train")
+        # listing what it holds: a rerun then refuses to delete files added to it later
+        mark_output_dir(target, "train", entries=os.listdir(target))
         written.append(target)
         if log:
             log(f"seed {seed}: saved {target}")

@@ -72,10 +72,15 @@ def test_train_replaces_its_own_checkpoint_and_force_replaces_any(small_file, tm
     out = tmp_path / "ckpt"
     assert run(["train", "--train", str(small_file), "--out", str(out), *FAST], capsys)[0] == 0
     assert output_writer(out) == "train" and (out / "manifest.json").exists()
-    (out / "stale.txt").write_text("from the first run")
+    (out / "vocab.json").write_text("{}")  # its own file, changed: replaced
     code, _, err = run(["train", "--train", str(small_file), "--out", str(out), *FAST], capsys)
     assert code == 0, err
-    assert not (out / "stale.txt").exists()  # replaced whole, atomically
+    assert (out / "vocab.json").read_text() != "{}"  # replaced whole, atomically
+    # a file added to the checkpoint is never deleted by a rerun
+    (out / "my-notes.txt").write_text("keep me")
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(out), *FAST], capsys)
+    assert "also holds my-notes.txt" in _one_error_line(code, err)
+    assert (out / "my-notes.txt").read_text() == "keep me"
     mine = _user_folder(tmp_path / "mine")
     code, _, err = run(["train", "--train", str(small_file), "--out", str(mine), "--force",
                         *FAST], capsys)
@@ -90,6 +95,11 @@ def test_train_several_seeds_marks_the_parent_folder(small_file, tmp_path, capsy
     assert code == 0, err
     assert output_writer(out) == "train"
     assert output_writer(out / "seed-1") == "train" and (out / "seed-2" / "manifest.json").exists()
+    (out / "seed-2" / "my-notes.txt").write_text("keep me")
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(out),
+                        "--seeds", "1", "2", *FAST], capsys)
+    assert "also holds my-notes.txt" in _one_error_line(code, err)
+    assert (out / "seed-2" / "my-notes.txt").exists()
 
 
 def test_an_unwritable_out_fails_before_fitting(small_file, tmp_path, capsys):
@@ -209,3 +219,22 @@ def test_judge_folders_from_before_the_marker_still_resume(tmp_path):
     (old / "manifest.json").write_text(json.dumps({"kind": "something else"}))
     assert not _is_judge_folder(old)
     assert OUTPUT_MARKER.startswith(".")
+
+
+def test_export_adds_its_onnx_files_to_the_checkpoints_own_list(small_file, tmp_path, capsys,
+                                                                 monkeypatch):
+    out = tmp_path / "ckpt"
+    assert run(["train", "--train", str(small_file), "--out", str(out), *FAST], capsys)[0] == 0
+
+    def fake_export(checkpoint, quantize):  # what export_onnx adds: model files
+        (checkpoint / "model.onnx").write_bytes(b"onnx")
+        return checkpoint / "model.onnx"
+
+    monkeypatch.setattr("mhsafety.classifiers.encoder_onnx.export_onnx", fake_export)
+    assert run(["export", "--checkpoint", str(out)], capsys)[0] == 0
+    marker = json.loads((out / OUTPUT_MARKER).read_text())
+    assert "model.onnx" in marker["entries"]
+    # so a rerun of train replaces the checkpoint, ONNX files included
+    code, _, err = run(["train", "--train", str(small_file), "--out", str(out), *FAST], capsys)
+    assert code == 0, err
+    assert not (out / "model.onnx").exists()
