@@ -178,7 +178,7 @@ def mark_output_dir(path: str | os.PathLike[str], command: str,
 
 def _strangers(folder: Path) -> list[str]:
     """Entries of an output folder that its command did not put there (empty when the
-    marker does not list what it wrote: resumable folders, checkpoints)."""
+    marker does not list what it wrote: folders written file by file, e.g. resumable runs)."""
     marker = _read_marker(folder) or {}
     listed = marker.get("entries")
     if not isinstance(listed, list):
