@@ -21,8 +21,8 @@ from .data import (
     check_overlap,
     item_fingerprint,
     item_fingerprints,
-    overlap_message,
     load_examples,
+    overlap_message,
     resolve_data,
     train_dev_split,
 )

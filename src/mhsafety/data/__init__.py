@@ -45,11 +45,11 @@ from .overlap import (
     check_overlap,
     checkpoint_overlap,
     find_overlap,
+    item_fingerprint,
     item_fingerprints,
     item_key,
     normalise_text,
     overlap_message,
-    item_fingerprint,
     shared_ids,
     training_fingerprints,
 )
@@ -100,8 +100,8 @@ __all__ = [
     "read_text_file",
     "resolve_data",
     "shared_ids",
-    "training_fingerprints",
     "stratified_kfold",
     "train_dev_split",
+    "training_fingerprints",
     "write_examples",
 ]
