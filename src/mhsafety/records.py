@@ -23,7 +23,9 @@ shows the texts of every note any record of its system carries. Known codes:
 - ``overlap-allowed``: training and scored items share (context, response) pairs, allowed by
   ``--allow-overlap``;
 - ``different-items-allowed``: the row's runs scored different item sets, allowed by
-  ``evaluate --allow-different-items``.
+  ``evaluate --allow-different-items``;
+- ``design-chosen-on-test``: the system's design (the baseline's features and defaults) was
+  chosen by cross-validation on the public test items, so its scores there are optimistic.
 
 Any other string is a free-text note (a benchmark protocol's short description, say) and is
 shown as it is. Files written before ``notes`` existed kept their notes under
@@ -55,6 +57,7 @@ NOTE_SHOTS_FROM_JUDGED = "shots-from-judged"
 NOTE_OVERLAP = "overlap-allowed"
 NOTE_DEV_OVERLAP = "dev-overlap-allowed"
 NOTE_DIFFERENT_ITEMS = "different-items-allowed"
+NOTE_DESIGN_ON_TEST = "design-chosen-on-test"
 # The one home of the words a table shows for each note code.
 NOTE_TEXTS: dict[str, str] = {
     NOTE_SELECTED_ON_TEST: "epoch picked on the test set",
@@ -62,6 +65,8 @@ NOTE_TEXTS: dict[str, str] = {
     NOTE_OVERLAP: "train/test overlap allowed",
     NOTE_DEV_OVERLAP: "dev items overlap the training data",
     NOTE_DIFFERENT_ITEMS: "runs scored on different item sets",
+    NOTE_DESIGN_ON_TEST: "features and settings chosen by cross-validation on the 800 public "
+                         "test items",
 }
 _CODE_OF_TEXT = {text: code for code, text in NOTE_TEXTS.items()}
 

@@ -119,6 +119,9 @@ class Classifier(ABC):
     needs_training: ClassVar[bool] = True
     # Fewer labelled training items than this is refused in one sentence before fitting.
     min_train_items: ClassVar[int] = 2
+    # Note codes (mhsafety.records) every benchmark row of this kind carries: how its design
+    # was chosen, when that flatters it on some data.
+    design_notes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
