@@ -121,22 +121,25 @@ def find_overlap(first: Sequence[Example], second: Sequence[Example]) -> list[st
 
 
 def overlap_message(shared: Sequence[str], n_scored: int, learned_name: str,
-                    scored_name: str) -> str:
-    """The one-sentence refusal: how many, which ids first, and how to go on."""
+                    scored_name: str, allow_name: str = "--allow-overlap") -> str:
+    """The one-sentence refusal: how many, which ids first, and how to go on (``allow_name``:
+    how the caller's user allows it)."""
     first = ", ".join(shared[:IDS_SHOWN]) + (", ..." if len(shared) > IDS_SHOWN else "")
     return (f"{len(shared)} of the {n_scored} items of {scored_name} also occur in "
-            f"{learned_name} (same context and response; ids {first}): scores on them would "
-            "flatter the system; use disjoint files, or --allow-overlap to run anyway with "
-            "every table row marked")
+            f"{learned_name} (same context and response, up to changes of no meaning; ids "
+            f"{first}): scores on them would flatter the system; use disjoint files, or "
+            f"{allow_name} to run anyway with every table row marked")
 
 
 def check_overlap(learned: Sequence[Example], scored: Sequence[Example], learned_name: str,
-                  scored_name: str, allow: bool = False) -> list[str]:
+                  scored_name: str, allow: bool = False,
+                  allow_name: str = "--allow-overlap") -> list[str]:
     """Refuse (:class:`OverlapError`, one sentence) when the sets share items, unless
     ``allow``; returns the shared ids either way (empty when there are none)."""
     shared = find_overlap(learned, scored)
     if shared and not allow:
-        raise OverlapError(overlap_message(shared, len(scored), learned_name, scored_name))
+        raise OverlapError(overlap_message(shared, len(scored), learned_name, scored_name,
+                                           allow_name))
     return shared
 
 
