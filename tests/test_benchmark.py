@@ -280,3 +280,21 @@ def test_rows_say_how_their_numbers_were_chosen(test_examples, tmp_path):
     chatgpt = next(line for line in lines if line.startswith("| ChatGPT-0613 zero-shot"))
     assert NOTE_TEXTS[NOTE_SELECTED_ON_TEST] not in chatgpt
     assert "| 100 |" in baseline  # n: the items each run scored
+
+
+def test_train_file_of_altered_copies_of_the_test_items_is_refused(test_examples, tmp_path):
+    """Issue 20: `benchmark --train` on the train split with a space after each tag was
+    accepted and printed 79.38 beside the paper's rows."""
+    from mhsafety.data import OverlapError
+
+    test = tmp_path / "test.json"
+    write_examples(test, test_examples[:100])
+    altered = tmp_path / "train.json"
+    write_examples(altered, [Example(ex.context.replace("]", "] "),
+                                     ex.response.replace("[supporter]", "[Supporter] "),
+                                     ex.label, f"t{i}")
+                             for i, ex in enumerate(test_examples[:80])])
+    with pytest.raises(OverlapError, match="80 of the 100 items"):
+        benchmark.run_benchmark(["fake"], data=test, train=altered, seeds=[1],
+                                out_dir=tmp_path / "res", show_progress=False)
+    assert not (tmp_path / "res").exists()

@@ -150,6 +150,10 @@ def test_small_class_gets_an_exact_interval_not_a_degenerate_one():
     assert right.low == pytest.approx(0.025) and right.high == 1.0
     assert ci["recall:Safe Response"].method != EXACT  # 97 items: the bootstrap
     assert EXACT_BELOW == 20
+    # F1 of a 2-item class has no exact interval: none is given rather than [0, 0].
+    assert math.isnan(ci["f1:Nonsense"].low) and math.isnan(ci["f1:Nonsense"].high)
+    # Node 2's "yes" items are the one Mimicry item, however many items reach node 2.
+    assert ci["node2:recall"].method == EXACT and ci["node2:recall"].low == pytest.approx(0.025)
 
 
 def test_precision_of_a_resample_with_no_prediction_is_undefined_not_zero():

@@ -23,6 +23,7 @@ from .stats import (
     EXACT,
     EXACT_BELOW,
     MAJORITY_VOTE,
+    TOO_FEW,
     Comparison,
     Interval,
     bootstrap_distribution,
@@ -219,14 +220,15 @@ def _pct(x: float | None, decimals: int = 1) -> str:
 
 def format_interval(iv: Interval, decimals: int = 1) -> str:
     """``estimate [low, high]``, with a trailing * for an exact (Clopper–Pearson) interval."""
-    mark = "*" if iv.method == EXACT else ""
+    mark = "*" if iv.method in (EXACT, TOO_FEW) else ""
     return (f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, "
             f"{_pct(iv.high, decimals)}]{mark}")
 
 
-EXACT_TEXT = (f"* exact (Clopper–Pearson) interval: the class or node has fewer than "
-              f"{EXACT_BELOW} items, too few for a bootstrap; resamples with no prediction of a "
-              "class count as undefined for its precision, not 0")
+EXACT_TEXT = (f"* a class or node with fewer than {EXACT_BELOW} items (or a precision or "
+              f"recall over fewer than {EXACT_BELOW} predictions or items): exact "
+              "(Clopper–Pearson) interval, and none (–) for its F1; elsewhere a resample with "
+              "no prediction of a class leaves its precision undefined (skipped), not 0")
 
 
 def p_text(c: Comparison, test: str) -> str:

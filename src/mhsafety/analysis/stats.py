@@ -46,6 +46,7 @@ RUNS_AND_ITEMS = "runs and items"
 # precision and recall: a bootstrap of a handful of items gives degenerate ones ([0, 0]).
 EXACT_BELOW = 20
 EXACT = "exact (Clopper–Pearson)"
+TOO_FEW = "none: too few items"
 
 
 def _codes(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -87,35 +88,44 @@ def _is_precision(name: str) -> bool:
 
 
 def rate_counts(conf: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(successes, trials) behind each precision and recall that is one proportion: per
-    class, per yes/no node and unsafe-vs-safe. Trials of a precision are the predictions of
-    "yes" (an invalid answer counting as in the tables), of a recall the gold "yes" items."""
+    """(successes, trials) behind each score that is one proportion: per-class precision and
+    recall, each yes/no node's and the unsafe side's precision and recall, and the recall of
+    "which unsafe kind" (its items labelled right). Trials of a precision are the predictions
+    of "yes" (an invalid answer counting as in the tables), of a recall the gold "yes" items."""
     conf = np.asarray(conf, dtype=float)
     tp, predicted, support = class_counts(conf)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for c, name in enumerate(LABEL_NAMES):
         out[f"precision:{name}"] = (tp[..., c], predicted[..., c])
         out[f"recall:{name}"] = (tp[..., c], support[..., c])
-    yes_no = [(d.key, d.positive, d.rows) for d in DECISIONS if not d.kinds]
-    for key, positive, rows in [("unsafe", UNSAFE_LABELS, None), *yes_no]:
+    for key, positive, rows in [("unsafe", UNSAFE_LABELS, None),
+                                *((d.key, d.positive, d.rows) for d in DECISIONS
+                                  if not d.kinds)]:
         t, fp, fn, _ = binary_counts(conf, positive, rows)
         sep = "_" if key == "unsafe" else ":"
         out[f"{key}{sep}precision"] = (t, t + fp)
         out[f"{key}{sep}recall"] = (t, t + fn)
+    for d in DECISIONS:
+        if d.kinds:
+            kinds = list(d.kinds)
+            out[f"{d.key}:recall"] = (tp[..., kinds].sum(axis=-1),
+                                      support[..., kinds].sum(axis=-1))
     return out
 
 
 def group_sizes(gold: np.ndarray) -> dict[str, int]:
-    """Items each per-class and per-node score is about (its class's or node's items), for
-    :data:`EXACT_BELOW`."""
+    """Items each per-class and per-node score is about, for :data:`EXACT_BELOW`: a class's
+    items; a yes/no node's "yes" items (node 2: the Mimicry items, however many items reach
+    it); the items of "which unsafe kind"."""
     counts = np.bincount(np.asarray(gold), minlength=NUM_LABELS)
     out = {}
     for c, name in enumerate(LABEL_NAMES):
         for kind in ("precision", "recall", "f1"):
             out[f"{kind}:{name}"] = int(counts[c])
     for d in DECISIONS:
+        labels = d.kinds or [r for r in d.rows if r in d.positive]
         for kind in ("precision", "recall", "f1"):
-            out[f"{d.key}:{kind}"] = int(counts[list(d.rows)].sum())
+            out[f"{d.key}:{kind}"] = int(counts[list(labels)].sum())
     return out
 
 
@@ -232,8 +242,9 @@ class Interval:
     high: float
     level: float = DEFAULT_LEVEL
     resamples: int = DEFAULT_RESAMPLES
-    # What was resampled ("items", "runs and items"), or EXACT: a Clopper–Pearson interval
-    # (a class or node with fewer than EXACT_BELOW items; resamples is then 0).
+    # What was resampled ("items", "runs and items"); or EXACT, a Clopper–Pearson interval
+    # (a proportion over fewer than EXACT_BELOW items or trials); or TOO_FEW, no interval (an
+    # F1 of a class or node with fewer than EXACT_BELOW items). Resamples is 0 for both.
     method: str = ITEMS_ONLY
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,9 +279,13 @@ def confidence_intervals(system: SystemPredictions, resamples: int = DEFAULT_RES
               in rate_counts(confusions(system.gold, system.pred)).items()}
     out = {}
     for name, estimate in point.items():
-        if name in counts and sizes.get(name, EXACT_BELOW) < EXACT_BELOW:
+        small = sizes.get(name, EXACT_BELOW) < EXACT_BELOW
+        if name in counts and (small or counts[name][1] < EXACT_BELOW):
             low, high = exact_interval(*counts[name], level)
             out[name] = Interval(estimate, low, high, level, 0, EXACT)
+            continue
+        if small:  # an F1 (or a weighted mean) of a handful of items: no honest interval
+            out[name] = Interval(estimate, math.nan, math.nan, level, 0, TOO_FEW)
             continue
         low, high = _percentiles(distribution[name], level)
         out[name] = Interval(estimate, low, high, level, len(distribution[name]), method)

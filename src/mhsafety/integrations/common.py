@@ -66,7 +66,7 @@ def run_metadata(shots: int, protocol: str, shared: Sequence[str],
     return out
 
 
-def setup_key(metadata: dict[str, Any]) -> str:
+def settings_key(metadata: dict[str, Any]) -> str:
     """The settings part of a harness run's identity (:func:`mhsafety.records.setup_key`):
     every recorded setting but the data file and the note bookkeeping, as ``k=v`` pairs."""
     skip = {"data", "notes", "overlap"}

@@ -103,10 +103,10 @@ def read_inspect_log(path: str | Path) -> list[PredictionRecord]:
 def _run_labels(settings: dict[str, Any]) -> tuple[list[str], str]:
     """(notes every row of the run shows, its settings key) from the metadata a harness
     run recorded (:func:`mhsafety.integrations.common.run_metadata`)."""
-    from .common import setup_key
+    from .common import settings_key
 
     notes = [n for n in settings.get("notes") or [] if isinstance(n, str)]
-    return notes, setup_key(settings)
+    return notes, settings_key(settings)
 
 
 # --------------------------------------------------------------------------- lm-eval
