@@ -50,7 +50,8 @@ as "tonight's the night" that signal risk only beside ideation).
 Qualifier fields: ``id``; ``kind`` (negation, past, reported, hypothetical); ``lang``;
 ``scope``: ``before`` (a pattern found in the ``window`` characters before the match, with
 no ``stops`` pattern between its end and the match; anchor a pattern with ``$`` to require
-it right before the match), ``after`` (found in the ``window`` characters after the match,
+it right before the match, and keep what should stop it out of its filler, since stops
+are looked for only after the cue), ``after`` (found in the ``window`` characters after the match,
 no stop between), or ``self`` (the matched text itself matches, e.g. the experiential 过 of
 "想过自杀", and no stop occurs in the match's sentence); ``when`` (optional: the qualifier
 applies only when the matched text matches this pattern); ``description``.
