@@ -82,7 +82,6 @@ def test_window_model_reads_overlapping_windows_and_sees_every_character():
 
     def window(text):
         seen.append(text)
-        return None
 
     screen = StreamScreen(window=window, settings=StreamSettings(0, window_every=4,
                                                                  window_chars=6))

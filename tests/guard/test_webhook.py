@@ -72,9 +72,9 @@ def dead_url() -> str:
 
 
 def event(**changes):
-    fields = dict(conversation_id="conv-42", category="Unauthorized Preachment",
-                  risk_level="high", tier="seeker-rules", rule_id="zh-ideation",
-                  now=datetime(2026, 12, 4, 21, 50, tzinfo=timezone.utc))
+    fields = {"conversation_id": "conv-42", "category": "Unauthorized Preachment",
+              "risk_level": "high", "tier": "seeker-rules", "rule_id": "zh-ideation",
+              "now": datetime(2026, 12, 4, 21, 50, tzinfo=timezone.utc)}
     fields.update(changes)
     return handover_event(**fields)
 
