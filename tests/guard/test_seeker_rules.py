@@ -73,6 +73,11 @@ def level(messages) -> str:
     ("烦死了，我妈总是唠叨", "none"),
     ("这不一定是伤害自己伴侣的行为", "none"),
     ("I'm dying to see that film", "none"),
+    ("I hurt myself playing football", "none"),
+    ("I keep thinking about hurting myself", "high"),
+    ("我不如死了算了", "high"),
+    ("遇见她以后生不如死", "low"),
+    ("活着好累", "low"),
 ])
 def test_levels_of_single_turns(text, expected):
     assert level(text) == expected
