@@ -202,6 +202,8 @@ def test_a_full_queue_drops_the_event_and_counts_it():
         assert sender.submit(event()) is False
         assert failures == ["queue_full"] and sender.pending == 1
         await sender.close(timeout=0.01)
+        # Closing gives up on the event in flight and the one still queued, and says so.
+        assert failures == ["queue_full", "dropped", "dropped"] and sender.failed == 3
     asyncio.run(go())
 
 

@@ -18,7 +18,8 @@ replayed request). Connection errors, timeouts, 5xx and 429 are retried with exp
 backoff and full jitter (a 429's ``Retry-After`` is honoured, capped); any other answer is
 final. A delivery that gives up, an event refused because the bounded queue is full, or an
 unexpected error is counted through ``on_failure(reason)`` (reasons: ``gave_up``,
-``rejected``, ``queue_full``, ``error``) for the gateway's metrics, and never raised.
+``rejected``, ``queue_full``, ``error``, and ``dropped`` for events still unsent when the
+sender is closed) for the gateway's metrics, and never raised.
 """
 
 from __future__ import annotations
@@ -227,6 +228,9 @@ class WebhookSender:
         except asyncio.CancelledError:
             pass
         self._worker = None
+        while self._queue is not None and not self._queue.empty():
+            self._queue.get_nowait()
+            self._failed("dropped")
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -306,6 +310,7 @@ class WebhookSender:
             try:
                 await self.deliver(event)
             except asyncio.CancelledError:
+                self._failed("dropped")  # closed while this event was still being sent
                 raise
             except Exception as exc:  # noqa: BLE001 - the reply path never sees a webhook problem
                 log.warning("hand-over webhook to %s: unexpected %s", self.host,
