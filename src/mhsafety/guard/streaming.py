@@ -10,7 +10,8 @@ treats as blocking; by default anything but None/False) or None:
   expressions, cheap enough to rerun; a match that spans two pieces is still found);
 - ``window(text)`` every ``window_every`` (W) characters, over the last ``window_chars`` (C)
   characters up to that point (C >= W, so consecutive windows overlap by C - W and every
-  character is seen by at least one window);
+  character is seen by at least one window; the callable closes over the conversation, so
+  a model tier reads the window as a reply to the request's messages);
 - ``final(text)`` once, over the whole reply, when the stream ends.
 
 The screen holds back the last ``hold_back`` (H) characters: after each piece, everything
