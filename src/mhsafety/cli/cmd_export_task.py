@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, force_option
+from .options import allow_overlap_option, data_option, force_option
 
 
 @click.group("export-task")
@@ -31,11 +31,18 @@ def command() -> None:
                                                      "[default: the judge's].")
 @click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Prompt template file replacing the built-in one.")
+@allow_overlap_option
 @force_option
 def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | None,
             parser: str | None, output: str | None, seed: int | None,
-            template_path: Path | None, force: bool) -> None:
-    """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place."""
+            template_path: Path | None, allow_overlap: bool, force: bool) -> None:
+    """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place.
+
+    --train items that are also in --data (copies changed in no meaning included) are
+    refused unless --allow-overlap (an item is then never its own example, and the rows read
+    back are marked). Shots, protocol and overlap go into the task's metadata, so
+    `mhsafety evaluate` labels its samples right.
+    """
     from ..data import resolve_data
     from ..integrations.lmeval import TASK_NAME, LmEvalSettings, export_task
     from ..io import atomic_directory, prepare_output_dir
@@ -45,7 +52,8 @@ def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | No
     settings = LmEvalSettings(data=str(resolve_data(data_path)), shots=int(shots),
                               train=str(train_path) if train_path else None, parser=parser,
                               output=output, seed=seed,
-                              template=str(template_path) if template_path else None)
+                              template=str(template_path) if template_path else None,
+                              allow_overlap=allow_overlap)
     with atomic_directory(out, "export-task lm-eval") as tmp:
         export_task(tmp, settings)
     folder = out
