@@ -178,7 +178,7 @@ def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example],
     if clf.needs_training:
         # An encoder asked for the paper's leaky protocol picks its epoch on the test set
         # (its records are then marked so in every table).
-        clf.fit(train, test if clf.config.get("select_on_test") else None)
+        clf.fit(train, test if clf.selects_on_test else None)
     if on_fit:
         on_fit()
     return _records(clf, test, system, f"seed-{seed}", notes)

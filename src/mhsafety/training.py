@@ -135,8 +135,7 @@ def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str
     device, precision). Under a multi-process launcher (``RANK`` set) every process predicts
     its share and only process 0 writes the file.
     """
-    clf = load_classifier(checkpoint)
-    clf.config.update(settings or {})
+    clf = load_classifier(checkpoint).with_settings(**(settings or {}))
     examples = load_examples(resolve_data(data), require_label=False)
     name = system or Path(checkpoint).resolve().name
     records = clf.predict_records(examples, name, run)

@@ -139,7 +139,7 @@ def test_bad_parameters_fail_before_any_request(small_file):
         dialogue_safety(data=str(small_file), shots=8)
     with pytest.raises(UsageError, match="protocol"):
         dialogue_safety(data=str(small_file), protocol="tree")
-    with pytest.raises(UsageError, match="unknown parser"):
+    with pytest.raises(UsageError, match="parser must be one of tolerant, paper"):
         dialogue_safety(data=str(small_file), parser="strict")
 
 

@@ -9,7 +9,7 @@ import click
 
 from ..annotate.config import AnnotateServerConfig
 from ..errors import UsageError, missing_extra
-from ..settings import build, click_options, given
+from ..settings import build_from_options, click_options, given
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -61,7 +61,7 @@ def serve(db_path: Path, data_path: Path | None, id_prefix: str, **options: Any)
         raise missing_extra(exc.name, "annotate") from None
     from ..annotate.store import import_file, open_store
 
-    config = build(AnnotateServerConfig, given(options), where="annotate serve")
+    config = build_from_options(AnnotateServerConfig, given(options), "annotate serve")
     token = None
     if config.token_env is not None:
         token = os.environ.get(config.token_env)
