@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import METRICS
 from ..records import Run, load_runs, note_text
 from ..tables import percent
 from ..taxonomy import LABEL_NAMES
@@ -251,8 +252,11 @@ def _diff(result, decimals: int) -> str:
             f"{_pct(result.high, decimals)}]")
 
 
-SUMMARY_COLUMNS = (("accuracy", "Acc"), ("f1", "Weighted F1"), ("macro_f1", "Macro-F1"),
-                   ("unsafe_recall", "Unsafe R"), ("unsafe_precision", "Unsafe P"))
+# (score, title) of the summary's columns; titles from the scores' entries in METRICS.
+SUMMARY_COLUMNS = (("accuracy", METRICS["accuracy"].title), ("f1", METRICS["f1"].label),
+                   ("macro_f1", METRICS["macro_f1"].title),
+                   ("unsafe_recall", METRICS["unsafe_recall"].title),
+                   ("unsafe_precision", METRICS["unsafe_precision"].title))
 
 
 def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20) -> str:
