@@ -33,12 +33,14 @@ import json
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 T = TypeVar("T")
-S = TypeVar("S", bound="Settings")
 
 # The seed every seeded piece (splits, classifiers, statistics, the first benchmark run)
 # starts from.
@@ -65,8 +67,8 @@ class SettingsError(UsageError):
     @classmethod
     def about(cls, param: str, problem: str, where: str = "") -> SettingsError:
         """``"<param> <problem>"``, the problem text taken literally."""
-        return cls("{%s} %s" % (param, problem.replace("{", "{{").replace("}", "}}")), param,
-                   where=where)
+        literal = problem.replace("{", "{{").replace("}", "}}")
+        return cls(f"{{{param}}} {literal}", param, where=where)
 
     def render(self, name: Callable[[str], str] = str) -> str:
         text = self.template.format(**{p: name(p) for p in self.params})
@@ -118,12 +120,12 @@ class Settings:
         """Check again (an instance whose fields were set by hand, say)."""
         Settings.__post_init__(self)
 
-    def replace(self: S, **changes: Any) -> S:
+    def replace(self, **changes: Any) -> Self:
         """A checked copy with ``changes`` applied (unknown names: a SettingsError)."""
         unknown = sorted(set(changes) - {f.name for f in _init_fields(type(self))})
         if unknown:
             raise _unknown(type(self), unknown[0], "settings")
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var,return-value]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-able when the values are)."""
@@ -209,9 +211,9 @@ def _coerce(value: Any, hint: Any) -> Any:
     """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        if type(None) in args and (value is None or (isinstance(value, str)
+                                                     and value.lower() in ("none", "null"))):
+            return None
         for arg in args:
             if arg is not type(None):
                 try:

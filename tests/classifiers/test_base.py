@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from mhsafety.classifiers.base import NO_ANSWER, Classifier, Predictions, check_probabilities
 from mhsafety.data import Example
+from mhsafety.errors import UsageError
+from mhsafety.settings import Settings, at_least, setting
 
 ITEMS = [Example("[seeker]hi", f"[supporter]{word}", label, str(i))
          for i, (word, label) in enumerate([("ok", 7), ("ABSTAIN", 2), ("bad", 4)])]
@@ -90,11 +93,6 @@ def test_predictions_checks_reasons_length():
 
 
 # ---------------------------------------------------------------- settings (contract 2)
-
-from dataclasses import dataclass  # noqa: E402
-
-from mhsafety.errors import UsageError  # noqa: E402
-from mhsafety.settings import Settings, at_least, setting  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -221,12 +221,11 @@ def test_json_output_sends_the_schema_and_reasoning_is_never_parsed(
 
 def test_a_registered_metric_is_in_the_inspect_task_and_the_lmeval_task(small_file):
     need("inspect_ai", "inspect")
-    from tests.test_metrics import toy_metric
-
     from mhsafety.integrations.inspect_task import dialogue_safety
     from mhsafety.integrations.lmeval import task_metrics, task_yaml
     from mhsafety.judge.settings import JudgeSettings
     from mhsafety.metrics import registered
+    from tests.test_metrics import toy_metric
 
     def names(task):
         from inspect_ai._util.registry import registry_info

@@ -18,7 +18,7 @@ def command(checkpoint: Path, fmt: str, quantize: str | None) -> None:
     On CPU, predict (--runtime auto, its default), check and serve then score with ONNX
     Runtime, with PyTorch as the fallback.
     """
-    from ..classifiers.encoder_onnx import export_onnx
+    from ..classifiers.encoder_export import export_onnx
 
     path = export_onnx(checkpoint, quantize)
     click.echo(f"wrote {path} ({quantize or 'fp32'}); recorded in {checkpoint}/manifest.json",

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..judge.parse import NO_CATEGORY, answer_parser, split_reasoning
-# The protocols a harness task offers are the judge's (flat = one question, eight answers;
-# sequential = one question per node of the framework).
 from ..judge.settings import N_SHOTS, OUTPUTS, PROTOCOLS, JudgeSettings
+
+# The protocols a harness task offers are the judge's PROTOCOLS (flat = one question, eight
+# answers; sequential = one question per node of the framework).
 
 # The error a record keeps for an answer that names no label: the judge's words.
 UNPARSED = NO_CATEGORY

@@ -64,6 +64,7 @@ from inspect_ai.scorer import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
+from mhsafety import metrics
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
 from mhsafety.integrations.common import (
@@ -75,7 +76,6 @@ from mhsafety.integrations.common import (
     label_reader,
 )
 from mhsafety.judge.prompts import PromptTemplate, ShotPlan, load_template, plan_shots
-from mhsafety import metrics
 from mhsafety.metrics import RunMetrics, compute_metrics
 from mhsafety.taxonomy import LABEL_NAMES, label_id
 
