@@ -320,7 +320,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     train_examples = load_examples(train) if train is not None else None
     if train_examples is None:
         if folds < 2:
-            raise UsageError(f"--folds must be at least 2, got {folds}")
+            raise UsageError(f"folds must be at least 2, got {folds}")
         counts = np.bincount([ex.label for ex in test])  # type: ignore[misc]
         if counts.max() < folds:
             raise UsageError(f"{test_path}: no label has {folds} items, too few for "

@@ -447,6 +447,20 @@ def build_from_options(cls: type[T], values: Mapping[str, Any], where: str,
     try:
         return build(cls, values, where)
     except SettingsError as exc:
-        named = dict(flags or {})
-        raise UsageError(exc.render(lambda name: named.get(name) or flag(cls, name, prefix))
-                         ) from None
+        raise in_flags(exc, cls, prefix, flags) from None
+
+
+def in_flags(error: SettingsError, cls: type | None = None, prefix: str = "",
+             flags: Mapping[str, str] | None = None) -> UsageError:
+    """``error`` said the command line's way: each parameter as its flag (``flags[name]``,
+    else the flag :func:`click_options` gives a field of ``cls``, else ``--name``)."""
+    named = dict(flags or {})
+
+    def name(param: str) -> str:
+        if param in named:
+            return named[param]
+        if cls is not None and any(f.name == param for f in _init_fields(cls)):
+            return flag(cls, param, prefix)
+        return f"--{prefix}{param.replace('_', '-')}"
+
+    return UsageError(error.render(name))

@@ -111,7 +111,7 @@ def resolution_warning(analysis: Analysis, alpha: float = 0.05) -> str | None:
     if analysis.comparisons and floor >= alpha / 2:
         return (f"with {analysis.resamples} resamples and {len(analysis.comparisons)} pairs, "
                 f"no Holm-adjusted bootstrap p-value can fall below {floor:.3f}; use more "
-                "--resamples (10,000 or more) before reading the significance columns")
+                "resamples (10,000 or more) before reading the significance columns")
     return None
 
 

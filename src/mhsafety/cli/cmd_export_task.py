@@ -8,6 +8,7 @@ import click
 
 from ..judge.parse import PARSERS
 from ..judge.settings import N_SHOTS, OUTPUTS
+from ..settings import SettingsError, in_flags
 from .options import data_option
 
 
@@ -43,7 +44,10 @@ def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | No
                               train=str(train_path) if train_path else None, parser=parser,
                               output=output, seed=seed,
                               template=str(template_path) if template_path else None)
-    folder = export_task(out, settings)
+    try:
+        folder = export_task(out, settings)
+    except SettingsError as exc:
+        raise in_flags(exc, flags={"train": "--train FILE"}) from None
     click.echo(f"wrote {folder}; run it with: lm_eval --include_path {folder} --tasks "
                f"{TASK_NAME} --model local-chat-completions --apply_chat_template "
                "--model_args model=NAME,base_url=URL/chat/completions")

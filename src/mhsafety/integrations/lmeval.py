@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Example, load_examples
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from ..io import write_json, write_text
 from ..judge.prompts import load_template, plan_shots
 from ..metrics import compute_metrics, harness_metrics
+from ..settings import SettingsError
 from ..taxonomy import LABEL_NAMES, label_id
 from .common import N_SHOTS, judge_settings, label_reader
 
@@ -75,11 +76,11 @@ class LmEvalSettings:
 
     def check(self) -> None:
         if self.shots not in (0, N_SHOTS):
-            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
-                             f"got {self.shots}")
+            raise SettingsError(f"{{shots}} must be 0 or {N_SHOTS} (one example per label), "
+                                f"got {self.shots}", "shots")
         if self.shots and not self.train:
-            raise UsageError("--shots 8 needs --train PATH, the labelled file the examples "
-                             "come from")
+            raise SettingsError(f"{{shots}} {N_SHOTS} needs {{train}}, the labelled file the "
+                                "examples come from", "shots", "train")
         self.judge  # noqa: B018 - builds the judge settings, which check parser and output
 
 
