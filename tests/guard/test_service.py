@@ -316,7 +316,7 @@ def test_health_degrades_while_a_model_call_hangs_and_requests_fail_closed():
         def load_state(cls, directory, manifest):
             return cls()
 
-    app = create_app(Guard(Hanging()), ServiceConfig(timeout_s=0.2))
+    app = create_app(Guard.around(Hanging()), ServiceConfig(timeout_s=0.2))
     with TestClient(app) as client:
         try:
             assert client.get("/healthz").status_code == 200
