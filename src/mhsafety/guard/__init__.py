@@ -32,6 +32,7 @@ from .results import (
     checkpoint_threshold,
     decide,
     flagged,
+    labelled,
     node_path,
     unverified,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "empty_reply",
     "flagged",
     "guard_config",
+    "labelled",
     "load_policy",
     "load_rules",
     "make_example",
