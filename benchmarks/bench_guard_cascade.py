@@ -66,8 +66,7 @@ def main() -> None:
 
     from mhsafety.classifiers.base import Classifier
     from mhsafety.data import load_examples
-    from mhsafety.guard import Guard, ModelTier, calibrate_cascade
-    from mhsafety.guard import DEFAULT_THRESHOLD
+    from mhsafety.guard import DEFAULT_THRESHOLD, Guard, ModelTier, calibrate_cascade
     from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL

@@ -114,13 +114,17 @@ def calibrate(path: Path, target_recall: float, folds: int, allow_overlap: bool,
               write_threshold: bool, as_json: bool, **options: Any) -> None:
     """Pick the threshold that reaches --target-recall of unsafe replies on the labelled
     file PATH, with cross-fitted out-of-sample recall and false-alarm rates."""
-    from ..guard import calibrate as run, save_threshold
+    from ..guard import calibrate as run
+    from ..guard import save_threshold
 
     result = run(_guard(options), path, target_recall, folds=folds,
                  allow_overlap=allow_overlap)
     if write_threshold:
         save_threshold(options["checkpoint"], result.threshold, result)
-    _emit_json(result.to_dict(), pretty=True) if as_json else click.echo(result.summary())
+    if as_json:
+        _emit_json(result.to_dict(), pretty=True)
+    else:
+        click.echo(result.summary())
     if write_threshold:
         click.echo(f"stored as the default threshold in {options['checkpoint']}/manifest.json",
                    err=True)

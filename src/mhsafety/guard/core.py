@@ -84,6 +84,9 @@ class Guard:
     """
 
     def __init__(self, tiers: Sequence[Tier], policy: Policy | None = None) -> None:
+        if isinstance(tiers, (Classifier, ModelTier)):
+            raise TypeError("Guard(tiers) takes a list of tiers; wrap one classifier with "
+                            "Guard.around(classifier)")
         if not tiers:
             raise UsageError("a guard needs at least one tier")
         self.tiers: list[Tier] = list(tiers)
@@ -173,15 +176,19 @@ class Guard:
 
     @property
     def kind(self) -> str:
-        return self.model.kind
+        """The first model's kind ("none" for a guard of rule-like tiers only)."""
+        models = self.model_tiers()
+        return models[0].kind if models else "none"
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self.model.manifest
+        models = self.model_tiers()
+        return models[0].manifest if models else {}
 
     @property
     def checkpoint(self) -> str | None:
-        return self.model.checkpoint
+        models = self.model_tiers()
+        return models[0].checkpoint if models else None
 
     @property
     def rules(self) -> RuleSet:
@@ -197,7 +204,7 @@ class Guard:
     def describe(self) -> dict[str, Any]:
         """What this guard is made of (for /healthz, logs and reports; no text)."""
         second = self.escalation
-        band = self.model.band if self.model_tiers() else None
+        band = self.model.band if second is not None else None
         return {"kind": self.kind, "threshold": self.threshold, "rules": len(self.rules),
                 "rules_source": self.rules.source, "policy": self.policy.source,
                 "tiers": [t.describe() for t in self.tiers],

@@ -92,3 +92,24 @@ def test_a_custom_batched_tier_runs_behind_the_service(fake_kind, fake_checkpoin
         results = client.post("/v1/check", json=body).json()["results"]
     assert [r["tier"] for r in results] == ["keyword", "model"]
     assert keyword.calls >= 1
+
+
+def test_a_guard_without_a_model_serves_and_fails_closed():
+    from fastapi.testclient import TestClient
+
+    from mhsafety.guard.service import create_app
+
+    with TestClient(create_app(Guard([Keyword("zebra")]))) as client:
+        assert client.get("/healthz").json()["kind"] == "none"
+        body = {"items": [{"context": "c", "response": "zebra"},
+                          {"context": "c", "response": "fine"}]}
+        first, second = client.post("/v1/check", json=body).json()["results"]
+    assert first["tier"] == "keyword" and first["decision"] == "unsafe"
+    assert second["decision"] == "unverified" and second["reason"] == NO_TIER_DECIDED
+
+
+def test_one_classifier_goes_through_around(fake_kind, fake_checkpoint):
+    model = ModelTier.load(fake_checkpoint)
+    with pytest.raises(TypeError, match="Guard.around"):
+        Guard(model)  # type: ignore[arg-type]
+    assert [t.name for t in Guard.around(model.classifier).tiers] == ["rules", "model"]

@@ -195,7 +195,7 @@ class GuardAPI:
 
     def description(self) -> str:
         cfg, second = self.cfg, self.guard.escalation
-        band = self.guard.model.band
+        band = self.guard.model.band if second is not None else None
         cascade = (f" Cascade: a second checkpoint ({second.describe().get('kind')}) decides "
                    f"replies whose P(safe) lies in [{band[0]:g}, {band[1]:g}]."
                    if second is not None and band else "")

@@ -42,11 +42,11 @@ class MicroBatcher:
         self._score = score
         self._max_batch = max_batch
         self._wait_s = wait_s
-        self._queue: "asyncio.Queue[_Job] | None" = None
-        self._task: "asyncio.Task | None" = None
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mhsafety-guard-model")
-        self.busy_since: "float | None" = None
+        self.busy_since: float | None = None
         self.batches = 0
 
     async def start(self) -> None:
@@ -71,7 +71,7 @@ class MicroBatcher:
         self._queue.put_nowait(_Job(list(items), future))
         return await asyncio.wait_for(future, timeout)
 
-    async def _collect(self) -> "list[_Job]":
+    async def _collect(self) -> list[_Job]:
         assert self._queue is not None
         jobs = [await self._queue.get()]
         size = len(jobs[0].items)
@@ -132,11 +132,11 @@ class Screener:
     def __init__(self, guard: Guard, cfg: ServiceConfig) -> None:
         self.guard, self.cfg = guard, cfg
         wait = cfg.batch_wait_ms / 1000.0
-        self.batchers: "list[MicroBatcher | None]" = [
+        self.batchers: list[MicroBatcher | None] = [
             MicroBatcher(tier.screen, cfg.max_model_batch, wait) if tier.batched else None
             for tier in guard.tiers]
 
-    def running(self) -> "list[MicroBatcher]":
+    def running(self) -> list[MicroBatcher]:
         return [b for b in self.batchers if b is not None]
 
     async def start(self) -> None:
@@ -150,7 +150,7 @@ class Screener:
     def stuck_for(self) -> float:
         return max((b.stuck_for() for b in self.running()), default=0.0)
 
-    async def warm_up(self, examples: "Sequence[Example]") -> None:
+    async def warm_up(self, examples: Sequence[Example]) -> None:
         """One call per batched tier before the first request: lazy imports and caches
         inside a model would otherwise land on the first client."""
         items = [Pending(ex) for ex in examples]
@@ -160,8 +160,8 @@ class Screener:
             except Exception as exc:  # noqa: BLE001 - requests will fail closed on their own
                 LOG.warning("warm-up call failed: %s", type(exc).__name__)
 
-    async def _ask(self, tier: Tier, batcher: MicroBatcher, items: "list[Pending]",
-                   deadline: float, request_id: str) -> "list[Outcome]":
+    async def _ask(self, tier: Tier, batcher: MicroBatcher, items: list[Pending],
+                   deadline: float, request_id: str) -> list[Outcome]:
         remaining = deadline - asyncio.get_running_loop().time()
         try:
             if remaining <= 0:
@@ -174,8 +174,8 @@ class Screener:
             LOG.warning("request_id=%s model error: %s", request_id, type(exc).__name__)
             return tier.fail(items, f"model error: {type(exc).__name__}")
 
-    async def screen(self, examples: "list[Example]", threshold: "float | None",
-                     request_id: str) -> "list[CheckResult]":
+    async def screen(self, examples: list[Example], threshold: float | None,
+                     request_id: str) -> list[CheckResult]:
         """Every tier in order, as :meth:`Guard.check_examples` does, within the deadline."""
         deadline = asyncio.get_running_loop().time() + self.cfg.timeout_s
         screening = self.guard.begin(examples, threshold)
