@@ -142,7 +142,9 @@ def test_config_is_checked_against_the_kinds_settings_dataclass(monkeypatch, tmp
 # guard that lists it, its config or the service.
 GUARD_ROOMS = {
     "guard.results": 1, "guard.items": 1, "guard.policy": 1, "guard.rules": 1,
-    "guard.seeker_rules": 1,
+    # the gateway's pure pieces: seeker rules, fallback texts, streaming, SSE, webhooks
+    "guard.seeker_rules": 1, "guard.fallbacks": 1, "guard.streaming": 1, "guard.sse": 1,
+    "guard.webhook": 1,
     "guard.tiers": 2,
     "guard.config": 3,
     "guard.core": 4,
