@@ -114,6 +114,9 @@ class FakeUpstream:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
+            for task in asyncio.all_tasks():  # open keep-alive connections
+                if task is not asyncio.current_task():
+                    task.cancel()
             loop.stop()
 
         loop.call_soon_threadsafe(lambda: asyncio.ensure_future(shutdown()))
