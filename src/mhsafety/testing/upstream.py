@@ -86,6 +86,7 @@ class FakeUpstream:
     def start(self) -> FakeUpstream:
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             try:
                 self._server = loop.run_until_complete(
@@ -97,6 +98,11 @@ class FakeUpstream:
                 return
             self._ready.set()
             loop.run_forever()
+            pending = asyncio.all_tasks(loop)  # open keep-alive connections
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
@@ -114,9 +120,6 @@ class FakeUpstream:
         async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():  # open keep-alive connections
-                if task is not asyncio.current_task():
-                    task.cancel()
             loop.stop()
 
         loop.call_soon_threadsafe(lambda: asyncio.ensure_future(shutdown()))
