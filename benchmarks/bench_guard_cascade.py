@@ -68,7 +68,7 @@ def main() -> None:
     from mhsafety.data import load_examples
     from mhsafety.guard import Guard, ModelTier, calibrate_cascade
     from mhsafety.guard.core import DEFAULT_THRESHOLD
-    from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
+    from mhsafety.testing.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL
 

@@ -36,7 +36,7 @@ TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
 
 
 def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver",
+    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.testing.fakeserver",
                              "--latency", str(latency), *extra], stdout=subprocess.PIPE,
                             text=True)
     line = proc.stdout.readline().strip()  # "listening on URL"

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mhsafety.cli import cli
 from mhsafety.guard import NO_RULES, Guard, ModelTier
-from mhsafety.judge.fakeserver import FakeServer
+from mhsafety.testing.fakeserver import FakeServer
 
 
 @pytest.fixture

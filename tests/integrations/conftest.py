@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mhsafety.judge.fakeserver import FakeServer, item_from_prompt
+from mhsafety.testing.fakeserver import FakeServer, item_from_prompt
 from mhsafety.taxonomy import LABEL_NAMES
 
 

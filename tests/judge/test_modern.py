@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mhsafety.errors import UsageError
-from mhsafety.judge.fakeserver import REASONING_TEXT, FakeServer, constant
+from mhsafety.testing.fakeserver import REASONING_TEXT, FakeServer, constant
 from mhsafety.judge.parse import CUT_OFF
 from mhsafety.judge.runner import run_judge
 from mhsafety.judge.settings import REASONING_MAX_TOKENS

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mhsafety.judge import sequential as seq
-from mhsafety.judge.fakeserver import FakeServer, GoldResponder
+from mhsafety.testing.fakeserver import FakeServer, GoldResponder
 from mhsafety.judge.runner import run_judge
 from mhsafety.taxonomy import CATEGORIES, LABEL_NAMES, NODES, path_for_label
 
