@@ -62,7 +62,8 @@ class JudgeClassifier(Classifier):
 
     ``predictions`` calls the in-memory judge (:func:`~mhsafety.judge.core.judge_examples`)
     and writes no file. Only when built with ``work_dir=DIR`` does it keep a resumable run
-    in that folder instead (``run_judge``: a rerun reuses the logged answers). ``transport``
+    in that folder instead (``run_judge``: a rerun reuses the logged answers); a saved
+    checkpoint does not keep the folder. ``transport``
     (an attribute, default None: the built-in HTTP client) carries its requests, e.g. a
     ``mhsafety.testing.MockTransport`` in tests.
     """
@@ -83,9 +84,11 @@ class JudgeClassifier(Classifier):
         if not settings.base_url:
             raise UsageError(f"a judge needs a base URL: use judge:MODEL@URL or set "
                              f"${BASE_URL_ENV}")
-        self.extras: dict[str, Any] = {WORK_DIR: str(work_dir)} if work_dir else {}
-        super().__init__(**asdict(settings), **self.extras)
+        super().__init__(**asdict(settings))
         self._settings = settings  # checked once, held as is
+        # A work folder belongs to the process that set it, not to the model: a checkpoint
+        # does not keep it, so a loaded judge (the guard's) never writes to disk.
+        self.extras: dict[str, Any] = {WORK_DIR: str(work_dir)} if work_dir else {}
         # Few-shot judges draw their examples from what fit() gives them.
         self.needs_training = bool(settings.shots)  # type: ignore[misc]
         self.train: list[Example] | None = None
@@ -111,8 +114,12 @@ class JudgeClassifier(Classifier):
         if not isinstance(getattr(type(clone), "config", None), property):
             # The base class that keeps a plain ``config`` dict (for the manifest) gets the
             # same settings as a copy; a base with a settings-derived view needs nothing.
-            clone.config = {**asdict(settings), **extras}
+            clone.config = asdict(settings)
         return clone
+
+    def manifest_config(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the settings (never the work folder)."""
+        return asdict(self._settings)
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any

@@ -14,8 +14,21 @@ Product code never imports this package (``tests/test_registry.py`` checks it); 
 benchmarks do.
 """
 
-from .fakeserver import FakeServer, GoldResponder, ReplayResponder, constant
-from .transport import MockTransport, Request, Response, chat_response
+from typing import Any
 
 __all__ = ["FakeServer", "GoldResponder", "MockTransport", "ReplayResponder", "Request",
            "Response", "chat_response", "constant"]
+_HOMES = {"FakeServer": "fakeserver", "GoldResponder": "fakeserver",
+          "ReplayResponder": "fakeserver", "constant": "fakeserver",
+          "MockTransport": "transport", "Request": "transport", "Response": "transport",
+          "chat_response": "transport"}
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that `python -m mhsafety.testing.fakeserver` does not find
+    # its own module already imported by the package.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

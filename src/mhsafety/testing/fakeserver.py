@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import json
 import math
 import sys
@@ -689,8 +690,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server.start()
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-              "choose another --port, or leave it out to take a free one", file=sys.stderr)
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}; choose another "
+              "--port, or leave it out to take a free one", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"listening on {server.url}", flush=True)
     try:
