@@ -68,9 +68,9 @@ def main() -> None:
     from mhsafety.data import load_examples
     from mhsafety.guard import Guard, ModelTier, calibrate_cascade
     from mhsafety.guard.core import DEFAULT_THRESHOLD
-    from mhsafety.testing.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL
+    from mhsafety.testing.fakeserver import FakeServer, ReplayResponder
 
     examples = load_examples(args.data)
     probs, last_model = out_of_fold(examples, args.folds, args.seed)

@@ -366,7 +366,7 @@ class ChatClient:
         if self.owns_transport:
             await self.transport.aclose()
 
-    async def __aenter__(self) -> ChatClient:
+    async def __aenter__(self) -> ChatClient:  # noqa: PYI034
         return self
 
     async def __aexit__(self, *exc: object) -> None:

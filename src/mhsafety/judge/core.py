@@ -29,8 +29,7 @@ from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord
 from . import sequential as seq
 from .client import ChatClient, FatalAPIError, refusal_message, run_sync
 from .executor import FollowUp, OnEntry, execute
-from .jobs import Job, Prompts, flat_jobs, follow_walk, remember, sequential_jobs, \
-    sequential_steps
+from .jobs import Job, Prompts, flat_jobs, follow_walk, remember, sequential_jobs, sequential_steps
 from .log import RoundLog
 from .parse import answer_parser, read_answer
 from .prompts import PromptTemplate, ShotPlan, load_template, plan_shots

@@ -36,8 +36,7 @@ from ..errors import UsageError
 from ..records import PredictionRecord
 from .batch_mode import ask_batch, write_batch_file
 from .client import ChatClient, FatalAPIError, api_key_of, refusal_message, run_sync
-from .core import Pending, RunPlan, check_settings, collector, pending_jobs, plan_run, \
-    send_pending
+from .core import Pending, RunPlan, check_settings, collector, pending_jobs, plan_run, send_pending
 from .jobs import Job, now
 from .log import Log, RoundLog, exclusive, read_round_log
 from .parse import vote
@@ -45,8 +44,13 @@ from .prompts import PromptTemplate
 from .results import Verdicts, all_records, usage_counts
 from .settings import JudgeSettings
 from .summary import Reuse, format_batch_file, format_summary, run_summary
-from .writer import finish_manifest, start_manifest, write_manifest, write_predictions, \
-    write_summary
+from .writer import (
+    finish_manifest,
+    start_manifest,
+    write_manifest,
+    write_predictions,
+    write_summary,
+)
 
 __all__ = ["JudgeResult", "JudgeSettings", "format_batch_file", "format_summary", "run_judge",
            "vote"]

@@ -373,8 +373,8 @@ class GoldResponder:
                      if ex.label is not None}
 
     def __call__(self, prompt: str, body: dict[str, Any]) -> str:
-        from ..taxonomy import LABEL_NAMES, NODES, SAFE_LABEL, path_for_label
         from ..judge.sequential import node_of_prompt
+        from ..taxonomy import LABEL_NAMES, NODES, SAFE_LABEL, path_for_label
 
         label = self.gold.get(_item_of(prompt), SAFE_LABEL)
         node = node_of_prompt(prompt)

@@ -47,7 +47,7 @@ class Request:
 class Response:
     """A reply: a status and either ``json`` (an object to serialise) or raw ``content``."""
 
-    def __init__(self, status_code: int = 200, *, json: Any = None,  # noqa: A002 - httpx's name
+    def __init__(self, status_code: int = 200, *, json: Any = None,
                  content: bytes | str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         self.status_code = status_code
