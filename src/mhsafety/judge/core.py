@@ -69,8 +69,8 @@ class RunPlan:
 
 
 def check_settings(settings: JudgeSettings, template: PromptTemplate | None = None) -> None:
-    """What a judge needs of its settings before anything else happens."""
-    settings.check()
+    """What a judge needs of its settings before anything else happens (each field and the
+    rules across fields were checked when the settings were made)."""
     if not settings.model:
         raise UsageError("a judge needs a model (--model)")
     if not settings.base_url:

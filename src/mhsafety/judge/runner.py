@@ -78,7 +78,7 @@ def _check_modes(settings: JudgeSettings, batch_file_only: bool,
 
 
 def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],
-              settings: JudgeSettings, train: Sequence[Example] | None = None,
+              settings: JudgeSettings, *, train: Sequence[Example] | None = None,
               template: PromptTemplate | None = None,
               data_source: str | None = None, train_source: str | None = None,
               show_progress: bool = True,
