@@ -18,10 +18,10 @@ FLOORS = {
     "taxonomy": 1, "metrics": 1, "errors": 1, "io": 1, "settings": 1, "progress": 1,
     "data": 2, "records": 2, "scoring": 2, "tables": 2,
     "classifiers": 3, "analysis": 3, "annotate": 3,
-    "judge": 4,
+    "judge": 4, "guardmodels": 4,
     "registry": 5,
     "guard": 6, "report": 6, "training": 6,
-    "benchmark": 7, "upstream": 7, "integrations": 7,
+    "benchmark": 7, "upstream": 7, "integrations": 7, "probe": 7,
     "cli": 8, "__main__": 8, "__init__": 0,
     # Test fakes sit above everything, so no product module can import them (tests and
     # benchmarks may).

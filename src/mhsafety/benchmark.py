@@ -169,6 +169,56 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
     return [rec for rec in slots if rec is not None]
 
 
+def answer_rounds(clf: Any) -> tuple[int, bool]:
+    """(rounds, vote) of a system that answers each item in several independent rounds (an LLM
+    judge's ``rounds`` and ``vote`` settings); (1, False) for any other."""
+    settings = getattr(clf, "settings", None)
+    return int(getattr(settings, "rounds", 1) or 1), bool(getattr(settings, "vote", False))
+
+
+def round_runs(spec: str, examples: Sequence[Example], seed: int, system: str,
+               notes: list[str], config: dict[str, Any] | None = None,
+               on_fit: Callable[[], None] | None = None) -> dict[str, list[PredictionRecord]]:
+    """Every round of a several-round system (an LLM judge) as its own run,
+    ``seed-S-round-R``: the paper scored single rounds and averaged the scores, which a
+    majority vote over the rounds (one "run") would not reproduce."""
+    from .registry import create_classifier
+
+    clf = create_classifier(spec, seed=seed, **(config or {}))
+    clf.predict_records(examples, system, f"seed-{seed}")  # answers every round
+    rounds = clf.last_result.records
+    out: dict[str, list[PredictionRecord]] = {}
+    for r in sorted((k for k in rounds if k.isdigit()), key=int):
+        run = f"seed-{seed}-round-{r}"
+        out[run] = [PredictionRecord(ex.id or str(i), ex.label, rec.pred, system, run,
+                                     probs=rec.probs, raw=rec.raw, error=rec.error,
+                                     meta=dict(rec.meta), notes=merge_notes(notes, rec.all_notes))
+                    for i, (ex, rec) in enumerate(zip(examples, rounds[r]))]
+    if on_fit:
+        on_fit()
+    return out
+
+
+def untrained_protocol(data_name: str, seeds: Sequence[int], rounds: int,
+                       vote: bool) -> Protocol:
+    """The protocol of a system that never learns: what one of its runs is."""
+    n = len(seeds)
+    if rounds == 1:
+        return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                        f"predicted once per run, {n} runs", tuple(seeds),
+                        short=f"measured, no training, {n} runs")
+    if vote:
+        return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                        f"answered in {rounds} rounds per run and their majority vote scored, "
+                        f"{n} runs", tuple(seeds),
+                        short=f"measured, no training, majority vote of {rounds} rounds per "
+                              f"run, {n} runs")
+    return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                    f"answered in {rounds} rounds per seed ({n} seeds), each round scored on "
+                    "its own and the scores averaged, as the paper did", tuple(seeds),
+                    short=f"measured, no training, mean over {rounds * n} single rounds")
+
+
 def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example], seed: int,
                    system: str, notes: list[str], config: dict[str, Any] | None = None,
                    on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
@@ -352,11 +402,17 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
             for k, (train_idx, _) in enumerate(stratified_kfold(test, folds, seed)):
                 check_trainable(probes[s.name], [test[i] for i in train_idx],
                                 f"{test_path} (the training part of fold {k + 1}, seed {seed})")
-    # Systems that never learn (zero-shot judges) use no folds: their rows say so.
-    untrained = Protocol("predict-only", f"measured here: no training; every item of "
-                         f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
-                         tuple(seeds), short=f"measured, no training, {len(seeds)} runs")
-    system_protocol = {s.name: protocol if needs_fit[s.name] else untrained for s in specs}
+    # Systems that never learn (zero-shot judges) use no folds: their rows say what a run is
+    # (one prediction, a single round of several, or a majority vote over rounds).
+    rounds = {name: answer_rounds(clf) for name, clf in probes.items()}
+    single_rounds = {s.name: not needs_fit[s.name] and rounds[s.name][0] > 1
+                     and not rounds[s.name][1] for s in specs}
+    system_protocol = {s.name: protocol if needs_fit[s.name] else
+                       untrained_protocol(Path(test_path).name, seeds, *rounds[s.name])
+                       for s in specs}
+    # Notes a system's kind always carries (the baseline's design was chosen on the public
+    # test items).
+    design_notes = {s.name: list(getattr(probes[s.name], "design_notes", ())) for s in specs}
 
     key = _state_key(protocol, examples_hash(test),
                      examples_hash(train_examples) if train_examples else None, config or {},
@@ -383,41 +439,49 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     bar = progress_bar(total=total, desc="benchmark", unit="fit") if show_progress else None
     reused = 0
     files: list[Path] = []
-    all_runs: dict[str, list[list[PredictionRecord]]] = {}
+    all_runs: dict[str, dict[str, list[PredictionRecord]]] = {}
     try:
         for s in specs:
-            runs: list[list[PredictionRecord]] = []
+            runs: dict[str, list[PredictionRecord]] = {}
+            k = rounds[s.name][0]
             for seed in seeds:
-                run = f"seed-{seed}"
-                path = out / "predictions" / s.slug / f"{run}.preds.jsonl"
-                records = _load_finished(path, s, run, ids)
-                if records is not None:
+                names = ([f"seed-{seed}-round-{r}" for r in range(1, k + 1)]
+                         if single_rounds[s.name] else [f"seed-{seed}"])
+                paths = {run: out / "predictions" / s.slug / f"{run}.preds.jsonl"
+                         for run in names}
+                loaded = {run: _load_finished(paths[run], s, run, ids) for run in names}
+                if all(records is not None for records in loaded.values()):
                     reused += 1
                     if bar is not None:
                         bar.update(fits_per_run[s.name])
+                    made = loaded
                 else:
                     tick = (lambda: bar.update(1)) if bar is not None else None
-                    notes = [system_protocol[s.name].short, *run_notes]
-                    if train_examples is None:
-                        records = cv_run(s.spec, test, seed, folds, s.name, notes,
-                                         configs[s.name], tick)
+                    notes = [system_protocol[s.name].short, *design_notes[s.name], *run_notes]
+                    if single_rounds[s.name]:
+                        made = round_runs(s.spec, test, seed, s.name, notes, configs[s.name],
+                                          tick)
+                    elif train_examples is None:
+                        made = {names[0]: cv_run(s.spec, test, seed, folds, s.name, notes,
+                                                 configs[s.name], tick)}
                     else:
-                        records = train_test_run(s.spec, train_examples, test, seed, s.name,
-                                                 notes, configs[s.name], tick)
-                    write_records(path, records)
-                files.append(path)
-                runs.append(records)
+                        made = {names[0]: train_test_run(s.spec, train_examples, test, seed,
+                                                         s.name, notes, configs[s.name], tick)}
+                    for run, records in made.items():
+                        write_records(paths[run], records)
+                files += [paths[run] for run in names]
+                runs.update(made)  # type: ignore[arg-type]
             all_runs[s.name] = runs
     finally:
         if bar is not None:
             bar.close()
 
     # One scoring path: the protocol's short text leads each row's notes, then the records'.
-    scored = score_runs({s.name: [Run(s.name, f"seed-{seed}", recs)
-                                  for seed, recs in zip(seeds, all_runs[s.name])]
+    scored = score_runs({s.name: [Run(s.name, run, recs) for run, recs in all_runs[s.name].items()]
                          for s in specs},
                         {s.name: system_protocol[s.name].description for s in specs},
-                        {s.name: [system_protocol[s.name].short, *run_notes] for s in specs})
+                        {s.name: [system_protocol[s.name].short, *design_notes[s.name],
+                                  *run_notes] for s in specs})
     measured: list[SystemMetrics] = scored.systems
     rows = scored.rows
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS

@@ -136,8 +136,9 @@ def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
     result = json.loads(checked.output)
     assert result["decision"] == "unverified" and "unparseable answer" in result["reason"]
     out = tmp_path / "pred.jsonl"
+    # The judge's shots come from this same file: predict refuses that unless asked.
     predicted = CliRunner().invoke(cli, ["predict", "--checkpoint", str(ckpt), "--data",
-                                         str(data), "--out", str(out)])
+                                         str(data), "--out", str(out), "--allow-overlap"])
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(out.read_text().splitlines()[0])
     assert record["pred"] is None and "unparseable answer" in record["error"]

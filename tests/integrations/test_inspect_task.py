@@ -118,7 +118,8 @@ def test_few_shot_epochs_show_the_judges_draw_of_that_round(small_items, small_f
         prompts.append(prompt)
         return "Safe Response"
 
-    _eval(dialogue_safety(data=str(small_file), shots=8, train=str(small_file), seed=7),
+    _eval(dialogue_safety(data=str(small_file), shots=8, train=str(small_file), seed=7,
+                          allow_overlap=True),
           _mock_model(reply), tmp_path, epochs=2, limit=1)
     plan = plan_shots(small_items, 2, 7)
     item = small_items[0]

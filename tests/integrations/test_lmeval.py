@@ -88,6 +88,12 @@ def test_lm_eval_local_chat_completions_matches_mhsafety_judge(
                     "--output_path", str(tmp_path / "lm")], check=True, env=env, cwd=tmp_path,
                    timeout=600, capture_output=True)
     [samples] = (tmp_path / "lm").rglob("samples_mhsafety_dialogue_safety_*.jsonl")
+    # The task's metadata (shots, protocol, overlap) reaches lm-eval's results file, where
+    # the sample reader labels the rows from it.
+    [results] = (tmp_path / "lm").rglob("results_*.json")
+    recorded = json.loads(results.read_text("utf-8"))["configs"][
+        "mhsafety_dialogue_safety"]["metadata"]["mhsafety"]
+    assert recorded["shots"] == 0 and recorded["protocol"] == "flat" and recorded["overlap"] == 0
     subprocess.run([sys.executable, "-m", "mhsafety", "judge", "--data", str(small_file),
                     "--model", "fake-judge", "--base-url", scripted_server.url, "--out",
                     str(tmp_path / "judge"), "--rounds", "1", "--quiet"], check=True, env=env,

@@ -20,7 +20,10 @@ from .stats import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    EXACT,
+    EXACT_BELOW,
     MAJORITY_VOTE,
+    TOO_FEW,
     Comparison,
     Interval,
     bootstrap_distribution,
@@ -216,7 +219,16 @@ def _pct(x: float | None, decimals: int = 1) -> str:
 
 
 def format_interval(iv: Interval, decimals: int = 1) -> str:
-    return f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, {_pct(iv.high, decimals)}]"
+    """``estimate [low, high]``, with a trailing * for an exact (Clopper–Pearson) interval."""
+    mark = "*" if iv.method in (EXACT, TOO_FEW) else ""
+    return (f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, "
+            f"{_pct(iv.high, decimals)}]{mark}")
+
+
+EXACT_TEXT = (f"* a class or node with fewer than {EXACT_BELOW} items (or a precision or "
+              f"recall over fewer than {EXACT_BELOW} predictions or items): exact "
+              "(Clopper–Pearson) interval, and none (–) for its F1; elsewhere a resample with "
+              "no prediction of a class leaves its precision undefined (skipped), not 0")
 
 
 def p_text(c: Comparison, test: str) -> str:
@@ -276,7 +288,8 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         out += ["", "Calibration (expected calibration error of the top label, 10 bins, runs "
                 "pooled): " + ", ".join(f"{s.system} {_pct(s.ece)} %" for s in calibrated)]
     support = {c.name: c.n_items for c in next(iter(analysis.errors.coverage.values()))}
-    out += ["", "## Recall per class", "Percent, mean over runs [interval].", ""]
+    out += ["", "## Recall per class", f"Percent, mean over runs [interval]. {EXACT_TEXT}.",
+            ""]
     out.append(_md_table(
         ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
         [[s.system, *[format_interval(s.intervals[f"recall:{n}"], decimals) for n in LABEL_NAMES]]
@@ -290,7 +303,7 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
     out += ["", "## Per-node scores",
             ("The four decisions of the sequential framework, each scored on the items whose "
              f"gold label reaches it: percent, mean over runs [{level} interval]; n = items "
-             "reaching the decision."), ""]
+             f"reaching the decision. {EXACT_TEXT}."), ""]
     out.append(_md_table(
         ["System", "Decision", "n", "P", "R", "F1"],
         [[s.system, d.title, str(s.node_n.get(d.key, "–")),

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data import Example
+from ..data import FINGERPRINT_VERSION, Example
 from ..errors import DataError, UsageError
 from ..io import write_json
 from ..records import PredictionRecord
@@ -119,6 +119,9 @@ class Classifier(ABC):
     needs_training: ClassVar[bool] = True
     # Fewer labelled training items than this is refused in one sentence before fitting.
     min_train_items: ClassVar[int] = 2
+    # Note codes (mhsafety.records) every benchmark row of this kind carries: how its design
+    # was chosen, when that flatters it on some data.
+    design_notes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
@@ -130,6 +133,7 @@ class Classifier(ABC):
         # One fingerprint per training item (data.overlap), so a later file can be checked
         # for items this model has seen (guard calibration, benchmarks) without the file.
         self.train_item_fingerprints: list[str] | None = None
+        self.fingerprint_version: int = FINGERPRINT_VERSION
 
     def record_training_data(self, train: Sequence[Example]) -> None:
         """Remember what ``fit`` learnt from: the file's hash and each item's fingerprint."""
@@ -137,6 +141,7 @@ class Classifier(ABC):
 
         self.train_data_sha256 = examples_hash(train)
         self.train_item_fingerprints = item_fingerprints(train)
+        self.fingerprint_version = FINGERPRINT_VERSION
 
     @abstractmethod
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None) -> Classifier:
@@ -219,6 +224,8 @@ class Classifier(ABC):
             "config": self.config,
             "train_data_sha256": self.train_data_sha256,
             "train_item_fingerprints": self.train_item_fingerprints,
+            # Which data.overlap fingerprint function made them (absent: version 1).
+            "fingerprint_version": getattr(self, "fingerprint_version", FINGERPRINT_VERSION),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "extra": self.manifest_extra(),
             **({"notes": list(self.notes)} if getattr(self, "notes", None) else {}),
@@ -248,6 +255,7 @@ class Classifier(ABC):
         model.train_data_sha256 = manifest.get("train_data_sha256")
         model.notes = list(manifest.get("notes", []))
         model.train_item_fingerprints = manifest.get("train_item_fingerprints")
+        model.fingerprint_version = manifest.get("fingerprint_version", 1)
         return model
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option
+from .options import allow_overlap_option, data_option
 
 
 @click.group("export-task")
@@ -30,17 +30,25 @@ def command() -> None:
                                                      "[default: the judge's].")
 @click.option("--template", "template_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Prompt template file replacing the built-in one.")
+@allow_overlap_option
 def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | None,
             parser: str | None, output: str | None, seed: int | None,
-            template_path: Path | None) -> None:
-    """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place."""
+            template_path: Path | None, allow_overlap: bool) -> None:
+    """An lm-evaluation-harness task folder (YAML + utils.py) reading --data in place.
+
+    --train items that are also in --data (copies changed in no meaning included) are
+    refused unless --allow-overlap (an item is then never its own example, and the rows read
+    back are marked). Shots, protocol and overlap go into the task's metadata, so
+    `mhsafety evaluate` labels its samples right.
+    """
     from ..data import resolve_data
     from ..integrations.lmeval import TASK_NAME, LmEvalSettings, export_task
 
     settings = LmEvalSettings(data=str(resolve_data(data_path)), shots=int(shots),
                               train=str(train_path) if train_path else None, parser=parser,
                               output=output, seed=seed,
-                              template=str(template_path) if template_path else None)
+                              template=str(template_path) if template_path else None,
+                              allow_overlap=allow_overlap)
     folder = export_task(out, settings)
     click.echo(f"wrote {folder}; run it with: lm_eval --include_path {folder} --tasks "
                f"{TASK_NAME} --model local-chat-completions --apply_chat_template "

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, encoder_predict_options
+from .options import allow_overlap_option, data_option, encoder_predict_options
 
 
 @click.command("predict")
@@ -30,11 +30,15 @@ from .options import data_option, encoder_predict_options
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="With --engine ray: flag a row unsafe when P(safe) is below this "
                    "[default: the checkpoint's guard threshold, else 0.5].")
+@allow_overlap_option
 @encoder_predict_options
 def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | None,
             run: str, engine: str, ray_actors: int | None, ray_batch_size: int | None,
-            threshold: float | None, **encoder: object) -> None:
+            threshold: float | None, allow_overlap: bool, **encoder: object) -> None:
     """Predict a dataset with a saved classifier; write prediction records (JSONL).
+
+    Items the checkpoint was trained on (near-duplicates included) are refused unless
+    --allow-overlap, which marks the records so every table row shows it.
 
     --batch-size, --precision, --device and --runtime apply to encoder checkpoints only.
     """
@@ -64,5 +68,6 @@ def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | N
     if settings and read_manifest(checkpoint)["kind"] != "encoder":
         flags = ", ".join("--" + k.replace("eval_", "").replace("_", "-") for k in settings)
         raise UsageError(f"{flags} only apply to encoder checkpoints")
-    n = predict_file(checkpoint, data_path, out, system, run, settings)
+    n = predict_file(checkpoint, data_path, out, system, run, settings, allow_overlap,
+                     warn=lambda text: click.echo(f"warning: {text}", err=True))
     click.echo(f"wrote {n} prediction records to {out}", err=True)

@@ -207,16 +207,10 @@ def cross_fitted_flags(p_safe: np.ndarray, forced: np.ndarray, unsafe: np.ndarra
 
 def training_overlap(manifest: Mapping[str, Any], examples: Sequence[Example]) -> list[str]:
     """Ids of ``examples`` that are in the checkpoint's training data (as far as the
-    manifest tells: its per-item fingerprints, else the whole-file hash)."""
-    from ..data import examples_hash, shared_ids
+    manifest tells: see :func:`mhsafety.data.checkpoint_overlap`)."""
+    from ..data import checkpoint_overlap
 
-    stored = manifest.get("train_item_fingerprints")
-    if stored:
-        return shared_ids(stored, examples)
-    if manifest.get("train_data_sha256") and \
-            manifest["train_data_sha256"] == examples_hash(examples):
-        return [ex.id or str(i) for i, ex in enumerate(examples)]
-    return []
+    return checkpoint_overlap(manifest, examples).shared
 
 
 def refuse_overlap(manifest: Mapping[str, Any], examples: Sequence[Example], source: str,

@@ -23,6 +23,12 @@ src/mhsafety/integrations/inspect_task.py@dialogue_safety``). Task parameters (`
 ``template``, ``system_prompt``, ``system_role``   the judge's prompt options
 ``seed``      seed of the few-shot draw
 ``reasoning_effort``  passed to reasoning models
+``allow_overlap``  run even when ``train`` shares items with ``data`` (copies changed in no
+              meaning included; refused otherwise, as ``mhsafety judge`` does): an item is
+              never shown itself and every row read back is marked
+
+The task's metadata (``mhsafety``) carries shots, protocol, the few-shot source, the overlap
+count and the rows' notes, so ``mhsafety evaluate LOG.eval`` labels the runs right.
 
 Every default is the judge's (:class:`mhsafety.judge.settings.JudgeSettings`), and so are the
 prompt, the parser and the labels (:mod:`mhsafety.judge.prompts`, :mod:`mhsafety.judge.parse`,
@@ -67,12 +73,15 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
 from mhsafety.integrations.common import (
+    METADATA_KEY,
     N_SHOTS,
     OUTPUTS,
     PROTOCOLS,
     UNPARSED,
     judge_settings,
     label_reader,
+    run_metadata,
+    shot_overlap,
 )
 from mhsafety.judge.prompts import PromptTemplate, ShotPlan, load_template, plan_shots
 from mhsafety.metrics import RunMetrics, compute_metrics
@@ -276,7 +285,8 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                     protocol: str = "flat", parser: str | None = None,
                     output: str | None = None, template: str | None = None,
                     system_prompt: str | None = None, system_role: bool = False,
-                    seed: int | None = None, reasoning_effort: str | None = None) -> Task:
+                    seed: int | None = None, reasoning_effort: str | None = None,
+                    allow_overlap: bool = False) -> Task:
     """Dialogue safety in mental-health support (Qiu et al., NLPCC 2023): eight labels."""
     shots = int(shots)
     if shots not in (0, N_SHOTS):
@@ -292,13 +302,17 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
     source = resolve_data(data)
     examples = load_examples(source)
     plan = None
+    shared: list[str] = []
     if shots:
         if protocol != "flat":
             raise UsageError("few-shot examples belong to the flat protocol; "
                              "use shots=0 with protocol=sequential")
         if train is None:
             raise UsageError("shots=8 needs train=PATH, the labelled file the examples come from")
-        plan = _Shots(load_examples(train), settings.seed, "train")
+        train_examples = load_examples(train)
+        shared = shot_overlap(train_examples, examples, f"train={train}", f"data={source}",
+                              _flag(allow_overlap), "-T allow_overlap=true")
+        plan = _Shots(train_examples, settings.seed, "train")
     prompt = load_template(template, system_prompt, bool(system_role))
     if protocol == "flat":
         solver_chain = [judge_prompt(prompt, plan, settings.output), generate()]
@@ -310,7 +324,15 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
         solver=solver_chain,
         scorer=safety_label(settings.parser, settings.output),
         config=_generate_config(settings),
-        metadata={"mhsafety": {"data": str(source), "shots": shots, "protocol": protocol,
-                               "parser": settings.parser, "output": settings.output,
-                               "template_sha256": prompt.sha256}},
+        metadata={METADATA_KEY: {"data": str(source), **run_metadata(
+            shots, protocol, shared, str(train) if train else None, parser=settings.parser,
+            output=settings.output, template_sha256=prompt.sha256,
+            seed=settings.seed if shots else None)}},
     )
+
+
+def _flag(value: Any) -> bool:
+    """A boolean task parameter (``-T allow_overlap=true`` may arrive as text)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -35,7 +35,7 @@ from ..io import write_json, write_text
 from ..judge.prompts import load_template, plan_shots
 from ..metrics import compute_metrics
 from ..taxonomy import LABEL_NAMES, label_id
-from .common import N_SHOTS, judge_settings, label_reader
+from .common import METADATA_KEY, N_SHOTS, judge_settings, label_reader, run_metadata, shot_overlap
 
 TASK_NAME = "mhsafety_dialogue_safety"
 SETTINGS_FILE = "mhsafety_task.json"
@@ -57,6 +57,8 @@ class LmEvalSettings:
     output: str | None = None
     seed: int | None = None
     template: str | None = None
+    # Run even when the few-shot source shares items with the data (the rows are marked).
+    allow_overlap: bool = False
 
     @property
     def judge(self) -> Any:
@@ -84,10 +86,22 @@ class TaskFunctions:
         self.parse = label_reader(self.judge)
         self._examples = load_examples(settings.data)
         self._shots = None
+        # Items of the data that are also few-shot examples (refused unless allowed).
+        self.overlap: list[str] = []
         if settings.shots:
+            train = load_examples(settings.train)  # type: ignore[arg-type]
+            self.overlap = shot_overlap(train, self._examples, f"--train {settings.train}",
+                                        f"--data {settings.data}", settings.allow_overlap)
             # One draw (round 1 of the judge's plan): lm-eval has no rounds.
-            self._shots = plan_shots(load_examples(settings.train), 1, self.judge.seed,
-                                     str(settings.train))
+            self._shots = plan_shots(train, 1, self.judge.seed, str(settings.train))
+
+    def metadata(self) -> dict[str, Any]:
+        """What the task YAML records for the rows read back (shots, protocol, overlap,
+        notes): :func:`mhsafety.integrations.common.run_metadata`."""
+        return run_metadata(self.settings.shots, "flat", self.overlap, self.settings.train,
+                            parser=self.judge.parser, output=self.judge.output,
+                            template_sha256=self.template.sha256,
+                            seed=self.judge.seed if self.settings.shots else None)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TaskFunctions:
@@ -191,8 +205,11 @@ process_results = _task.process_results
 '''
 
 
-def task_yaml(judge: Any) -> str:
-    """The task YAML; its generation settings are the judge's (budget, sampling)."""
+def task_yaml(judge: Any, metadata: dict[str, Any] | None = None) -> str:
+    """The task YAML; its generation settings are the judge's (budget, sampling); its
+    ``metadata`` carries ``metadata`` (shots, protocol, overlap, notes) under ``mhsafety``,
+    which lm-eval copies into its results file, where the sample reader finds it."""
+    recorded = json.dumps(metadata or {}, ensure_ascii=False)  # JSON is a YAML flow mapping
     metrics = "\n".join(
         f"  - metric: {name}\n    aggregation: !function utils.{_AGGREGATION_OF[name]}\n"
         f"    higher_is_better: {'false' if name == 'invalid' else 'true'}"
@@ -223,6 +240,7 @@ metric_list:
 {metrics}
 metadata:
   version: 1.0
+  {METADATA_KEY}: {recorded}
 """
 
 
@@ -233,10 +251,10 @@ def export_task(out: str | os.PathLike[str], settings: LmEvalSettings) -> Path:
         settings.train = str(Path(settings.train).resolve())
     if settings.template:
         settings.template = str(Path(settings.template).resolve())
-    TaskFunctions(settings)  # fail now, not inside lm_eval, on bad data or settings
+    task = TaskFunctions(settings)  # fail now, not inside lm_eval, on bad data or settings
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / SETTINGS_FILE, asdict(settings))
     write_text(folder / "utils.py", _UTILS.replace("{settings}", SETTINGS_FILE))
-    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge))
+    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge, task.metadata()))
     return folder
