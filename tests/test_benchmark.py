@@ -164,7 +164,7 @@ def test_bad_arguments(test_json, tmp_path):
         benchmark.run_benchmark(["nosuch:x"], data=test_json, out_dir=tmp_path / "b")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "mine.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a benchmark results folder"):
+    with pytest.raises(UsageError, match="did not write; choose another --out"):
         benchmark.run_benchmark(["fake"], data=test_json, out_dir=tmp_path / "c")
     assert (tmp_path / "c" / "mine.txt").read_text() == "keep me"
 
@@ -188,6 +188,46 @@ def test_system_and_model_specs():
     assert registry.model_spec("judge:gpt-4o") == "judge:gpt-4o"
     with pytest.raises(UsageError):
         benchmark.parse_system("Name=")
+
+
+def test_force_replaces_a_user_folder_or_starts_afresh(test_json, tmp_path):
+    from mhsafety.io import output_writer
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3, out_dir=out,
+                            show_progress=False, force=True)
+    assert not (out / "notes.txt").exists() and output_writer(out) == "benchmark"
+    # other settings in its own folder: refused, then started afresh with force
+    with pytest.raises(UsageError, match="other data or settings.*--force"):
+        benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=4, out_dir=out,
+                                show_progress=False)
+    FITS.clear()
+    again = benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=4,
+                                    out_dir=out, show_progress=False, force=True)
+    assert again.reused_runs == 0 and len(FITS) == 4
+
+
+def test_a_results_folder_from_before_the_marker_resumes(test_json, tmp_path):
+    from mhsafety.io import OUTPUT_MARKER
+
+    out = tmp_path / "res"
+    benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3, out_dir=out,
+                            show_progress=False)
+    (out / OUTPUT_MARKER).unlink()  # as an older mhsafety left it: state.json, no marker
+    again = benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3,
+                                    out_dir=out, show_progress=False)
+    assert again.reused_runs == 1
+
+
+def test_progress_is_a_line_per_fit_when_piped(test_json, tmp_path, capsys):
+    benchmark.run_benchmark(["fake", "J=fakejudge"], data=test_json, seeds=[42], folds=3,
+                            out_dir=tmp_path / "res")
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("benchmark: fit ")]
+    assert lines == ["benchmark: fit 1/4 (fake, seed 42)", "benchmark: fit 2/4 (fake, seed 42)",
+                     "benchmark: fit 3/4 (fake, seed 42)", "benchmark: fit 4/4 (J, seed 42)"]
 
 
 class _Rounds:

@@ -49,7 +49,7 @@ from .data import (
     stratified_kfold,
 )
 from .errors import DataError, UsageError
-from .io import sha256_file, write_json, write_text
+from .io import prepare_output_dir, sha256_file, write_json, write_text
 from .metrics import SystemMetrics
 from .records import NOTE_OVERLAP, PredictionRecord, Run, merge_notes, read_records, write_records
 from .settings import DEFAULT_SEED
@@ -267,23 +267,25 @@ def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _check_out_dir(out_dir: Path, key: str) -> None:
+def _is_benchmark_folder(folder: Path) -> bool:
+    """A results folder written before folders carried the output marker."""
+    return (folder / "state.json").is_file()
+
+
+def _check_out_dir(out_dir: Path, key: str, force: bool) -> None:
+    """Make ``out_dir`` this run's folder (:func:`~mhsafety.io.prepare_output_dir`): new,
+    empty, or a benchmark folder of the same data and settings, which is resumed."""
+    prepare_output_dir(out_dir, command="benchmark", force=force, create=True,
+                       recognise=_is_benchmark_folder)
     state = out_dir / "state.json"
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if state.exists():
+    if state.exists():  # never with force: the folder was emptied
         try:
             old = json.loads(state.read_text(encoding="utf-8")).get("key")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             old = None
         if old != key:
             raise UsageError(f"{out_dir}: holds a benchmark with other data or settings; "
-                             "choose another --out (or remove that folder)")
-    elif any(out_dir.iterdir()):
-        raise UsageError(f"{out_dir}: exists and is not a benchmark results folder; "
-                         "choose another --out")
+                             "choose another --out, or pass --force to start it afresh")
 
 
 def _load_finished(path: Path, system: SystemSpec, run: str,
@@ -333,15 +335,19 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                   config: dict[str, Any] | None = None, include_paper: bool = True,
                   decimals: int = DEFAULT_DECIMALS, show_progress: bool = True,
                   log: Callable[[str], None] | None = None,
-                  allow_overlap: bool = False) -> BenchmarkResult:
+                  allow_overlap: bool = False, force: bool = False) -> BenchmarkResult:
     """Benchmark ``systems`` and write the results folder; returns the scores and the table.
 
     Without ``train``: the ``cv`` protocol on ``data`` (default: the cached public test set).
     With ``train``: the paper's protocol, fit on ``train`` and test on ``data``; test items
     that also occur in ``train`` are refused (:class:`~mhsafety.data.OverlapError`) unless
     ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
+
+    The results folder is resumed when it holds a benchmark of the same data and settings;
+    any other non-empty folder is refused unless ``force``, which empties it first.
+    Progress: a bar on a terminal, a line per fit when stderr is piped (``show_progress``).
     """
-    from .progress import progress_bar
+    from .progress import Steps
     from .scoring import score_runs
     from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, legend, paper_rows
 
@@ -424,8 +430,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                 f"or pass --out {out})")
     else:
         out = Path(out_dir)
-    _check_out_dir(out, key)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out, key, force)
     write_json(out / "state.json", {
         "key": key, "protocol": protocol.to_dict(), "data": str(test_path),
         "train": str(train) if train is not None else None,
@@ -436,7 +441,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     fits_per_run = {s.name: (folds if train_examples is None else 1) if needs_fit[s.name] else 1
                     for s in specs}
     total = sum(fits_per_run[s.name] * len(seeds) for s in specs)
-    bar = progress_bar(total=total, desc="benchmark", unit="fit") if show_progress else None
+    bar = Steps(total, "benchmark", "fit", quiet=not show_progress)
     reused = 0
     files: list[Path] = []
     all_runs: dict[str, dict[str, list[PredictionRecord]]] = {}
@@ -452,11 +457,10 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                 loaded = {run: _load_finished(paths[run], s, run, ids) for run in names}
                 if all(records is not None for records in loaded.values()):
                     reused += 1
-                    if bar is not None:
-                        bar.update(fits_per_run[s.name])
+                    bar.update(f"{s.name}, seed {seed} reused", n=fits_per_run[s.name])
                     made = loaded
                 else:
-                    tick = (lambda: bar.update(1)) if bar is not None else None
+                    tick = (lambda name=s.name, seed=seed: bar.update(f"{name}, seed {seed}"))
                     notes = [system_protocol[s.name].short, *design_notes[s.name], *run_notes]
                     if single_rounds[s.name]:
                         made = round_runs(s.spec, test, seed, s.name, notes, configs[s.name],
@@ -473,8 +477,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                 runs.update(made)  # type: ignore[arg-type]
             all_runs[s.name] = runs
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     # One scoring path: the protocol's short text leads each row's notes, then the records'.
     scored = score_runs({s.name: [Run(s.name, run, recs) for run, recs in all_runs[s.name].items()]

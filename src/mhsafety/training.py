@@ -27,7 +27,8 @@ from .data import (
     train_dev_split,
 )
 from .errors import DataError, UsageError
-from .progress import Steps
+from .io import mark_output_dir, prepare_output_dir
+from .progress import step_printer
 from .records import NOTE_DEV_OVERLAP, NOTE_OVERLAP, Run, merge_notes, write_records
 from .registry import checked_config, create_classifier, load_classifier, model_spec
 from .settings import DEFAULT_SEED
@@ -76,40 +77,53 @@ def train_model(model: str, train: Sequence[Example], dev: Sequence[Example] | N
     return clf
 
 
-def _progress_printer(desc: str, quiet: bool) -> Callable[[int, int, str], None]:
-    """An ``on_progress`` callback drawing a bar on a terminal, a line per step when piped."""
-    state: dict[str, Any] = {}
+def _is_checkpoint(folder: Path) -> bool:
+    try:
+        read_manifest(folder)
+    except DataError:
+        return False
+    return True
 
-    def report(done: int, total: int, info: str) -> None:
-        steps = state.get("steps")
-        if steps is None or steps.total != total or done < steps.done:
-            if steps is not None:
-                steps.close()
-            steps = state["steps"] = Steps(total, desc, "fit", quiet=quiet)
-        steps.update(info, n=done - steps.done)
-        if done >= total:
-            steps.close()
 
-    return report
+def is_checkpoints_folder(folder: Path) -> bool:
+    """A checkpoint, or a folder of ``seed-N`` checkpoints: what ``train`` wrote before its
+    folders carried the output marker."""
+    if _is_checkpoint(folder):
+        return True
+    children = list(folder.iterdir())
+    return bool(children) and all(c.name.startswith("seed-") and c.is_dir() and _is_checkpoint(c)
+                                  for c in children)
 
 
 def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str | os.PathLike[str],
                       seeds: Sequence[int] = DEFAULT_TRAIN_SEEDS, dev_path: str | os.PathLike[str] | None = None,
                       dev_ratio: float | None = None, config: dict[str, Any] | None = None,
                       log: Callable[[str], None] | None = None,
-                      allow_overlap: bool = False) -> list[Path]:
+                      allow_overlap: bool = False, force: bool = False) -> list[Path]:
     """Train one checkpoint per seed: ``out`` itself for one seed, ``out/seed-N`` for several.
 
     ``dev_path`` gives a dev set; otherwise ``dev_ratio`` splits one off the training file
     (seeded, stratified). The dev set is for model selection only, never the test set; a
     ``dev_path`` sharing items with the training file is refused unless ``allow_overlap``
     (the checkpoint's manifest then carries :data:`~mhsafety.records.NOTE_DEV_OVERLAP`).
+
+    ``out`` is checked before anything is read or fitted (:func:`~mhsafety.io.prepare_output_dir`):
+    a folder that ``train`` did not write is refused unless ``force``, and so is a place
+    that cannot be written.
     """
     if dev_path is not None and dev_ratio is not None:
         raise UsageError("give either --dev or --dev-ratio, not both")
     if not seeds:
         raise UsageError("give at least one seed")
     config = checked_config(model_spec(model), config or {}, "--config")
+    # One seed: the checkpoint replaces ``out`` whole when saved (atomically); several: the
+    # seed-N checkpoints go into ``out``, made and marked now.
+    prepare_output_dir(out, command="train", force=force, create=len(seeds) > 1,
+                       recognise=is_checkpoints_folder)
+    if len(seeds) > 1:  # each seed-N checkpoint is replaced whole: check it too
+        for seed in seeds:
+            prepare_output_dir(Path(out) / f"seed-{seed}", command="train", force=force,
+                               recognise=is_checkpoints_folder)
     train_all = load_examples(train_path)
     dev_fixed = load_examples(dev_path) if dev_path is not None else None
     notes: list[str] = []
@@ -124,9 +138,11 @@ def train_checkpoints(model: str, train_path: str | os.PathLike[str], out: str |
             train, dev = train_dev_split(train_all, dev_ratio, seed)
         target = Path(out) if len(seeds) == 1 else Path(out) / f"seed-{seed}"
         clf = train_model(model, train, dev, seed, config, str(train_path),
-                          _progress_printer(f"seed {seed}", quiet=log is None))
+                          step_printer(f"seed {seed}", "fit", quiet=log is None))
         clf.notes = [*clf.notes, *notes]
         clf.save(target)
+        # listing what it holds: a rerun then refuses to delete files added to it later
+        mark_output_dir(target, "train", entries=os.listdir(target))
         written.append(target)
         if log:
             log(f"seed {seed}: saved {target}")

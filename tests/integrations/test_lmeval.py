@@ -28,7 +28,8 @@ def test_export_task_writes_a_folder_that_reads_the_data_in_place(small_file, tm
     subprocess.run([sys.executable, "-m", "mhsafety", "export-task", "lm-eval", "--data",
                     str(small_file), "--out", str(out)], check=True, env=_env(), timeout=120)
     assert sorted(p.name for p in out.iterdir()) == [
-        "mhsafety_dialogue_safety.yaml", "mhsafety_task.json", "utils.py"]
+        ".mhsafety-output.json", "mhsafety_dialogue_safety.yaml", "mhsafety_task.json",
+        "utils.py"]  # the first: the output marker (io.OUTPUT_MARKER)
     settings = json.loads((out / "mhsafety_task.json").read_text())
     assert settings["data"] == str(small_file.resolve())
     assert small_file.read_text(encoding="utf-8")[:40] not in \

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,12 +143,16 @@ def _flipped(c: Comparison) -> Comparison:
 def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAULT_RESAMPLES,
                     seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                     compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10,
-                    resample_runs: bool = True) -> Analysis:
+                    resample_runs: bool = True,
+                    on_progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Intervals for every system, every pairwise comparison, and the error analysis.
 
     With ``resample_runs`` (the default) a system with several runs is bootstrapped over
-    runs and items (see :mod:`.stats`); without, over items only.
+    runs and items (see :mod:`.stats`); without, over items only. ``on_progress(done,
+    total, info)`` hears each step (a system bootstrapped, the comparisons, the errors).
     """
+    total = len(systems) + 2
+    report = on_progress or (lambda done, total, info: None)
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
     joint = align(systems)
@@ -163,7 +167,10 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
         return bootstrap_distribution(s, seed=seed, weights=weights(s.n_items),
                                       resample_runs=resample_runs)
 
-    aligned_dist = [distribution(s) for s in joint.systems]
+    aligned_dist = []
+    for i, s in enumerate(joint.systems, start=1):
+        aligned_dist.append(distribution(s))
+        report(i, total, f"bootstrap {s.system}")
     summaries = []
     for own, shared, dist in zip(systems, joint.systems, aligned_dist):
         if joint.left_out[own.system]:
@@ -176,7 +183,9 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
             None if own.probs is None else reliability_bins(own.probs, own.gold)[3],
             bootstrap_method(own, resample_runs), node_support(own.gold)))
     comparisons = compare_all(joint.systems, aligned_dist, compare, level)
+    report(total - 1, total, "comparisons")
     errors = error_analysis(systems, joint.systems, top_k)
+    report(total, total, "error analysis")
     if any(joint.left_out.values()):
         errors.notes.append(
             f"cross-system views use the {len(joint.ids)} items every system covers; left out: "
@@ -189,16 +198,18 @@ def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RE
             seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
             data: str | os.PathLike[str] | None = None, top_k: int = 10,
             resample_runs: bool = True,
-            runs: Mapping[str, Sequence[Run]] | None = None) -> Analysis:
+            runs: Mapping[str, Sequence[Run]] | None = None,
+            on_progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Analyse prediction files or folders of ``*.preds.jsonl``.
 
     With ``data`` (the dataset the runs were made on), items every system misses carry
     their context and response. ``runs`` (what :func:`mhsafety.records.load_runs` returned
-    for ``paths``) saves reading the files again.
+    for ``paths``) saves reading the files again; ``on_progress`` as in
+    :func:`analyze_systems`.
     """
     systems = from_runs(runs if runs is not None else load_runs(paths))
     result = analyze_systems(systems, resamples, seed, level, top_k=top_k,
-                             resample_runs=resample_runs)
+                             resample_runs=resample_runs, on_progress=on_progress)
     if data is not None:
         from ..data import load_examples
 

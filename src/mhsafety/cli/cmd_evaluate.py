@@ -45,10 +45,13 @@ def command(runs: tuple[Path, ...], fmt: str, decimals: int, extra: bool, per_cl
     --allow-overlap).
     """
     from ..data import load_examples
+    from ..io import prepare_output_file
     from ..records import NOTE_OVERLAP, load_runs
     from ..scoring import score_runs
     from ..training import check_records_overlap
 
+    if out is not None:
+        prepare_output_file(out)  # before any reading
     systems = load_runs(runs, allow_different_items)
     examples = load_examples(data_path, require_label=False) if data_path else None
     shared = check_records_overlap(
