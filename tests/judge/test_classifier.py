@@ -14,7 +14,7 @@ def test_spec_with_url_and_predictions(server, small_examples, tmp_path):
     server.responder = lambda prompt, body: next(answers)
     clf = create_classifier(f"judge:fake-judge@{server.url}", seed=3, rounds=1,
                             work_dir=str(tmp_path / "w"), concurrency=1)
-    assert clf.needs_training is False and clf.config["model"] == "fake-judge"
+    assert clf.needs_training is False and clf.settings.model == "fake-judge"
     items = small_examples[:6]
     recs = clf.predict_records(items, system="judge")
     assert [r.pred for r in recs] == [0, None] * 3  # invalid answers stay invalid
@@ -31,7 +31,7 @@ def test_spec_with_url_and_predictions(server, small_examples, tmp_path):
 
     clf.save(tmp_path / "ckpt")
     again = load_classifier(tmp_path / "ckpt")
-    assert again.config == clf.config
+    assert again.settings == clf.settings
 
 
 def test_few_shot_judge_draws_from_fit_data(server, small_examples, tmp_path, monkeypatch):
