@@ -228,7 +228,7 @@ def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example],
     if clf.needs_training:
         # An encoder asked for the paper's leaky protocol picks its epoch on the test set
         # (its records are then marked so in every table).
-        clf.fit(train, test if clf.config.get("select_on_test") else None)
+        clf.fit(train, test if clf.selects_on_test else None)
     if on_fit:
         on_fit()
     return _records(clf, test, system, f"seed-{seed}", notes)
@@ -376,7 +376,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     train_examples = load_examples(train) if train is not None else None
     if train_examples is None:
         if folds < 2:
-            raise UsageError(f"--folds must be at least 2, got {folds}")
+            raise UsageError(f"folds must be at least 2, got {folds}")
         counts = np.bincount([ex.label for ex in test])  # type: ignore[misc]
         if counts.max() < folds:
             raise UsageError(f"{test_path}: no label has {folds} items, too few for "

@@ -37,11 +37,13 @@ Files are written atomically. A run of a system is all records with the same
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +200,18 @@ def write_records(path: str | os.PathLike[str], records: Iterable[PredictionReco
     return p
 
 
-# Readers of other tools' result files (harness logs), registered from a higher floor
-# (mhsafety.integrations.harness_logs), so this module never names them: (matches, read).
+# Readers of other tools' result files (harness logs): (matches, read), registered by the
+# module that holds them (mhsafety.integrations.harness_logs), so this module never imports
+# a harness.
 RecordReader = Callable[[Path], list[PredictionRecord]]
 _READERS: list[tuple[Callable[[Path], bool], RecordReader]] = []
+# Which module registers the reader of a file name (fnmatch pattern -> module), imported the
+# first time such a file is read, so that library calls (``score_paths("x.eval")``) find
+# the reader without the CLI, and loading this module imports nothing heavy.
+READER_MODULES: dict[str, str] = {
+    "*.eval": "mhsafety.integrations.harness_logs",
+    "samples_*.jsonl": "mhsafety.integrations.harness_logs",
+}
 
 
 def register_reader(matches: Callable[[Path], bool], read: RecordReader) -> None:
@@ -211,7 +221,18 @@ def register_reader(matches: Callable[[Path], bool], read: RecordReader) -> None
 
 
 def _foreign_reader(path: Path) -> RecordReader | None:
-    return next((read for matches, read in _READERS if matches(path)), None)
+    found = next((read for matches, read in _READERS if matches(path)), None)
+    if found is None:
+        modules = {m for pattern, m in READER_MODULES.items() if fnmatch(path.name, pattern)}
+        for module in sorted(modules - _LOADED):
+            _LOADED.add(module)
+            importlib.import_module(module)  # registers its readers
+        if modules:
+            found = next((read for matches, read in _READERS if matches(path)), None)
+    return found
+
+
+_LOADED: set[str] = set()
 
 
 def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from .metrics import Aggregate, SystemMetrics
+from .metrics import METRICS, Aggregate, SystemMetrics, per_class_names
 from .records import NOTE_SELECTED_ON_TEST, note_text
 
 FORMATS = ("markdown", "latex", "csv", "json")
@@ -18,17 +18,12 @@ FORMATS = ("markdown", "latex", "csv", "json")
 DEFAULT_DECIMALS = 2
 TABLE2_COLUMNS = ("accuracy", "precision", "recall", "f1")
 EXTRA_COLUMNS = ("macro_f1", "unsafe_recall")
-COLUMN_TITLES = {
-    "accuracy": "Acc",
-    "precision": "P",
-    "recall": "R",
-    "f1": "F1",
-    "macro_f1": "Macro-F1",
-    "unsafe_precision": "Unsafe P",
-    "unsafe_recall": "Unsafe R",
-    "unsafe_f1": "Unsafe F1",
-    "coverage": "Coverage",
-}
+
+
+def column_title(name: str) -> str:
+    """A score's column title, from its entry in :data:`mhsafety.metrics.METRICS`."""
+    metric = METRICS.get(name)
+    return metric.title if metric is not None else name
 
 
 def percent(value: float | None, decimals: int = DEFAULT_DECIMALS) -> str:
@@ -171,7 +166,7 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
                              "; ".join(note_text(n) for n in r.notes), *cells])
         return buffer.getvalue()
     headers = [first_title, count_title, *(["n"] if show_n else []),
-               *[COLUMN_TITLES.get(c, c) for c in columns]]
+               *[column_title(c) for c in columns]]
     if show_invalid:
         headers.append("Invalid")
     body = [
@@ -223,7 +218,7 @@ def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
             TableRow(name, scores, report.support, None, "measured")
             for (name, scores), report in zip(s.per_class.items(), s.run_metrics[0].per_class)
         ]
-        table = format_table(rows, fmt, ("precision", "recall", "f1"), decimals,
+        table = format_table(rows, fmt, per_class_names(), decimals,
                              first_title="Class", count_title="Support", show_invalid=False)
         heading = f"### {s.system}\n" if fmt == "markdown" else s.system
         blocks.append(f"{heading}\n{table}")

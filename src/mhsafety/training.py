@@ -164,8 +164,7 @@ def predict_file(checkpoint: str | os.PathLike[str], data: str | os.PathLike[str
     (``meta``), so ``evaluate`` can check the file again later. Under a multi-process
     launcher (``RANK`` set) every process predicts its share and only process 0 writes.
     """
-    clf = load_classifier(checkpoint)
-    clf.config.update(settings or {})
+    clf = load_classifier(checkpoint).with_settings(**(settings or {}))
     data_path = resolve_data(data)
     examples = load_examples(data_path, require_label=False)
     name = system or Path(checkpoint).resolve().name

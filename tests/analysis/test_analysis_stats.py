@@ -16,14 +16,13 @@ from mhsafety.analysis import (
     point_scores,
 )
 from mhsafety.analysis.stats import (
-    SCORES,
     compare_all,
     format_p,
     p_floor,
     reliability_bins,
     run_counts,
 )
-from mhsafety.metrics import aggregate_runs, compute_metrics
+from mhsafety.metrics import aggregate_runs, compute_metrics, score_names
 from mhsafety.taxonomy import LABEL_NAMES
 from tests.helpers.analysis import noisy_preds
 
@@ -45,7 +44,7 @@ def test_point_scores_match_compute_metrics(gold, seed):
                for r, row in enumerate(preds)}
     expected = aggregate_runs("s", per_run)
     got = point_scores(system)
-    for name in SCORES:
+    for name in score_names():
         assert got[name] == pytest.approx(expected.scores[name].mean, abs=1e-12), name
     for name in LABEL_NAMES:
         assert got[f"recall:{name}"] == pytest.approx(

@@ -17,7 +17,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from mhsafety.classifiers import read_manifest
-from mhsafety.classifiers.encoder_onnx import FP32_FILE, INT8_FILE, export_onnx
+from mhsafety.classifiers.encoder_export import FP32_FILE, INT8_FILE, export_onnx
 from mhsafety.errors import UsageError
 from mhsafety.registry import create_classifier, load_classifier
 from tests.helpers.tiny_bert import build_tiny_bert

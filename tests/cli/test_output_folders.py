@@ -230,7 +230,7 @@ def test_export_adds_its_onnx_files_to_the_checkpoints_own_list(small_file, tmp_
         (checkpoint / "model.onnx").write_bytes(b"onnx")
         return checkpoint / "model.onnx"
 
-    monkeypatch.setattr("mhsafety.classifiers.encoder_onnx.export_onnx", fake_export)
+    monkeypatch.setattr("mhsafety.classifiers.encoder_export.export_onnx", fake_export)
     assert run(["export", "--checkpoint", str(out)], capsys)[0] == 0
     marker = json.loads((out / OUTPUT_MARKER).read_text())
     assert "model.onnx" in marker["entries"]

@@ -40,12 +40,12 @@ def test_export_task_writes_a_folder_that_reads_the_data_in_place(small_file, tm
 def test_task_functions_parse_and_score_as_the_project_does(small_items, small_file):
     need("datasets", "lmeval")
     from mhsafety.integrations.lmeval import (
-        METRICS,
         LmEvalSettings,
         TaskFunctions,
         aggregate_accuracy,
         aggregate_invalid,
         aggregate_weighted_f1,
+        task_metrics,
     )
     from mhsafety.judge.parse import parse_tolerant
 
@@ -57,7 +57,9 @@ def test_task_functions_parse_and_score_as_the_project_does(small_items, small_f
     filtered = fns.parse_answers(answers, docs)
     assert filtered[3] == ["[invalid]"] and filtered[0] == [fns.doc_to_target(docs[0])]
     pairs = [fns.process_results(d, f)["acc"] for d, f in zip(docs, filtered)]
-    assert set(fns.process_results(docs[0], filtered[0])) == set(METRICS)
+    assert set(fns.process_results(docs[0], filtered[0])) == set(task_metrics())
+    assert set(task_metrics()) == {"acc", "weighted_f1", "macro_f1", "unsafe_recall",
+                                   "invalid"}
     expected = compute_metrics([ex.label for ex in small_items],
                                [parse_tolerant(a[0]) for a in answers])
     assert aggregate_accuracy(pairs) == pytest.approx(expected.accuracy)

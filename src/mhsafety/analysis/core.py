@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import METRICS
 from ..records import Run, load_runs, note_text
 from ..tables import percent
 from ..taxonomy import LABEL_NAMES
@@ -113,7 +114,7 @@ def resolution_warning(analysis: Analysis, alpha: float = 0.05) -> str | None:
     if analysis.comparisons and floor >= alpha / 2:
         return (f"with {analysis.resamples} resamples and {len(analysis.comparisons)} pairs, "
                 f"no Holm-adjusted bootstrap p-value can fall below {floor:.3f}; use more "
-                "--resamples (10,000 or more) before reading the significance columns")
+                "resamples (10,000 or more) before reading the significance columns")
     return None
 
 
@@ -274,8 +275,11 @@ def _diff(result, decimals: int) -> str:
             f"{_pct(result.high, decimals)}]")
 
 
-SUMMARY_COLUMNS = (("accuracy", "Acc"), ("f1", "Weighted F1"), ("macro_f1", "Macro-F1"),
-                   ("unsafe_recall", "Unsafe R"), ("unsafe_precision", "Unsafe P"))
+# (score, title) of the summary's columns; titles from the scores' entries in METRICS.
+SUMMARY_COLUMNS = (("accuracy", METRICS["accuracy"].title), ("f1", METRICS["f1"].label),
+                   ("macro_f1", METRICS["macro_f1"].title),
+                   ("unsafe_recall", METRICS["unsafe_recall"].title),
+                   ("unsafe_precision", METRICS["unsafe_precision"].title))
 
 
 def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20) -> str:

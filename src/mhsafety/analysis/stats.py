@@ -27,16 +27,12 @@ import numpy as np
 
 from ..metrics import UNSAFE_LABELS, binary_counts, class_counts
 from ..metrics import scores_from_confusion as _table_scores
+from ..settings import DEFAULT_SEED
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
 from .nodes import DECISIONS, node_scores
 from .predictions import INVALID, SystemPredictions
 
-SCORES = ("accuracy", "precision", "recall", "f1", "macro_f1",
-          "unsafe_precision", "unsafe_recall", "unsafe_f1")
-# Per-class scores are named "recall:<label name>" and "f1:<label name>".
-PER_CLASS = tuple(f"{kind}:{name}" for kind in ("recall", "f1") for name in LABEL_NAMES)
 DEFAULT_RESAMPLES = 10_000
-DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
 _COLS = NUM_LABELS + 1  # predicted labels plus the 'invalid' column
 _CHUNK = 2_000  # resamples per matrix product, bounds memory at ~25 MB

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..judge.parse import PARSERS
+from ..judge.settings import N_SHOTS, OUTPUTS
+from ..settings import SettingsError, in_flags
 from .options import allow_overlap_option, data_option, force_option
 
 
@@ -19,13 +22,13 @@ def command() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Task folder to write (pass it to lm_eval --include_path); a rerun "
                    "replaces its own, any other non-empty folder is refused (see --force).")
-@click.option("--shots", type=click.Choice(["0", "8"]), default="0", show_default=True,
-              help="0 = zero-shot; 8 = one example per label from --train (one draw).")
+@click.option("--shots", type=click.Choice(["0", str(N_SHOTS)]), default="0", show_default=True,
+              help=f"0 = zero-shot; {N_SHOTS} = one example per label from --train (one draw).")
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Labelled file the few-shot examples come from.")
-@click.option("--parser", type=click.Choice(["tolerant", "paper"]), default=None,
+@click.option("--parser", type=click.Choice(list(PARSERS)), default=None,
               help="How answers become labels [default: the judge's].")
-@click.option("--output", type=click.Choice(["text", "json", "number"]), default=None,
+@click.option("--output", type=click.Choice(list(OUTPUTS)), default=None,
               help="Answer format the prompt asks for [default: the judge's, text].")
 @click.option("--seed", type=int, default=None, help="Seed of the few-shot draw "
                                                      "[default: the judge's].")
@@ -54,8 +57,11 @@ def lm_eval(data_path: Path | None, out: Path, shots: str, train_path: Path | No
                               output=output, seed=seed,
                               template=str(template_path) if template_path else None,
                               allow_overlap=allow_overlap)
-    with atomic_directory(out, "export-task lm-eval") as tmp:
-        export_task(tmp, settings)
+    try:
+        with atomic_directory(out, "export-task lm-eval") as tmp:
+            export_task(tmp, settings)
+    except SettingsError as exc:
+        raise in_flags(exc, flags={"train": "--train FILE"}) from None
     folder = out
     click.echo(f"wrote {folder}; run it with: lm_eval --include_path {folder} --tasks "
                f"{TASK_NAME} --model local-chat-completions --apply_chat_template "

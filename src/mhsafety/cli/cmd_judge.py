@@ -90,10 +90,12 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     from ..data import load_examples, resolve_data
     from ..io import prepare_output_dir
     from ..judge.runner import format_batch_file, format_summary, run_judge
-    from ..settings import build
+    from ..settings import build_from_options
 
     values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
-    settings = build(JudgeSettings, values, where="mhsafety judge")  # before any file is read
+    # Checked before any file is read; errors name this command's flags.
+    settings = build_from_options(JudgeSettings, values, "mhsafety judge",
+                                  flags={"headers": "--header"})
     data = resolve_data(data_path)
     examples = load_examples(data)
     train = load_examples(train_path) if train_path is not None else None

@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 
 from ..classifiers.base import read_manifest
-from ..data import Example, context_groups, load_examples
+from ..data import DEFAULT_FOLDS, Example, context_groups, load_examples
 from ..errors import DataError, UsageError
 from ..taxonomy import SAFE_LABEL
 from .core import THRESHOLD_KEY, Guard, ModelTier, validate_band, validate_threshold
 
-DEFAULT_FOLDS = 5
 DEFAULT_TARGET_RECALL = 0.9
 # Interval level of every reported rate.
 CONFIDENCE = 0.95

@@ -8,12 +8,12 @@ from typing import Any
 
 from ..data import Example, check_overlap
 from ..judge.parse import NO_CATEGORY, answer_parser, split_reasoning
-from ..judge.settings import N_SHOTS, OUTPUTS, JudgeSettings
+from ..judge.settings import N_SHOTS, OUTPUTS, PROTOCOLS, JudgeSettings
 from ..records import NOTE_SHOTS_FROM_JUDGED
 
-# The protocols a harness task offers (the judge's: flat = one question, eight answers;
-# sequential = one question per node of the framework).
-PROTOCOLS = ("flat", "sequential")
+# The protocols a harness task offers are the judge's PROTOCOLS (flat = one question, eight
+# answers; sequential = one question per node of the framework).
+
 # The error a record keeps for an answer that names no label: the judge's words.
 UNPARSED = NO_CATEGORY
 

@@ -12,8 +12,9 @@ wherever they take ``*.preds.jsonl``:
   ``--log_samples``): one record per document, the label taken from the task's filter
   output, the system named after the ``model_name`` of the ``results_*.json`` beside it.
 
-Importing this module registers both readers with :mod:`mhsafety.records` (the CLI does),
-so the records layer never imports a harness.
+Importing this module registers both readers with :mod:`mhsafety.records`, which imports it
+the first time it meets such a file name (``records.READER_MODULES``), so the records layer
+never imports a harness.
 """
 
 from __future__ import annotations

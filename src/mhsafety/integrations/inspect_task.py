@@ -70,6 +70,7 @@ from inspect_ai.scorer import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
+from mhsafety import metrics
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
 from mhsafety.integrations.common import (
@@ -112,28 +113,16 @@ def _mean_over_epochs(name: str, scores: Sequence[SampleScore]) -> float:
     return sum(r.score(name) for r in runs) / len(runs)
 
 
-@metric(name="accuracy", scores="unreduced")
-def accuracy_score() -> Metric:
-    """Share of items whose parsed label is the gold label (unparsed answers are wrong)."""
-    return lambda scores: _mean_over_epochs("accuracy", scores)
+def _harness_metric(entry: metrics.Metric) -> Metric:
+    """An inspect metric reporting a registered score (mean over the epochs)."""
+    name = entry.name
 
+    @metric(name=entry.harness, scores="unreduced")
+    def score() -> Metric:
+        return lambda scores: _mean_over_epochs(name, scores)
 
-@metric(name="weighted_f1", scores="unreduced")
-def weighted_f1() -> Metric:
-    """F1 averaged over labels weighted by support (the paper's F1)."""
-    return lambda scores: _mean_over_epochs("f1", scores)
-
-
-@metric(name="macro_f1", scores="unreduced")
-def macro_f1() -> Metric:
-    """F1 averaged over the labels in the gold or predicted labels (as scikit-learn does)."""
-    return lambda scores: _mean_over_epochs("macro_f1", scores)
-
-
-@metric(name="unsafe_recall", scores="unreduced")
-def unsafe_recall() -> Metric:
-    """Recall of the binary unsafe class (every label but Safe Response)."""
-    return lambda scores: _mean_over_epochs("unsafe_recall", scores)
+    score.__doc__ = entry.doc
+    return score()
 
 
 @metric(name="invalid", scores="unreduced")
@@ -146,10 +135,16 @@ def invalid_share() -> Metric:
     return share
 
 
+def task_metrics() -> list[Metric]:
+    """The task's metrics: every score of :data:`mhsafety.metrics.METRICS` that names a
+    ``harness`` metric, read when the task is built, then the share of invalid answers."""
+    return [*(_harness_metric(m) for m in metrics.harness_metrics()), invalid_share()]
+
+
 # --------------------------------------------------------------------------- scorer
 
 
-@scorer(metrics=[accuracy_score(), weighted_f1(), macro_f1(), unsafe_recall(), invalid_share()])
+@scorer(metrics=task_metrics())
 def safety_label(parser: str | None = None, output: str | None = None) -> Any:
     """Read the model's answer as the judge does (reasoning off, the output format's parser)
     and compare it with the gold label."""
@@ -323,6 +318,7 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                               name=TASK_NAME, location=str(source)),
         solver=solver_chain,
         scorer=safety_label(settings.parser, settings.output),
+        metrics=task_metrics(),  # a score registered after this module loaded is in too
         config=_generate_config(settings),
         metadata={METADATA_KEY: {"data": str(source), **run_metadata(
             shots, protocol, shared, str(train) if train else None, parser=settings.parser,

@@ -28,6 +28,7 @@ from ..analysis.mistakes import POOLED
 from ..analysis.nodes import DECISIONS
 from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, MAJORITY_VOTE, format_p
 from ..io import atomic_directory, prepare_output_dir, write_json, write_text
+from ..metrics import METRICS
 from ..progress import step_printer
 from ..records import load_runs, note_text
 from ..scoring import Scores, score_runs
@@ -57,6 +58,9 @@ def _environment():
         b64=lambda data: base64.b64encode(data).decode("ascii"),
         note_text=note_text,
         label_name=lambda i: LABEL_NAMES[i],
+        # A score's column title and long name, from its one entry in metrics.METRICS.
+        title=lambda name: METRICS[name].title,
+        long_title=lambda name: METRICS[name].label,
         confusion_row=lambda c: [c.gold_name, c.pred_name, c.count,
                                  percent(c.share_of_errors, 1),
                                  percent(c.cumulative_share, 1)],
