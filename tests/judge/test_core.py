@@ -149,3 +149,10 @@ def test_batch_mode_needs_a_folder():
     with pytest.raises(UsageError, match="run_judge"):
         judge_examples(twenty_items()[:2], settings(batch=True),
                        MockTransport(lambda r: chat_response("Safe Response")))
+
+
+def test_library_errors_name_parameters_not_flags():
+    with pytest.raises(UsageError) as caught:
+        judge_examples(twenty_items()[:2], settings(shots=8),
+                       MockTransport(lambda r: chat_response("Safe Response")))
+    assert "needs train" in str(caught.value) and "--" not in str(caught.value)

@@ -17,11 +17,9 @@ the rounds' vote shares. An item no round could answer is an abstention
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from ..classifiers.base import Classifier, Predictions
 from ..data import Example, load_examples, write_examples
 from ..errors import UsageError
 from ..records import PredictionRecord
-from ..settings import DEFAULT_SEED, build
+from ..settings import DEFAULT_SEED
 from .core import judge_examples
 from .results import abstain_reason, combine_rounds  # noqa: F401 - abstain_reason re-exported
 from .settings import JudgeSettings
@@ -39,21 +37,10 @@ from .transport import Transport
 
 BASE_URL_ENV = "MHSAFETY_JUDGE_BASE_URL"
 WORK_DIR = "work_dir"
-_SETTING_NAMES = {f.name for f in fields(JudgeSettings)}
 # "host:port/..." or "host.tld/...": what a URL without its scheme looks like after the "@"
 # (a model name may hold an "@" too, e.g. "claude-3-5-sonnet@20240620").
 _SCHEMELESS = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-f:]+\]|[\w.-]+:\d+)"
                          r"(:\d+)?(/.*)?$", re.IGNORECASE)
-
-
-def settings_from_config(config: dict[str, Any]) -> JudgeSettings:
-    """The judge's settings from classifier config (``--config KEY=VALUE``), checked against
-    the fields of :class:`JudgeSettings`."""
-    unknown = sorted(set(config) - _SETTING_NAMES)
-    if unknown:
-        raise UsageError(f"unknown judge setting {unknown[0]!r}; expected some of "
-                         + ", ".join(sorted(_SETTING_NAMES | {WORK_DIR})))
-    return build(JudgeSettings, config, where="judge config")
 
 
 class JudgeClassifier(Classifier):
@@ -74,21 +61,13 @@ class JudgeClassifier(Classifier):
     needs_training = False
 
     def __init__(self, settings: JudgeSettings | None = None, /, **config: Any) -> None:
-        work_dir = config.pop(WORK_DIR, None)
-        if settings is None:
-            settings = settings_from_config(config)
-        elif config:
-            settings = settings_from_config({**asdict(settings), **config})
+        super().__init__(settings, **config)  # settings built and checked once, held frozen
+        settings = self.settings
         if not settings.model:
             raise UsageError("a judge needs a model: use the system spec judge:MODEL")
         if not settings.base_url:
             raise UsageError(f"a judge needs a base URL: use judge:MODEL@URL or set "
                              f"${BASE_URL_ENV}")
-        super().__init__(**asdict(settings))
-        self._settings = settings  # checked once, held as is
-        # A work folder belongs to the process that set it, not to the model: a checkpoint
-        # does not keep it, so a loaded judge (the guard's) never writes to disk.
-        self.extras: dict[str, Any] = {WORK_DIR: str(work_dir)} if work_dir else {}
         # Few-shot judges draw their examples from what fit() gives them.
         self.needs_training = bool(settings.shots)  # type: ignore[misc]
         self.train: list[Example] | None = None
@@ -96,30 +75,20 @@ class JudgeClassifier(Classifier):
 
     @property
     def settings(self) -> JudgeSettings:
-        """The judge's settings (one object, built when the classifier was)."""
-        return self._settings
+        return self._settings  # type: ignore[return-value]
 
     def with_settings(self, **changes: Any) -> JudgeClassifier:
-        """A copy with ``changes`` applied (checked as the constructor checks them; ``work_dir``
-        too); this classifier is left as it was. The copy shares the few-shot source."""
-        clone = copy.copy(self)
-        extras = dict(self.extras)
-        if WORK_DIR in changes:
-            work_dir = changes.pop(WORK_DIR)
-            extras = {**extras, WORK_DIR: str(work_dir)} if work_dir else \
-                {k: v for k, v in extras.items() if k != WORK_DIR}
-        settings = settings_from_config({**asdict(self._settings), **changes})
-        clone.extras, clone._settings = extras, settings
-        clone.needs_training = bool(settings.shots)  # type: ignore[misc]
-        if not isinstance(getattr(type(clone), "config", None), property):
-            # The base class that keeps a plain ``config`` dict (for the manifest) gets the
-            # same settings as a copy; a base with a settings-derived view needs nothing.
-            clone.config = asdict(settings)
+        """A copy with ``changes`` applied (``work_dir`` too); this classifier is left as it
+        was. The copy shares the few-shot source."""
+        clone = super().with_settings(**changes)
+        assert isinstance(clone, JudgeClassifier)
+        clone.needs_training = bool(clone.settings.shots)  # type: ignore[misc]
         return clone
 
     def manifest_config(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the settings (never the work folder)."""
-        return asdict(self._settings)
+        """What a checkpoint keeps: the settings. Never the work folder: it belongs to the
+        process that set it, so a loaded judge (the guard's) never writes to disk."""
+        return self.settings.to_dict()
 
     @classmethod
     def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any
@@ -209,7 +178,8 @@ class JudgeClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> JudgeClassifier:
-        model = cls(**manifest["config"])
+        # The stored settings only: a work folder an older checkpoint kept is not reused.
+        model = cls(cls.settings_from_manifest(manifest))
         train = directory / "train.jsonl"
         if train.exists():
             model.train = load_examples(train)

@@ -26,6 +26,7 @@ from ..classifiers.base import Predictions
 from ..data import Example, check_overlap, examples_hash, find_overlap
 from ..errors import UsageError
 from ..records import NOTE_SHOTS_FROM_JUDGED, PredictionRecord
+from ..settings import SettingsError
 from . import sequential as seq
 from .client import ChatClient, FatalAPIError, refusal_message, run_sync
 from .executor import FollowUp, OnEntry, execute
@@ -68,17 +69,23 @@ class RunPlan:
         return {r: RoundLog() for r in range(1, self.settings.rounds + 1)}
 
 
+def _literal(text: str) -> str:
+    """``text`` inside a :class:`SettingsError` template, its braces kept as they are."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def check_settings(settings: JudgeSettings, template: PromptTemplate | None = None) -> None:
     """What a judge needs of its settings before anything else happens (each field and the
     rules across fields were checked when the settings were made)."""
     if not settings.model:
-        raise UsageError("a judge needs a model (--model)")
+        raise SettingsError("a judge needs a model ({model})", "model")
     if not settings.base_url:
-        raise UsageError("a judge needs a base URL (--base-url)")
+        raise SettingsError("a judge needs a base URL ({base_url})", "base_url")
     if settings.protocol == "sequential" and template is not None \
             and template.source != "built-in":
-        raise UsageError(f"{template.source}: a template replaces the flat prompt; "
-                         "--protocol sequential asks its own node prompts")
+        raise SettingsError(f"{_literal(template.source)}: a template replaces the flat "
+                            "prompt; {protocol} sequential asks its own node prompts",
+                            "protocol")
 
 
 def _few_shot(settings: JudgeSettings, template: PromptTemplate, examples: Sequence[Example],
@@ -87,8 +94,8 @@ def _few_shot(settings: JudgeSettings, template: PromptTemplate, examples: Seque
     if not settings.shots:
         return None
     if not train:
-        raise UsageError("few-shot judging (--shots 8) needs --train FILE with labelled "
-                         "examples to draw from")
+        raise SettingsError("few-shot judging ({shots} " + str(settings.shots) + ") needs "
+                            "{train}: labelled examples to draw from", "shots", "train")
     if "examples" not in template.placeholders:
         raise UsageError(f"{template.source}: few-shot judging needs $examples in the "
                          "template")
@@ -212,8 +219,8 @@ async def ajudge_examples(examples: Sequence[Example], settings: JudgeSettings,
     """:func:`judge_examples` in a running event loop."""
     plan = plan_run(examples, settings, train, template, allow_overlap=allow_overlap)
     if settings.batch:
-        raise UsageError("the Batch API keeps its state in a results folder: use run_judge "
-                         "(mhsafety judge --batch --out DIR)")
+        raise SettingsError("the Batch API ({batch}) keeps its state in a results folder: "
+                            "use run_judge", "batch")
     logs = plan.empty_logs()
     verdicts: Verdicts = {}
     client = ChatClient(settings, transport)

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Example
-from ..errors import UsageError
 from ..records import PredictionRecord
+from ..settings import SettingsError
 from .batch_mode import ask_batch, write_batch_file
 from .client import ChatClient, FatalAPIError, api_key_of, refusal_message, run_sync
 from .core import Pending, RunPlan, check_settings, collector, pending_jobs, plan_run, send_pending
@@ -70,11 +70,12 @@ class JudgeResult:
 def _check_modes(settings: JudgeSettings, batch_file_only: bool,
                  batch_results: str | os.PathLike[str] | None) -> None:
     if batch_file_only and batch_results is not None:
-        raise UsageError("--batch-file-only writes the request file and --batch-results joins "
-                         "its answers: use one, then the other")
+        raise SettingsError("{batch_file_only} writes the request file and {batch_results} "
+                            "joins its answers: use one, then the other", "batch_file_only",
+                            "batch_results")
     if settings.protocol == "sequential" and (batch_file_only or batch_results is not None):
-        raise UsageError("batch request files hold flat requests; --protocol sequential "
-                         "asks each node after the previous answer")
+        raise SettingsError("batch request files hold flat requests; {protocol} sequential "
+                            "asks each node after the previous answer", "protocol")
 
 
 def run_judge(examples: Sequence[Example], out_dir: str | os.PathLike[str],

@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..settings import SettingsError
 
 __all__ = ["TRANSPORTS", "UNREACHABLE", "FastTransport", "OpenAITransport", "Reply",
            "Transport", "TransportError", "connect_error", "make_transport",
@@ -104,7 +105,8 @@ class FastTransport:
                  headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"--base-url must be an http:// or https:// URL, got {base_url!r}")
+            raise SettingsError.about("base_url", "must be an http:// or https:// URL, got "
+                                                  f"{base_url!r}")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
