@@ -256,3 +256,48 @@ def test_the_cycle_check_finds_a_cycle_through_a_function_import(tmp_path):
     assert graph["c"] == {"module": set(), "function": set()}
     assert import_cycles(graph, ("module",)) == []
     assert import_cycles(graph, ("module", "function")) == [["b", "sub.a"]]
+
+
+# Inside the guard (floor 6), rooms in the same spirit (docs/architecture.md, guard line):
+# a guard module imports only guard modules of its own room or lower ones. A new tier is a
+# module of guard/tiers/ (room 2): it may use results, items, policy and rules, never the
+# guard that lists it, its config or the service.
+GUARD_ROOMS = {
+    "guard.results": 1, "guard.items": 1, "guard.policy": 1, "guard.rules": 1,
+    # the gateway's pure pieces: seeker rules, fallback texts, streaming, SSE, webhooks
+    "guard.seeker_rules": 1, "guard.fallbacks": 1, "guard.streaming": 1, "guard.sse": 1,
+    "guard.webhook": 1,
+    "guard.tiers": 2,
+    "guard.config": 3,
+    "guard.core": 4,
+    "guard.calibrate": 5, "guard.dialogues": 5,
+    "guard.service": 6,
+}
+
+
+def _guard_room(module: str) -> int | None:
+    parts = module.split(".")
+    for n in range(len(parts), 1, -1):
+        room = GUARD_ROOMS.get(".".join(parts[:n]))
+        if room is not None:
+            return room
+    return None
+
+
+def test_guard_modules_import_only_their_own_room_or_lower():
+    problems, unplaced = [], []
+    for path in sorted((SRC / "guard").rglob("*.py")):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        if module == "guard.__init__":
+            continue  # re-exports
+        own = _guard_room(module)
+        if own is None:
+            unplaced.append(module)
+            continue
+        for target in _imports(path):
+            room = _guard_room(target)
+            if room and room > own:
+                problems.append(f"{module} (room {own}) imports {target} (room {room})")
+    assert problems == []
+    # The rooms this test knows cover the guard's core modules (others are unchecked).
+    assert not [m for m in unplaced if m.split(".")[1] in ("tiers", "service", "core")]

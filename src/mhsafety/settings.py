@@ -30,9 +30,11 @@ import copy
 import dataclasses
 import functools
 import json
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import UsageError
@@ -196,7 +198,7 @@ def _type_text(hint: Any) -> str:
         return "null"
     name = getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
     return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-            "list": "a list", "tuple": "a list", "dict": "a JSON object"}.get(name, "a value")
+            "list": "a list", "tuple": "a list", "dict": "a JSON object", "Path": "a path"}.get(name, "a value")
 
 
 class _Mismatch(Exception):
@@ -206,8 +208,8 @@ class _Mismatch(Exception):
 def _coerce(value: Any, hint: Any) -> Any:
     """``value`` as type ``hint``; strings (from the command line) are parsed.
 
-    The types settings fields use: bool, int, float, str, ``X | None``, ``list[X]`` /
-    ``tuple[X, ...]`` (JSON or comma-separated) and ``dict`` (a JSON object).
+    The types settings fields use: bool, int, float, str, a path, ``X | None``, ``list[X]``
+    / ``tuple[X, ...]`` (JSON or comma-separated) and ``dict`` (a JSON object).
     """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -244,6 +246,10 @@ def _coerce(value: Any, hint: Any) -> Any:
         if not isinstance(value, hint):
             raise _Mismatch
         return value
+    if hint is Path:
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise _Mismatch
+        return Path(value)
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)  # --config model=123 parses as JSON 123; the field wants text
@@ -284,7 +290,8 @@ def _checked(cls: type, f: dataclasses.Field, value: Any) -> Any:
     except _Mismatch:
         raise SettingsError.about(f.name, f"must be {_type_text(hint)}, got {value!r}") from None
     choices = f.metadata.get(_CHOICES)
-    if choices is not None and value not in choices:
+    if choices is not None and value is not None and value not in choices:
+        # None got past _coerce only where the field's type admits it ("not set").
         raise SettingsError.about(f.name, f"must be one of {', '.join(str(c) for c in choices)}"
                                           f", got {value!r}")
     check = f.metadata.get(_CHECK)

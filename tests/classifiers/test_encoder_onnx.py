@@ -139,8 +139,8 @@ def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeyp
     from mhsafety.guard import service
 
     seen = []
-    monkeypatch.setattr(service, "serve_checkpoint",
-                        lambda ckpt, threshold, config, **kw: seen.append(config))
+    monkeypatch.setattr(service, "serve_config",
+                        lambda guard_config, config, **kw: seen.append(config))
     main(["serve", "--checkpoint", str(checkpoint), "--port", "0"])
     main(["serve", "--checkpoint", str(checkpoint), "--port", "0", "--max-model-batch", "4"])
     proposed = EncoderClassifier.serving_defaults
@@ -151,7 +151,10 @@ def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeyp
 
 
 def test_guard_runtime_is_asked_for_or_refused(checkpoint, tmp_path):
-    from mhsafety.guard.core import build_guard
+    from mhsafety.guard import Guard, GuardConfig
+
+    def build_guard(folder, runtime=None):
+        return Guard.from_config(GuardConfig(checkpoint=folder, runtime=runtime))
 
     plain = _copy(checkpoint, tmp_path / "plain")
     with pytest.raises(UsageError, match="no ONNX model"):

@@ -98,7 +98,7 @@ def test_runs_inside_a_running_event_loop(server, small_examples, tmp_path):
 
 def test_predictions_write_nothing_with_a_read_only_tmpdir(tmp_path):
     """What the guard's judge tier calls: no work folder, no temporary file, no cache."""
-    from .nofiles import run_auditing_files
+    from tests.helpers.nofiles import run_auditing_files
 
     touched = run_auditing_files("""
         from mhsafety.data import Example

@@ -12,7 +12,7 @@ from mhsafety.judge.settings import JudgeSettings
 from mhsafety.taxonomy import LABEL_NAMES
 from mhsafety.testing import MockTransport, Response, chat_response
 
-from .nofiles import run_auditing_files
+from tests.helpers.nofiles import run_auditing_files
 
 
 def twenty_items() -> list[Example]:
@@ -75,7 +75,7 @@ def test_the_in_memory_judge_touches_no_file(tmp_path):
     """In a child whose cwd, TMPDIR and HOME are an empty read-only folder, with every file
     system event audited: no write, no folder made, nothing read outside Python's own."""
     touched = run_auditing_files("""
-        from judge.test_core import check_twenty, handler, settings, twenty_items
+        from tests.judge.test_core import check_twenty, handler, settings, twenty_items
         from mhsafety.judge import judge_examples
         from mhsafety.testing import MockTransport
         with audited():

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 _PRELUDE = '''
 import contextlib, json, os, sys
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {repo!r})
 _seen, _armed = [], [False]
 _allowed = tuple(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, {repo!r},
                  "/usr/lib", "/usr/local/lib", "/proc", "/dev/urandom"))
@@ -55,7 +55,7 @@ def run_auditing_files(code: str, tmp_path: Path) -> list[list[str]]:
     empty = tmp_path / "read-only-empty"
     empty.mkdir()
     empty.chmod(0o555)
-    script = (_PRELUDE.format(tests=str(REPO / "tests"), repo=str(REPO))
+    script = (_PRELUDE.format(repo=str(REPO))
               + textwrap.dedent(code) + "\nprint(json.dumps(_seen))\n")
     env = {**os.environ, "TMPDIR": str(empty), "HOME": str(empty),
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}

@@ -105,8 +105,8 @@ def test_cascade_calibration_reports_each_band(fake_kind, fake_checkpoint, judge
     rows = [("fine", 7), ("fine", 7), ("border", 2), ("border", 7), ("unsafe", 4)]
     data.write_text("".join(json.dumps({"context": f"c{i}", "response": r, "label": lab})
                             + "\n" for i, (r, lab) in enumerate(rows)))
-    result = CliRunner().invoke(cli, ["check", "--checkpoint", str(fake_checkpoint),
-                                      "--escalate-to", str(judge), "--calibrate", str(data),
+    result = CliRunner().invoke(cli, ["check", "bands", str(data), "--checkpoint",
+                                      str(fake_checkpoint), "--escalate-to", str(judge),
                                       "--bands", "0.3,0.6 0.5,0.6", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
@@ -130,8 +130,8 @@ def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
                                        "--train", str(data), "--config", "rounds=1",
                                        "--config", "max_attempts=1", "--out", str(ckpt)])
     assert trained.exit_code == 0, trained.output
-    checked = CliRunner().invoke(cli, ["check", "--checkpoint", str(ckpt), "--input", str(data),
-                                       "--no-rules"])
+    checked = CliRunner().invoke(cli, ["check", "items", "--checkpoint", str(ckpt), "--input",
+                                       str(data), "--no-rules"])
     assert checked.exit_code == 0, checked.output
     result = json.loads(checked.output)
     assert result["decision"] == "unverified" and "unparseable answer" in result["reason"]
@@ -142,3 +142,23 @@ def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(out.read_text().splitlines()[0])
     assert record["pred"] is None and "unparseable answer" in record["error"]
+
+
+def test_the_judge_tier_writes_nothing_with_a_read_only_tmpdir(tmp_path):
+    """The guard's judge asks in memory: no work folder, no temporary file (every file event
+    of the check audited in a child whose TMPDIR, HOME and cwd are read-only and empty)."""
+    from tests.helpers.nofiles import run_auditing_files
+
+    ckpt = str(tmp_path / "judge")
+    touched = run_auditing_files(f"""
+        from mhsafety.guard import NO_RULES, Guard
+        from mhsafety.registry import create_classifier
+        from mhsafety.testing import FakeServer, constant
+        with FakeServer(constant("Safe Response")) as server:
+            create_classifier(f"judge:fake-judge@{{server.url}}", rounds=1).save({ckpt!r})
+            guard = Guard.load({ckpt!r}, rules=NO_RULES)
+            with audited():
+                result = guard.check("[seeker]最近总是失眠", "[supporter]能说说吗？")
+            assert result.decision == "safe" and server.requests == 1, result
+    """, tmp_path)
+    assert touched == []
