@@ -319,3 +319,46 @@ def test_request_body_stays_as_the_client_sent_it(upstream, gateway):
     sent = upstream.requests[0]
     assert sent["temperature"] == 0.3 and sent["max_tokens"] == 20 and sent["model"] == "m"
     assert json.dumps(sent["messages"]) == json.dumps([{"role": "user", "content": "hi"}])
+
+
+def test_llm_seeker_tier_through_the_judge_chat_client(upstream, gateway, receiver):
+    """The optional model tier: our prompt to a chat endpoint; it can raise the rules' level
+    (an answer to the supporter's question the rules cannot read)."""
+    from mhsafety.guard.tiers.seeker import SEEKER_PROMPT
+
+    def judge(messages, body):
+        assert messages[0]["content"] == SEEKER_PROMPT
+        return '{"risk": "high", "reason": "affirms current ideation"}' \
+            if "还想" in messages[1]["content"] or "是的" in messages[1]["content"] \
+            else '{"risk": "none", "reason": "-"}'
+
+    with FakeUpstream(judge) as llm:
+        served = gateway(upstream.url, webhook_url=receiver.url, seeker_model="fake-judge",
+                         seeker_model_url=llm.url)
+        calm, action = ask(served, "今天天气不错")
+        assert action == "allow" and calm.model_extra["mhsafety"]["seeker"]["risk"] == "none"
+        conversation = [{"role": "user", "content": "最近很难熬"},
+                        {"role": "assistant", "content": "你现在还想自杀吗？"},
+                        {"role": "user", "content": "是的"}]
+        completion, action = ask(served, conversation)
+        seeker = completion.model_extra["mhsafety"]["seeker"]
+        assert action == "handover" and seeker["risk"] == "high"
+        assert seeker["tier"] == "seeker-model"
+        (event,) = receiver.wait(1)
+        assert event["risk_level"] == "high" and event["tier"] == "seeker-model"
+        assert llm.requests[0]["model"] == "fake-judge"
+
+
+def test_llm_seeker_tier_down_leaves_the_rules_level(upstream, gateway):
+    dead = FakeUpstream().start()
+    url = dead.url
+    dead.stop()
+    served = gateway(upstream.url, seeker_model="fake-judge", seeker_model_url=url,
+                     seeker_model_timeout_s=2)
+    completion, action = ask(served, CURRENT[1])
+    seeker = completion.model_extra["mhsafety"]["seeker"]
+    assert action == "handover" and seeker["risk"] == "imminent"
+    assert seeker["tier"] == "seeker-rules"
+    completion, action = ask(served, "hello")
+    assert action == "allow" and "seeker model error" in \
+        completion.model_extra["mhsafety"]["seeker"]["reason"]

@@ -22,6 +22,7 @@ the action ``handover`` whatever the reply's (the reply goes out with the crisis
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -116,6 +117,9 @@ class ChatGateway:
         self.seeker_tiers: list[SeekerTier] = []
         if len(seeker_rules):
             self.seeker_tiers.append(SeekerRulesTier(seeker_rules))
+        self._seeker_client: Any = None
+        if seeker_model is None and cfg.seeker_model is not None:
+            seeker_model = self._seeker_model_tier()
         if seeker_model is not None:
             self.seeker_tiers.append(seeker_model)
         self.upstream: Upstream | None = None
@@ -125,6 +129,29 @@ class ChatGateway:
         self.id_key = secret.encode() if secret else None
         if cfg.webhook_url and not secret:
             raise UsageError(f"webhook_url needs a signing secret: set ${WEBHOOK_SECRET_ENV}")
+
+    def _seeker_model_tier(self) -> SeekerModelTier:
+        """The LLM seeker tier over the judge's chat client (its retries and request
+        shapes; a short budget: the rules' level stands when it is late)."""
+        from ...judge import ChatClient, JudgeSettings
+        from ...judge.client import Answer
+
+        cfg = self.cfg
+        settings = JudgeSettings(model=cfg.seeker_model or "",
+                                 base_url=cfg.seeker_model_url or cfg.upstream,
+                                 api_key_env=cfg.seeker_model_key_env, temperature=0.0,
+                                 max_tokens=60, timeout=cfg.seeker_model_timeout_s,
+                                 max_attempts=2, backoff_base=0.2)
+        self._seeker_client = ChatClient(settings)
+
+        async def complete(messages: list[dict[str, str]]) -> str:
+            answer = await asyncio.wait_for(self._seeker_client.send(messages),
+                                            cfg.seeker_model_timeout_s)
+            if not isinstance(answer, Answer):
+                raise RuntimeError(answer.reason)
+            return answer.content
+
+        return SeekerModelTier(complete)
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -140,6 +167,8 @@ class ChatGateway:
             await self.webhook.close(timeout=self.cfg.webhook_settings.timeout_s)
         if self.upstream is not None:
             await self.upstream.aclose()
+        if self._seeker_client is not None:
+            await self._seeker_client.aclose()
 
     async def readiness(self) -> tuple[bool, str | None]:
         """The upstream answers ``GET /models`` with 200."""

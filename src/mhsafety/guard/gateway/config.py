@@ -83,6 +83,17 @@ class GatewayConfig(Settings):
                                  "triggers: handover (the reply goes out with the crisis line, "
                                  "the webhook fires) or allow (recorded only).",
                                  choices=SEEKER_ACTIONS)
+    seeker_model: str | None = setting(None, "An LLM that also rates the seeker's risk (none, "
+                                       "low, high, imminent; it can only raise the rules' "
+                                       "level): its model name at seeker_model_url.")
+    seeker_model_url: str | None = setting(None, "The seeker model's OpenAI API root (none: "
+                                           "the upstream).", check=_http_url,
+                                           metavar="BASE_URL")
+    seeker_model_key_env: str = setting("OPENAI_API_KEY", "Environment variable holding the "
+                                        "seeker model's API key.")
+    seeker_model_timeout_s: float = setting(10.0, "Seconds for the seeker model's answer "
+                                            "(beyond: the rules' level stands).",
+                                            check=positive)
     fallbacks_file: Path | None = setting(None, "A file overriding the fallback texts and "
                                           "crisis lines per locale.", metavar="FILE")
     webhook_url: str | None = setting(None, "Where hand-over events are POSTed (signed with "
@@ -95,6 +106,9 @@ class GatewayConfig(Settings):
                                        "a keyed hash).")
 
     def check_together(self) -> None:
+        if self.seeker_model_url is not None and self.seeker_model is None:
+            raise SettingsError("{seeker_model_url} needs {seeker_model} (the model's name)",
+                                "seeker_model_url", "seeker_model")
         if self.window_chars < self.window_every:
             raise SettingsError("{window_chars} must be at least {window_every}, or some "
                                 "text is never read by a window check", "window_chars",
