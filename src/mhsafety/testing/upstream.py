@@ -246,9 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--echo", action="store_true", help="Reply with the last user turn.")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--piece-chars", type=int, default=4)
+    parser.add_argument("--piece-ms", type=float, default=0.0,
+                        help="Milliseconds between streamed pieces.")
     args = parser.parse_args(argv)
     server = FakeUpstream(echo if args.echo else args.reply, latency=args.latency_ms / 1000,
-                          piece_chars=args.piece_chars, port=args.port).start()
+                          piece_chars=args.piece_chars, piece_delay=args.piece_ms / 1000,
+                          port=args.port).start()
     print(f"fake upstream listening on {server.url}", file=sys.stderr, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

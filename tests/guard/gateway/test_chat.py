@@ -362,3 +362,18 @@ def test_llm_seeker_tier_down_leaves_the_rules_level(upstream, gateway):
     completion, action = ask(served, "hello")
     assert action == "allow" and "seeker model error" in \
         completion.model_extra["mhsafety"]["seeker"]["reason"]
+
+
+def test_the_mhsafety_object_never_quotes_a_withheld_reply(gateway):
+    from mhsafety.guard import RulesTier, default_rules
+
+    reply = "你真是个废物，去死吧"
+    with FakeUpstream(reply) as up:
+        served = gateway(up.url, [RulesTier(default_rules()), BinaryTier()])
+        completion, action = ask(served, "我又搞砸了")
+        text, obj, _ = ask_stream(served, "我又搞砸了")
+    assert action == "block" and obj["action"] == "block"
+    assert completion.model_extra["mhsafety"]["tier"] == "rules" == obj["tier"]
+    for shown in (json.dumps(completion.model_dump(), ensure_ascii=False), text,
+                  json.dumps(obj, ensure_ascii=False)):
+        assert "废物" not in shown

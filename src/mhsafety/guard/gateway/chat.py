@@ -270,7 +270,9 @@ class ChatGateway:
         self.metrics.actions.labels(route, action).inc()
         r = outcome.result
         obj = {"decision": r.decision, "category": r.label_name, "node_path": r.path,
-               "tier": r.tier, "rule_id": r.rule_id, "reason": r.reason or r.why,
+               "tier": r.tier, "rule_id": r.rule_id,
+               # A rule's "why" quotes the matched words: the withheld reply stays withheld.
+               "reason": f"rule {r.rule_id} matched" if r.rule_id else (r.reason or r.why),
                "action": action, "reply_action": outcome.action, "fallback": outcome.fallback,
                "attempts": outcome.attempts,
                "seeker": {**risk.to_dict(), "action": seeker_action}}
