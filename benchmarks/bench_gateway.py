@@ -72,7 +72,7 @@ def wait_ready(url: str) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def plain_load(base: str, n: int, clients: int, contexts: list[str]) -> dict:

@@ -5,10 +5,10 @@ from typing import Any
 
 import click
 
+from ..errors import UsageError
 from ..guard.config import GuardConfig
 from ..guard.gateway.config import GatewayConfig
 from ..guard.service.config import ServiceConfig
-from ..errors import UsageError
 from ..settings import build_from_options, click_options, given
 
 

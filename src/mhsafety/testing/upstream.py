@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -155,10 +156,8 @@ class FakeUpstream:
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:  # noqa: BLE001
-                pass
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, obj: Any) -> bool:

@@ -101,7 +101,7 @@ class Receiver:
         answer = status
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 received.append({"body": body, "headers": dict(self.headers)})
                 self.send_response(answer)

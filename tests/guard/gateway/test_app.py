@@ -44,11 +44,21 @@ def test_upstream_key_comes_from_its_environment_variable(gateway, monkeypatch):
     assert completion.choices[0].message.content == "fine"
 
 
-def test_without_tokens_only_loopback():
+def test_without_tokens_only_loopback(monkeypatch):
+    monkeypatch.delenv("MHSAFETY_GATEWAY_TOKENS", raising=False)
     cfg = GatewayConfig(upstream="http://127.0.0.1:1/v1")
     check_access(cfg, "127.0.0.1")
     with pytest.raises(UsageError, match="MHSAFETY_GATEWAY_TOKENS"):
         check_access(cfg, "0.0.0.0")
+    monkeypatch.setenv("MHSAFETY_GATEWAY_TOKENS", "t1")
+    check_access(cfg, "0.0.0.0")
+
+
+def test_webhook_needs_its_secret_before_anything_listens(monkeypatch):
+    monkeypatch.delenv("MHSAFETY_WEBHOOK_SECRET", raising=False)
+    cfg = GatewayConfig(upstream="http://127.0.0.1:1/v1", webhook_url="http://127.0.0.1:2/h")
+    with pytest.raises(UsageError, match="MHSAFETY_WEBHOOK_SECRET"):
+        check_access(cfg, "127.0.0.1")
 
 
 @pytest.mark.parametrize("stream", [False, True])

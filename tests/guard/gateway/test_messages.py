@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mhsafety.errors import UsageError
 from mhsafety.guard.gateway.messages import (
     BadRequest,
     check_body,
@@ -34,7 +35,7 @@ def test_only_a_system_message_still_screens():
 
 
 def test_empty_reply_is_refused_for_the_caller_to_fail_closed():
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError):
         reply_example(MESSAGES, "   ")
 
 

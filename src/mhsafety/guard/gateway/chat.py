@@ -107,8 +107,8 @@ class ChatGateway:
     """The gateway's state: upstream client, seeker tiers, fallbacks, webhook, metrics."""
 
     def __init__(self, cfg: GatewayConfig, screener: Any, policy: Any, rules: Any,
-                 metrics: GatewayMetrics, *, seeker_model: SeekerModelTier | None = None,
-                 on_webhook_failure: Any = None) -> None:
+                 metrics: GatewayMetrics, *,
+                 seeker_model: SeekerModelTier | None = None) -> None:
         self.cfg, self.screener, self.policy, self.rules = cfg, screener, policy, rules
         self.metrics = metrics
         self.fallbacks: Fallbacks = load_fallbacks(cfg.fallbacks_file)
@@ -134,7 +134,7 @@ class ChatGateway:
         """The LLM seeker tier over the judge's chat client (its retries and request
         shapes; a short budget: the rules' level stands when it is late)."""
         from ...judge import ChatClient, JudgeSettings
-        from ...judge.client import Answer
+        from ...judge.client import Answer as ChatAnswer
 
         cfg = self.cfg
         settings = JudgeSettings(model=cfg.seeker_model or "",
@@ -147,8 +147,8 @@ class ChatGateway:
         async def complete(messages: list[dict[str, str]]) -> str:
             answer = await asyncio.wait_for(self._seeker_client.send(messages),
                                             cfg.seeker_model_timeout_s)
-            if not isinstance(answer, Answer):
-                raise RuntimeError(answer.reason)
+            if not isinstance(answer, ChatAnswer):
+                raise RuntimeError(answer.reason)  # noqa: TRY004 - a failed request, not a type
             return answer.content
 
         return SeekerModelTier(complete)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from ...errors import UsageError
 from ...settings import Settings, SettingsError, at_least, defaults, positive, setting
 from ..streaming import StreamSettings
-from ..webhook import WebhookSettings
+from ..webhook import WEBHOOK_SECRET_ENV, WebhookSettings
 
 UPSTREAM_KEY_ENV = "MHSAFETY_UPSTREAM_API_KEY"
 CLIENT_TOKENS_ENV = "MHSAFETY_GATEWAY_TOKENS"
@@ -36,10 +36,13 @@ def client_tokens(cfg: GatewayConfig) -> tuple[str, ...]:
 
 
 def check_access(cfg: GatewayConfig, host: str) -> None:
-    """Refuse a gateway open to the network without client tokens."""
+    """Refuse, before anything listens, a gateway open to the network without client tokens
+    and a webhook without its signing secret."""
     if host not in LOOPBACK and not client_tokens(cfg):
         raise UsageError(f"the gateway on {host} needs client tokens: set "
                          f"${cfg.client_tokens_env} (comma-separated), or listen on 127.0.0.1")
+    if cfg.webhook_url and not os.environ.get(WEBHOOK_SECRET_ENV):
+        raise UsageError(f"webhook_url needs a signing secret: set ${WEBHOOK_SECRET_ENV}")
 
 
 def _http_url(value: Any) -> str | None:
