@@ -26,9 +26,16 @@ KINDS: dict[str, str] = {
     "baseline": "mhsafety.classifiers.baseline:BaselineClassifier",
     "encoder": "mhsafety.classifiers.encoder:EncoderClassifier",
     "judge": "mhsafety.judge.classifier:JudgeClassifier",
+    # Guard models over an OpenAI-compatible endpoint (mhsafety.guardmodels).
+    "qwen3guard": "mhsafety.guardmodels.classifier:Qwen3GuardClassifier",
+    "llamaguard": "mhsafety.guardmodels.classifier:LlamaGuardClassifier",
+    "shieldgemma": "mhsafety.guardmodels.classifier:ShieldGemmaClassifier",
+    "wildguard": "mhsafety.guardmodels.classifier:WildGuardClassifier",
+    "policy": "mhsafety.guardmodels.classifier:PolicyClassifier",
 }
 # The pip extra that installs what a kind needs, for the "not installed" message.
-_EXTRAS = {"encoder": "train", "judge": "judge"}
+_EXTRAS = {"encoder": "train", "judge": "judge", "qwen3guard": "judge", "llamaguard": "judge",
+           "shieldgemma": "judge", "wildguard": "judge", "policy": "judge"}
 
 
 def classifier_class(kind: str) -> type[Classifier]:
