@@ -71,8 +71,6 @@ class GuardModelSettings(Settings):
     client: str = setting(_JUDGE["client"], "HTTP client: the openai SDK, the built-in fast "
                                             "one, or auto (SDK for https://, fast for "
                                             "http://).", choices=CLIENTS)
-    system_name: str | None = setting(None, "Name in tables (default: the model name and "
-                                            "the kind).")
 
 
 @dataclass(frozen=True)
