@@ -79,3 +79,27 @@ def test_a_binary_only_tier_flags_unsafe_with_its_action_and_no_category(items, 
     assert (passed.decision, passed.label) == ("safe", SAFE_LABEL)
     result = json.loads(line)
     assert (result["decision"], result["label"], result["action"]) == ("unsafe", None, "block")
+
+
+@pytest.mark.slow
+def test_serve_answers_with_a_binary_only_guard_model_tier(items, tmp_path):
+    """`serve` (the service the gateway puts inline) with a Qwen3Guard checkpoint."""
+    import httpx
+
+    from mhsafety.registry import create_classifier
+    from tests.helpers.guard_servers import start_server, stop_server
+
+    unsafe = next(ex for ex in items if ex.label != SAFE_LABEL)
+    with FakeServer(GoldGuardResponder([unsafe], SETTINGS["qwen3guard"]())) as fake:
+        create_classifier(f"qwen3guard:fake-guard@{fake.url}", max_attempts=1,
+                          unsafe_action="regenerate").save(tmp_path / "ckpt")
+        server = start_server(tmp_path / "ckpt", tmp_path / "serve.log", "--no-rules")
+        try:
+            assert httpx.get(f"{server.url}/readyz").status_code == 200
+            result = httpx.post(f"{server.url}/v1/check", json={
+                "context": unsafe.context, "response": unsafe.response},
+                timeout=30).json()["results"][0]
+        finally:
+            stop_server(server)
+    assert (result["decision"], result["label"], result["action"]) == \
+        ("unsafe", None, "regenerate")
