@@ -45,8 +45,8 @@ from ..judge.classifier import split_model_url
 from ..judge.client import (
     UNREACHABLE,
     ChatClient,
-    FatalAPIError,
     Failure,
+    FatalAPIError,
     refusal_message,
     run_sync,
 )
@@ -55,7 +55,7 @@ from ..judge.transport import Transport
 from ..records import NOTE_BINARY_ONLY, PredictionRecord, merge_notes
 from ..settings import DEFAULT_SEED
 from ..taxonomy import NUM_LABELS
-from . import capabilities, calls_for, verdict_from
+from . import calls_for, capabilities, verdict_from
 from .base import Answer, GuardVerdict, abstention
 from .settings import (
     GuardModelSettings,
