@@ -53,7 +53,7 @@ class Predictions:
     The binary view (safe/unsafe), optional: ``unsafe`` holds each row's own verdict
     (1.0 unsafe, 0.0 safe, NaN no answer) and ``p_unsafe`` P(unsafe) where the model gave
     one (NaN elsewhere). Classifiers over the eight labels leave both None and the view is
-    read from ``probs`` (:attr:`binary`, :attr:`p_unsafe_or_none`). Guard models that know
+    read from ``probs`` (:attr:`binary`, :attr:`unsafe_probability`). Guard models that know
     "unsafe" but not which label set them: a row answered on the binary view only is NaN in
     ``probs`` with the reason :data:`BINARY_ONLY`, so the eight-label view calls it no
     answer (never a guessed label) while the binary view scores it. ``meta`` keeps per-row
@@ -86,6 +86,16 @@ class Predictions:
             return np.where(np.isnan(u), -1, (u > 0.5).astype(int)).astype(int)
         labels = self.labels
         return np.where(labels < 0, -1, (labels != SAFE_LABEL).astype(int)).astype(int)
+
+    @property
+    def unsafe_probability(self) -> np.ndarray:
+        """P(unsafe) per row, NaN where there is none: ``p_unsafe`` when the binary view is
+        given (a guard model's, from log-probabilities only), else 1 - P(Safe)."""
+        if self.unsafe is not None:
+            if self.p_unsafe is None:
+                return np.full(len(self.probs), np.nan)
+            return np.asarray(self.p_unsafe, dtype=float)
+        return 1.0 - self.p_safe
 
     @property
     def binary_reasons(self) -> tuple[str | None, ...]:
