@@ -336,4 +336,4 @@ def _flag(value: Any) -> bool:
 
 # The package's inspect_ai entry point names this module: importing the chatbot audit here
 # registers its task (``mhsafety/chatbot_safety``) beside this one.
-from mhsafety.integrations import inspect_chatbot  # noqa: E402,F401
+from mhsafety.integrations import inspect_chatbot  # noqa: F401
