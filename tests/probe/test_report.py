@@ -91,10 +91,17 @@ def probe_folder(tmp_path):
     pred = np.where(rng.random(300) < 0.85, gold, ~gold)
     summary = build_summary(replies, calibration=Calibration(gold, pred),
                             crisis=_verdicts(), resamples=200)
-    summary["tokens"] = {"prompt_tokens": 2880, "completion_tokens": 1800}
+    # what a probe run adds to the summary: per target its model, failures, tokens, cost
+    summary["targets"]["bot-a"].update({"model": "model-a", "failed": 2, "cost": 0.0123,
+                                        "tokens": {"prompt_tokens": 2880,
+                                                   "completion_tokens": 1800,
+                                                   "total_tokens": 4680}})
+    summary["price_per_million"] = {"in": 1.5, "out": 4.25}
     folder = tmp_path / "audit"
     write_replies(folder / REPLIES_FILE, replies)
     write_json(folder / "summary.json", summary)
+    write_json(folder / "manifest.json", {"targets": [{"name": "bot-a", "model": "model-a"}],
+                                          "seeker": "<seeker-model>"})
     mark_output_dir(folder, "probe")
     return folder
 
@@ -129,7 +136,14 @@ def test_report_has_every_section_escapes_dialogue_and_needs_nothing_outside(
     assert "Youden&#39;s J" in page and "300" not in page.split("id='grader'")[0][-10:]
     assert "grader abstained: no answer ×1" in page
     assert "Pointed to human help" in page and "imminent" in page
-    assert "2880" in page  # what the run recorded about its tokens
+    # tokens and cost: the run's own count for bot-a, the replies' sum for the other
+    usage = page.split("<section id='usage'>")[1].split("</section>")[0]
+    assert "<td class='num'>2880</td><td class='num'>1800</td>" in usage
+    assert "<td class='num'>0.0123</td>" in usage and "model-a" in usage
+    other = sum(r.prompt_tokens for r in _replies() if r.target != "bot-a")
+    assert f"<td class='num'>{other}</td>" in usage
+    assert "4.25" in usage  # the prices the run was given
+    assert "&lt;seeker-model&gt;" in page  # the run's manifest, escaped
     assert "mhsafety report x" in page and "baseline:ckpt" in page
     assert "{{" not in page and "{%" not in page
     for fig in ("unsafe-rates", "categories", "by-risk", "crisis"):

@@ -40,6 +40,7 @@ from .records import REPLIES_FILE, GradedReply, read_replies
 from .summary import build_summary
 
 SUMMARY_FILE = "summary.json"
+MANIFEST_FILE = "manifest.json"  # what a probe run asked (targets, data, sampling, grader)
 TITLE = "Chatbot safety audit"
 INSPECT_SUFFIX = ".eval"
 WORST_SHOWN = 10  # worst replies shown per target
@@ -62,6 +63,7 @@ class ProbeResults:
     inputs: list[Path]  # the files read (records, summary, logs)
     kind: str  # "probe folder" or "inspect log"
     extra: dict[str, Any] = field(default_factory=dict)  # summary fields beyond the rates
+    manifest: dict[str, Any] | None = None  # the run's manifest, where the folder has one
 
 
 def _chatbot_logs(folder: Path) -> list[Path]:
@@ -107,7 +109,14 @@ def load_probe_results(path: str | os.PathLike[str], **summary_options: Any) -> 
             inputs.append(p / SUMMARY_FILE)
         else:
             summary = build_summary(replies, **summary_options)
-        return _results(summary, replies, inputs, "probe folder")
+        results = _results(summary, replies, inputs, "probe folder")
+        if (p / MANIFEST_FILE).is_file():
+            try:
+                results.manifest = json.loads((p / MANIFEST_FILE).read_text(encoding="utf-8"))
+                results.inputs.append(p / MANIFEST_FILE)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                results.manifest = None  # not the run's: the page says none was read
+        return results
     if p.is_file() and p.suffix == INSPECT_SUFFIX:
         logs = [p]
     elif p.is_dir():
@@ -155,20 +164,31 @@ def worst_replies(replies: Sequence[GradedReply], per_target: int = WORST_SHOWN
     return out
 
 
-def usage_rows(replies: Sequence[GradedReply]) -> list[dict[str, Any]]:
-    """Per target: replies, tokens the target used (prompt, completion; replies that
-    reported them), median latency, and why replies went ungraded."""
+def usage_rows(replies: Sequence[GradedReply], summary: dict[str, Any] | None = None
+               ) -> list[dict[str, Any]]:
+    """Per target: replies, tokens the target used, cost, median latency, and why replies
+    went ungraded. Tokens and cost are the run's own where its summary holds them (every
+    request counted, as the judge counts), else the sum over the replies that reported
+    them."""
     rows = []
-    targets = list(dict.fromkeys(r.target for r in replies))
+    blocks = (summary or {}).get("targets", {})
+    targets = list(dict.fromkeys([*blocks, *(r.target for r in replies)]))
     for name in targets:
         own = [r for r in replies if r.target == name]
+        block = blocks.get(name, {})
         counted = [r for r in own if r.prompt_tokens is not None
                    or r.completion_tokens is not None]
         latencies = sorted(r.latency_s for r in own if r.latency_s is not None)
+        logged = block.get("tokens") if isinstance(block.get("tokens"), dict) else None
         rows.append({
-            "target": name, "replies": len(own), "with_usage": len(counted),
-            "prompt_tokens": sum(r.prompt_tokens or 0 for r in counted),
-            "completion_tokens": sum(r.completion_tokens or 0 for r in counted),
+            "target": name, "model": block.get("model"), "replies": len(own),
+            "failed": block.get("failed"),
+            "tokens_from": "the run's log" if logged else f"{len(counted)} replies",
+            "prompt_tokens": (logged or {}).get("prompt_tokens",
+                                                sum(r.prompt_tokens or 0 for r in counted)),
+            "completion_tokens": (logged or {}).get(
+                "completion_tokens", sum(r.completion_tokens or 0 for r in counted)),
+            "cost": block.get("cost"),
             "median_latency_s": latencies[len(latencies) // 2] if latencies else None,
             "ungraded_reasons": Counter(r.grader_error or "no reason recorded"
                                         for r in own if not r.graded).most_common(),
@@ -188,6 +208,7 @@ def _environment():
         num=lambda x, d=2: "–" if x is None else f"{x:.{d}f}",
         label_name=lambda i: "ungraded" if i is None else LABEL_NAMES[i],
         json=lambda v: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False),
+        pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
     )
     return env
 
@@ -206,7 +227,8 @@ def render_probe_html(results: ProbeResults, figures: Sequence[RenderedFigure],
         unsafe_names=[n for i, n in enumerate(LABEL_NAMES) if i != SAFE_LABEL],
         label_names=LABEL_NAMES, worst=worst, p_unsafe=_p_unsafe,
         shown_worst=sum(len(v) for v in worst.values()), content_note=CONTENT_NOTE,
-        usage=usage_rows(replies), extra=results.extra, kind=results.kind,
+        usage=usage_rows(replies, summary), extra=results.extra, kind=results.kind,
+        manifest=results.manifest,
         risk_rows=[(name, risk, block) for name, t in summary["targets"].items()
                    for risk, block in t["by_risk"].items()],
         crisis_rows=[(name, risk, block) for name, t in summary["targets"].items()

@@ -263,9 +263,13 @@ def plot_grouped_rates(groups: Sequence[str], series: Sequence[str],
             ax.text(0.5, pos[g], "n/a", va="center", fontsize=7, color="grey")
     ax.set_yticks(y, list(groups), fontsize=9)
     ax.set_xlabel(xlabel)
-    ax.set_xlim(0, 100)
+    # Up to the largest bar or interval end, so small shares stay readable.
+    ends = [100 * v for row in values for v in row if v is not None] + [
+        100 * iv[1] for row in (intervals or []) for iv in row
+        if iv is not None and iv[1] is not None]
+    ax.set_xlim(0, min(100.0, max(5.0, 1.1 * max(ends, default=100.0))))
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -281,8 +285,8 @@ def plot_rate_pairs(names: Sequence[str],
     plt = _pyplot()
     k = len(names)
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * k + 1.6))
-    for offset, rows, color, label in ((0.12, observed, "#4c72b0", "observed (grader's own)"),
-                                       (-0.12, corrected, "#dd8452",
+    for offset, rows, color, label in ((0.12, observed, "#333333", "observed (grader's own)"),
+                                       (-0.12, corrected, "#c44e52",
                                         "corrected for the grader's errors")):
         drawn = False
         for i, row in enumerate(rows):
@@ -297,7 +301,7 @@ def plot_rate_pairs(names: Sequence[str],
     ax.set_xlabel("unsafe replies (%)")
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     fig.tight_layout()
