@@ -74,14 +74,18 @@ def _chatbot_logs(folder: Path) -> list[Path]:
 
 def is_probe_results(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is something :func:`load_probe_results` reads: a probe results folder,
-    a ``chatbot_safety`` inspect log, or a folder of such logs (and no prediction records)."""
+    a ``chatbot_safety`` inspect log, or a folder holding such logs and no other logs or
+    prediction records."""
     p = Path(path)
     if p.is_dir():
         if (p / REPLIES_FILE).is_file():
             return True
         if any(p.rglob("*.preds.jsonl")):
             return False
-        return bool(_chatbot_logs(p))
+        logs = sorted(p.rglob(f"*{INSPECT_SUFFIX}"))
+        # Only audit logs: a folder mixing in other logs goes to the prediction report,
+        # whose reader names the audit log it cannot take.
+        return bool(logs) and len(_chatbot_logs(p)) == len(logs)
     if p.is_file() and p.suffix == INSPECT_SUFFIX:
         from ..integrations.harness_logs import is_chatbot_log
 
