@@ -13,6 +13,9 @@ Schema (``schema_version`` 1), one JSON object per line:
 ``run``     str, the run within the system (a seed, a round, a fold repeat)
 ``notes``   optional list of str, caveats every table row of the run must show (below)
 ``meta``    optional object, anything else a producer wants to keep
+``unsafe``  optional bool or null: the verdict of a binary-only system (a general guard
+            model knows "unsafe", not which category), given with ``pred`` null; the
+            eight-label scores of such a system are undefined ("–"), never guessed
 
 Notes are short codes whose texts are defined once here (:data:`NOTE_TEXTS`); a table row
 shows the texts of every note any record of its system carries. Known codes:
@@ -106,6 +109,7 @@ class PredictionRecord:
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unsafe: bool | None = None
 
     @property
     def all_notes(self) -> list[str]:
@@ -128,6 +132,8 @@ class PredictionRecord:
             out["raw"] = self.raw
         if self.error is not None:
             out["error"] = self.error
+        if self.unsafe is not None:
+            out["unsafe"] = self.unsafe
         notes = self.all_notes
         if notes:
             out["notes"] = notes
@@ -177,6 +183,9 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
         if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
             raise DataError(f"{where}: field '{name}' must be a list of strings")
     meta = {k: v for k, v in meta.items() if k != "notes"}
+    unsafe = obj.get("unsafe")
+    if unsafe is not None and not isinstance(unsafe, bool):
+        raise DataError(f"{where}: field 'unsafe' must be true, false or null, got {unsafe!r}")
     return PredictionRecord(
         id=str(item_id),
         gold=_label_or_null(obj.get("gold"), "gold", where),
@@ -188,6 +197,7 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
         error=obj.get("error"),
         meta=meta,
         notes=merge_notes(notes, legacy),
+        unsafe=unsafe,
     )
 
 
