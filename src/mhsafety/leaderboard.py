@@ -96,6 +96,9 @@ class LeaderboardSettings(Settings):
     seed: int = setting(DEFAULT_SEED, "Seed of the bootstrap and of the cross-fitting folds.")
     folds: int = setting(DEFAULT_FOLDS, "Folds for cross-fitting and out-of-fold panel weights.",
                          check=at_least(2))
+    config: dict[str, Any] = setting({}, "Settings of the systems: KEY applies to every "
+                                     "system, SYSTEM.KEY to one (its name or kind), as in "
+                                     "benchmark.")
     allow_overlap: bool = setting(False, "Score a checkpoint whose training data overlaps the "
                                   "items (its row is marked).")
 
@@ -176,35 +179,54 @@ def _paper_entries(path: str, items: Sequence[Example], ids: list[str]) -> list[
 
 
 def _spec_entry(name: str, spec: str, items: Sequence[Example], ids: list[str],
-                settings: LeaderboardSettings, data_name: str) -> Entry:
-    from .benchmark import answer_rounds, cv_run, round_runs
+                settings: LeaderboardSettings, config: dict[str, Any]) -> Entry:
+    from .benchmark import cv_run
     from .registry import create_classifier
 
     start = time.perf_counter()
-    clf = create_classifier(spec, seed=settings.seed)
+    clf = create_classifier(spec, seed=settings.seed, **config)
     notes = list(getattr(clf, "design_notes", ()))
     seed = settings.seed
+    tokens: int | None = None
     if clf.needs_training:
         source = CROSS_FITTED.format(folds=settings.folds, seed=seed)
-        runs = {f"seed-{seed}": cv_run(spec, items, seed, settings.folds, name, [source, *notes])}
+        runs = {f"seed-{seed}": cv_run(spec, items, seed, settings.folds, name,
+                                       [source, *notes], config)}
     else:
         source = "measured here (no training)"
-        rounds, vote = answer_rounds(clf)
-        if rounds > 1 and not vote:  # each round its own run: self-consistency is measurable
-            runs = round_runs(spec, items, seed, name, notes)
+        found = _judge_runs(clf, items, name, notes)
+        if found is not None:
+            runs, tokens = found
         else:
             runs = {f"seed-{seed}": clf.predict_records(items, name, f"seed-{seed}")}
     seconds = time.perf_counter() - start
-    tokens = _judge_tokens(clf)
     for records in runs.values():
         for rec, i in zip(records, ids):
             rec.id = i
     return Entry(name, source, _align(runs, items, ids, name), notes, seconds, tokens)
 
 
-def _judge_tokens(clf: Any) -> int | None:
-    result = getattr(clf, "last_result", None)
-    totals = getattr(result, "tokens", None)
+def _judge_runs(clf: Any, items: Sequence[Example], name: str, notes: list[str]
+               ) -> tuple[dict[str, list[PredictionRecord]], int | None] | None:
+    """A zero-shot judge's rounds, each its own run (so self-consistency is measurable), and
+    the tokens it spent; None for any other system (or a judge set to vote)."""
+    from .judge import JudgeSettings, judge_examples
+
+    settings = getattr(clf, "settings", None)
+    if not isinstance(settings, JudgeSettings) or settings.vote:
+        return None
+    result = judge_examples(items, settings, getattr(clf, "transport", None))
+    runs = {}
+    for r, records in sorted(((k, v) for k, v in result.records.items() if k.isdigit()),
+                             key=lambda kv: int(kv[0])):
+        for rec in records:
+            rec.system, rec.run = name, f"round-{r}"
+            rec.notes = merge_notes(notes, rec.all_notes)
+        runs[f"round-{r}"] = list(records)
+    return runs, _tokens(result.tokens)
+
+
+def _tokens(totals: dict[str, int] | None) -> int | None:
     if not totals:
         return None
     total = totals.get("total_tokens") or (totals.get("prompt_tokens", 0)
@@ -229,8 +251,7 @@ def _checkpoint_entry(name: str, folder: str, items: Sequence[Example], ids: lis
         rec.id = i
         rec.notes = merge_notes(rec.notes, notes)
     return Entry(name, f"checkpoint {folder}", _align({"0": records}, items, ids, folder),
-                 merge_notes(notes, *(r.all_notes for r in records)), seconds,
-                 _judge_tokens(clf))
+                 merge_notes(notes, *(r.all_notes for r in records)), seconds)
 
 
 def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], data_name: str,
@@ -240,9 +261,16 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
     texts = [*settings.systems, *(f"records:{p}" for p in settings.records)]
     if not texts:
         raise UsageError("systems: give at least one system (or records)")
+    from .benchmark import SystemSpec, system_config
+    from .registry import checked_config
+
+    parsed = [_split_name(t) for t in texts]
+    runnable = [SystemSpec(name or spec, spec) for name, spec in parsed
+                if spec.partition(":")[0] not in ("records", "paper") and not Path(spec).is_dir()]
+    configs = {s.name: checked_config(s.spec, system_config(s, settings.config, runnable),
+                                      f"config for {s.name}") for s in runnable}
     entries: list[Entry] = []
-    for text in texts:
-        name, spec = _split_name(text)
+    for name, spec in parsed:
         kind, _, argument = spec.partition(":")
         if log:
             log(f"leaderboard: {name or spec}")
@@ -254,7 +282,8 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
             entries.append(_checkpoint_entry(name or Path(spec).name, spec, items, ids,
                                              settings, data_name))
         else:
-            entries.append(_spec_entry(name or spec, spec, items, ids, settings, data_name))
+            entries.append(_spec_entry(name or spec, spec, items, ids, settings,
+                                       configs[name or spec]))
     names = [e.name for e in entries]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:

@@ -6,10 +6,10 @@ import click
 
 from ..leaderboard import LeaderboardSettings
 from ..settings import build_from_options, click_options, given
-from .options import SpacedListCommand, force_option
+from .options import SpacedListCommand, config_option, force_option, parse_config
 
 FLAGS = {"systems": "--system", "records": "--records", "data": "--data",
-         "allow_overlap": "--allow-overlap"}
+         "allow_overlap": "--allow-overlap", "config": "--config"}
 
 
 @click.command("leaderboard", cls=SpacedListCommand)
@@ -21,12 +21,13 @@ FLAGS = {"systems": "--system", "records": "--records", "data": "--data",
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Labelled items every system is scored on [default: the cached test set].")
 @click_options(LeaderboardSettings, "panel", "matched_false_alarm", "resamples", "seed", "folds")
+@config_option
 @click.option("--allow-overlap", is_flag=True, default=None,
               help="Score a checkpoint trained on some of these items, its row marked.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for table.md/.csv, leaderboard.json, nodes.md, index.html.")
 @force_option
-def command(out: Path, force: bool, **options) -> None:
+def command(out: Path, force: bool, config: tuple[str, ...], **options) -> None:
     """Rank several systems on the same items: one table and an HTML page.
 
     Systems that learn are cross-fitted (never scored on items they were fitted on); the
@@ -37,6 +38,8 @@ def command(out: Path, force: bool, **options) -> None:
 
     values = given({k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
                     if v != ()}, LeaderboardSettings)
+    if config:
+        values["config"] = parse_config(config)
     settings = build_from_options(LeaderboardSettings, values, "leaderboard", flags=FLAGS)
     log = lambda msg: click.echo(msg, err=True)
     result = run_leaderboard(settings, out, force=force, log=log)
