@@ -50,7 +50,7 @@ from .analysis.validity import (
 )
 from .data import DEFAULT_FOLDS, Example, load_examples, resolve_data, stratified_kfold
 from .errors import DataError, UsageError
-from .metrics import METRICS, scores_from_confusion
+from .metrics import scores_from_confusion
 from .records import (
     NOTE_OVERLAP,
     PredictionRecord,
