@@ -88,7 +88,10 @@ def test_scores_match_scikit_learn(items, tmp_path):
                                                                      f"r{k}")])
     write_records(tmp_path / "b.preds.jsonl",
                   _records(examples, [None if x < 0 else int(x) for x in b_with_invalid], "B"))
-    write_records(tmp_path / "c.preds.jsonl", _records(examples, c.tolist(), "C", probs=probs))
+    c_records = _records(examples, c.tolist(), "C", probs=probs)
+    for k, rec in enumerate(c_records):  # what a producer measured per item
+        rec.meta = {"latency_s": 0.5 + k % 2, "tokens": {"total_tokens": 100}, "cost_usd": 0.002}
+    write_records(tmp_path / "c.preds.jsonl", c_records)
     settings = LeaderboardSettings(records=[str(tmp_path / f"{x}.preds.jsonl") for x in "abc"],
                                    data=str(data), resamples=200)
     result = run_leaderboard(settings, tmp_path / "out")
@@ -127,6 +130,10 @@ def test_scores_match_scikit_learn(items, tmp_path):
     assert rows["C"].scores["recall_at_fa"].estimate == pytest.approx(tpr[fpr <= 0.1].max())
     assert rows["A"].scores["recall_at_fa"] is None  # no probabilities: no curve
     assert rows["A"].self_alpha is not None and rows["B"].self_alpha is None
+    assert rows["C"].seconds_per_1000 == pytest.approx(1000.0)
+    assert rows["C"].tokens_per_1000 == pytest.approx(100_000)
+    assert rows["C"].cost_per_1000.estimate == pytest.approx(2.0)
+    assert rows["A"].cost_per_1000 is None and rows["A"].tokens_per_1000 is None
     # Sorted by the headline: binary kappa, best first.
     heads = [r.scores["kappa_binary"].estimate for r in result.rows]
     assert heads == sorted(heads, reverse=True)
@@ -256,3 +263,22 @@ def test_bad_settings_name_the_parameter():
     with pytest.raises(SettingsError, match="panel"):
         LeaderboardSettings(panel="mean")
     assert math.isclose(LeaderboardSettings().matched_false_alarm, 0.1)
+
+
+def test_weighted_panel_follows_the_system_that_is_right_out_of_fold(items, tmp_path):
+    examples, data = items
+    gold = np.array([ex.label for ex in examples])
+    for name, pred in (("Right", gold), ("Random 1", _noisy(gold, 1.0, 5)),
+                       ("Random 2", _noisy(gold, 1.0, 6))):
+        write_records(tmp_path / f"{name}.preds.jsonl", _records(examples, pred.tolist(), name))
+    files = [str(p) for p in sorted(tmp_path.glob("*.preds.jsonl"))]
+    weighted = run_leaderboard(LeaderboardSettings(records=files, data=str(data),
+                                                   resamples=20, panel="weighted", folds=3))
+    row = next(r for r in weighted.rows if r.name == "Panel (weighted)")
+    assert "out of fold" in row.source
+    assert row.scores["accuracy"].estimate > 0.9
+    majority = run_leaderboard(LeaderboardSettings(records=files, data=str(data),
+                                                   resamples=20, panel="majority"))
+    plain = next(r for r in majority.rows if r.name == "Panel (majority)")
+    assert plain.scores["accuracy"].estimate < row.scores["accuracy"].estimate
+    assert weighted.agreement is not None and weighted.agreement.labels_alpha < 0.5
