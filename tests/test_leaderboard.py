@@ -168,7 +168,8 @@ def test_binary_only_system_gets_dashes_not_guesses(items, tmp_path):
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[7] == cells[8] == cells[9] == DASH  # Acc, Macro-F1, κ 8-way
     assert any(r.name == "Panel (majority)" for r in result.rows)
-    assert "Guard" in (tmp_path / "out" / "index.html").read_text()
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "Guard" in page and "Krippendorff" in page and "Cohen's kappa of each pair" in page
 
 
 def _noisy_responder(gold_responder, every):

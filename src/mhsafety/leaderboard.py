@@ -52,6 +52,7 @@ from .data import DEFAULT_FOLDS, Example, load_examples, resolve_data, stratifie
 from .errors import DataError, UsageError
 from .metrics import scores_from_confusion
 from .records import (
+    NOTE_BINARY_ONLY,
     NOTE_OVERLAP,
     PredictionRecord,
     load_runs,
@@ -300,18 +301,18 @@ def _labels(records: Sequence[PredictionRecord]) -> np.ndarray:
 
 def _unsafe(records: Sequence[PredictionRecord]) -> np.ndarray:
     """1 unsafe, 0 safe, -1 no verdict: from the label, else a binary-only verdict."""
-    return np.array([(int(r.pred != SAFE_LABEL) if r.pred is not None else
-                      -1 if r.unsafe is None else int(r.unsafe)) for r in records], dtype=int)
+    return np.array([-1 if r.said_unsafe is None else int(r.said_unsafe) for r in records],
+                    dtype=int)
 
 
 def _p_unsafe(records: Sequence[PredictionRecord]) -> np.ndarray | None:
     """P(unsafe) per item (NaN where none), or None when the system gives no probabilities."""
     values = []
     for r in records:
-        if r.probs is not None and (r.pred is not None or r.unsafe is not None):
+        if r.p_unsafe is not None:  # a guard model's own, from its log-probabilities
+            values.append(float(r.p_unsafe))
+        elif r.probs is not None and r.said_unsafe is not None:
             values.append(1.0 - float(r.probs[SAFE_LABEL]))
-        elif isinstance(r.meta.get("p_unsafe"), (int, float)):
-            values.append(float(r.meta["p_unsafe"]))
         else:
             values.append(math.nan)
     arr = np.array(values, dtype=float)
@@ -319,8 +320,8 @@ def _p_unsafe(records: Sequence[PredictionRecord]) -> np.ndarray | None:
 
 
 def names_labels(entry: Entry) -> bool:
-    """False for a binary-only system: some record gives a verdict but no label."""
-    return not any(r.pred is None and r.unsafe is not None
+    """False for a binary-only system: a record says so, or gives a verdict but no label."""
+    return not any((r.pred is None and r.unsafe is not None) or NOTE_BINARY_ONLY in r.notes
                    for records in entry.runs.values() for r in records)
 
 
@@ -567,6 +568,10 @@ class Agreement:
     systems: list[str]
     pairs: list[dict[str, Any]]
 
+    def kappa(self, a: str, b: str) -> float | None:
+        """Cohen's kappa of two systems' binary verdicts."""
+        return next((p["kappa"] for p in self.pairs if {p["a"], p["b"]} == {a, b}), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"binary_alpha": self.binary_alpha, "labels_alpha": self.labels_alpha,
                 "systems": self.systems, "pairs": self.pairs}
@@ -626,7 +631,8 @@ def panel_entry(entries: Sequence[Entry], items: Sequence[Example], how: str,
     records = [PredictionRecord(i, ex.label,
                                 None if binary or a < 0 else int(a), name, "0",
                                 unsafe=(None if a < 0 else bool(a)) if binary else None,
-                                error="panel tied or silent" if a < 0 else None)
+                                error="panel tied or silent" if a < 0 else None,
+                                notes=[NOTE_BINARY_ONLY] if binary else [])
                for i, ex, a in zip(ids, items, answer)]
     return Entry(name, source, {"0": records}, merge_notes(*(e.notes for e in entries)))
 
@@ -697,8 +703,8 @@ LEGEND = (
     "describes the ranking, not a deployable setting). (8): eight-label scores, \"–\" for "
     "binary-only systems. Brackets: 95 % percentile bootstrap over items ({resamples} "
     "resamples, the same draws for every run and system). Self α: Krippendorff's alpha "
-    "across a system's runs. s / 1k items: wall time of predicting here (all runs), or the "
-    "records' meta.latency_s.")
+    "across a system's runs. s / 1k items: wall time of producing the predictions here (all "
+    "runs; a cross-fitted system's fits included), or the records' meta.latency_s.")
 
 
 # --------------------------------------------------------------------------- the page
@@ -719,7 +725,10 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}.dash{color:#999}</styl
 {% for row in node_rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% if agreement %}<h2>Agreement between the systems</h2>
-<p>Krippendorff's alpha, binary view: {{ agreement.binary_alpha }}{% if agreement.labels_alpha is not none %}; eight labels (systems that name labels): {{ agreement.labels_alpha }}{% endif %}.</p>{% endif %}
+<p>Krippendorff's alpha, binary view: {{ agreement.binary_alpha }}{% if agreement.labels_alpha is not none %}; eight labels (systems that name labels): {{ agreement.labels_alpha }}{% endif %}. Each system's answer is the vote of its runs. Cohen's kappa of each pair, binary view:</p>
+<table><tr><th></th>{% for s in agreement.systems %}<th>{{ s }}</th>{% endfor %}</tr>
+{% for a in agreement.systems %}<tr><th>{{ a }}</th>{% for b in agreement.systems %}<td>{{ agreement.pair(a, b) }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% endif %}
 {% if curve %}<h2>Recall against false alarms</h2>
 <p>Systems with probabilities, runs pooled; the dotted line marks {{ fa }} false alarms.</p>
 <img src="{{ curve }}" alt="ROC curves" style="max-width:48em">{% endif %}
@@ -830,7 +839,9 @@ def _write(folder: Path, rows: Sequence[Row], entries: Sequence[Entry],
         node_headers=node_headers, node_rows=node_rows, data={"path": data, "items": n},
         agreement=({"binary_alpha": fmt(agree.binary_alpha),
                     "labels_alpha": agree.labels_alpha if agree.labels_alpha is None
-                    else fmt(agree.labels_alpha)} if agree else None),
+                    else fmt(agree.labels_alpha), "systems": agree.systems,
+                    "pair": lambda a, b: "" if a == b else fmt(agree.kappa(a, b))}
+                   if agree else None),
         curve="curve.png" if curve else None, fa=f"{settings.matched_false_alarm:.0%}",
         seconds=f"{seconds:.1f}")
     (folder / "index.html").write_text(page, encoding="utf-8")

@@ -18,7 +18,7 @@ FLAGS = {"systems": "--system", "records": "--records", "data": "--data",
                    "kind spec, a checkpoint folder, records:FILE_OR_DIR, paper:RELEASE.")
 @click.option("--records", multiple=True, metavar="FILE|DIR",
               help="Prediction records or harness logs (.eval, lm-eval samples), repeatable.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
+@click.option("--data", type=click.Path(), default=None,
               help="Labelled items every system is scored on [default: the cached test set].")
 @click_options(LeaderboardSettings, "panel", "matched_false_alarm", "resamples", "seed", "folds")
 @config_option
