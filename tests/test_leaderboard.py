@@ -254,6 +254,17 @@ def test_checkpoint_trained_on_the_items_is_refused(items, tmp_path, capsys):
     assert code == 2 and "training data" in err, err
     marked = run_leaderboard(settings.replace(allow_overlap=True), tmp_path / "out")
     assert "overlap-allowed" in marked.rows[0].notes
+    # Its records, which name it, are checked as the checkpoint itself is.
+    made = _records(examples, clf.predict(examples).tolist(), "Fitted")
+    for rec in made:
+        rec.meta = {"checkpoint": str(tmp_path / "ckpt")}
+    write_records(tmp_path / "fitted.preds.jsonl", made)
+    from_records = LeaderboardSettings(records=[str(tmp_path / "fitted.preds.jsonl")],
+                                       data=str(data), resamples=20)
+    with pytest.raises(OverlapError):
+        run_leaderboard(from_records)
+    assert "overlap-allowed" in run_leaderboard(
+        from_records.replace(allow_overlap=True)).rows[0].notes
 
 
 def test_bad_settings_name_the_parameter():

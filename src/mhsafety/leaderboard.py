@@ -151,15 +151,23 @@ def _align(runs: dict[str, list[PredictionRecord]], items: Sequence[Example], id
     return out
 
 
-def _records_entries(path: str, name: str, items: Sequence[Example],
-                     ids: list[str]) -> list[Entry]:
+def _records_entries(path: str, name: str, items: Sequence[Example], ids: list[str],
+                     settings: LeaderboardSettings,
+                     log: Callable[[str], None] | None) -> list[Entry]:
+    from .training import check_records_overlap
+
     systems = load_runs([path])
+    # Records that name the checkpoint which made them (predict) are checked against its
+    # training data as evaluate checks them: refused, or marked with allow_overlap.
+    shared = check_records_overlap(systems, None, items, settings.allow_overlap,
+                                   warn=(lambda text: log(f"warning: {text}")) if log else None)
     out = []
     for system, runs in systems.items():
         aligned = _align({r.run: r.records for r in runs}, items, ids, f"{path} ({system})")
         label = name if name and len(systems) == 1 else system
+        marks = [NOTE_OVERLAP] if system in shared else []
         out.append(Entry(label, f"records {path}", aligned,
-                         merge_notes(*(r.notes for r in runs))))
+                         merge_notes(*(r.notes for r in runs), marks)))
     return out
 
 
@@ -276,7 +284,7 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
         if log:
             log(f"leaderboard: {name or spec}")
         if kind == "records":
-            entries += _records_entries(argument, name, items, ids)
+            entries += _records_entries(argument, name, items, ids, settings, log)
         elif kind == "paper":
             entries += _paper_entries(argument, items, ids)
         elif Path(spec).is_dir():
