@@ -284,8 +284,11 @@ def test_weighted_panel_follows_the_system_that_is_right_out_of_fold(items, tmp_
                        ("Random 2", _noisy(gold, 1.0, 6))):
         write_records(tmp_path / f"{name}.preds.jsonl", _records(examples, pred.tolist(), name))
     files = [str(p) for p in sorted(tmp_path.glob("*.preds.jsonl"))]
-    weighted = run_leaderboard(LeaderboardSettings(records=files, data=str(data),
-                                                   resamples=20, panel="weighted", folds=3))
+    # A records file given as a system, bare, is read as records.
+    weighted = run_leaderboard(LeaderboardSettings(systems=files[:1], records=files[1:],
+                                                   data=str(data), resamples=20,
+                                                   panel="weighted", folds=3))
+    assert len(weighted.rows) == 4
     row = next(r for r in weighted.rows if r.name == "Panel (weighted)")
     assert "out of fold" in row.source
     assert row.scores["accuracy"].estimate > 0.9

@@ -263,6 +263,14 @@ def _checkpoint_entry(name: str, folder: str, items: Sequence[Example], ids: lis
                  merge_notes(notes, *(r.all_notes for r in records)), seconds)
 
 
+def _is_records(spec: str) -> bool:
+    """A prediction file, harness log, or a folder of them that is no checkpoint."""
+    p = Path(spec)
+    if p.is_dir():
+        return not (p / "manifest.json").is_file()
+    return p.is_file()
+
+
 def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], data_name: str,
                     log: Callable[[str], None] | None = None) -> list[Entry]:
     """Every system of ``settings`` as an :class:`Entry` over ``items`` (in order)."""
@@ -275,7 +283,8 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
 
     parsed = [_split_name(t) for t in texts]
     runnable = [SystemSpec(name or spec, spec) for name, spec in parsed
-                if spec.partition(":")[0] not in ("records", "paper") and not Path(spec).is_dir()]
+                if spec.partition(":")[0] not in ("records", "paper") and not Path(spec).is_dir()
+                and not _is_records(spec)]
     configs = {s.name: checked_config(s.spec, system_config(s, settings.config, runnable),
                                       f"config for {s.name}") for s in runnable}
     entries: list[Entry] = []
@@ -283,6 +292,8 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
         kind, _, argument = spec.partition(":")
         if log:
             log(f"leaderboard: {name or spec}")
+        if kind != "records" and _is_records(spec):  # a records file or folder named bare
+            kind, argument = "records", spec
         if kind == "records":
             entries += _records_entries(argument, name, items, ids, settings, log)
         elif kind == "paper":
