@@ -135,6 +135,13 @@ def test_scores_match_scikit_learn(items, tmp_path):
     assert rows["C"].cost_per_1000.estimate == pytest.approx(2.0)
     assert rows["A"].cost_per_1000 is None and rows["A"].tokens_per_1000 is None
     # Sorted by the headline: binary kappa, best first.
+    from mhsafety.analysis.stats import EXACT_BELOW, group_sizes
+
+    sizes = group_sizes(gold)
+    small = [k for k in rows["A"].nodes if sizes[f"{k}:f1"] < EXACT_BELOW]
+    assert small, "the slice should hold a node with few items"
+    for key, score in rows["A"].nodes.items():  # a node F1 over < 20 items has no interval
+        assert math.isnan(score.low) == (key in small)
     heads = [r.scores["kappa_binary"].estimate for r in result.rows]
     assert heads == sorted(heads, reverse=True)
     saved = json.loads((tmp_path / "out" / "leaderboard.json").read_text())

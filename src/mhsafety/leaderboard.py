@@ -41,7 +41,13 @@ from typing import Any
 import numpy as np
 
 from .analysis.nodes import DECISIONS, node_scores
-from .analysis.stats import DEFAULT_LEVEL, _percentiles, bootstrap_weights
+from .analysis.stats import (
+    DEFAULT_LEVEL,
+    EXACT_BELOW,
+    _percentiles,
+    bootstrap_weights,
+    group_sizes,
+)
 from .analysis.validity import (
     accuracy_weights,
     kappa_from_confusion,
@@ -514,6 +520,7 @@ def score_entries(entries: Sequence[Entry], items: Sequence[Example],
     n = gold.size
     ones = np.ones((1, n), dtype=np.float32)
     chunks = bootstrap_weights(n, settings.resamples, settings.seed)
+    sizes = group_sizes(gold)
     rows = []
     for entry in entries:
         scorer = _Scorer(gold, entry, settings.matched_false_alarm)
@@ -527,6 +534,9 @@ def score_entries(entries: Sequence[Entry], items: Sequence[Example],
         for k, v in point.items():
             iv = _interval(v, np.concatenate(draws[k]), level)
             if k.startswith("node:"):
+                # An F1 over fewer than EXACT_BELOW items gets no interval (as analyze).
+                if sizes[f"{k[5:]}:{NODE_METRIC}"] < EXACT_BELOW:
+                    iv = Score(iv.estimate, math.nan, math.nan)
                 nodes[k[5:]] = iv
             else:
                 scores[k] = iv
@@ -662,6 +672,9 @@ def panel_entry(entries: Sequence[Entry], items: Sequence[Example], how: str,
 def _cell(score: Score | None, percent: bool, decimals: int = 1) -> str:
     if score is None or not math.isfinite(score.estimate):
         return DASH
+    if not math.isfinite(score.low):
+        value = 100 * score.estimate if percent else score.estimate
+        return f"{value:.{decimals if percent else 2}f} (n < {EXACT_BELOW}: no interval)"
     if percent:
         return (f"{100 * score.estimate:.{decimals}f} "
                 f"[{100 * score.low:.{decimals}f}, {100 * score.high:.{decimals}f}]")
