@@ -274,8 +274,13 @@ def test_checkpoint_trained_on_the_items_is_refused(items, tmp_path, capsys):
         from_records.replace(allow_overlap=True)).rows[0].notes
 
 
-def test_bad_settings_name_the_parameter():
+def test_bad_settings_name_the_parameter(capsys):
     from mhsafety.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="systems"):
+        run_leaderboard(LeaderboardSettings())
+    code, _, err = _run(capsys, "leaderboard", "--out", "nowhere")
+    assert code == 2 and "--system" in err and "systems" not in err
 
     with pytest.raises(SettingsError, match="matched_false_alarm"):
         LeaderboardSettings(matched_false_alarm=1.5)

@@ -66,7 +66,7 @@ from .records import (
     note_text,
     write_records,
 )
-from .settings import DEFAULT_SEED, Settings, at_least, positive, setting
+from .settings import DEFAULT_SEED, Settings, SettingsError, at_least, positive, setting
 from .taxonomy import NUM_LABELS, SAFE_LABEL
 
 HEADLINE = "kappa_binary"
@@ -282,8 +282,6 @@ def collect_entries(settings: LeaderboardSettings, items: Sequence[Example], dat
     """Every system of ``settings`` as an :class:`Entry` over ``items`` (in order)."""
     ids = [ex.id or str(i) for i, ex in enumerate(items)]
     texts = [*settings.systems, *(f"records:{p}" for p in settings.records)]
-    if not texts:
-        raise UsageError("systems: give at least one system (or records)")
     from .benchmark import SystemSpec, system_config
     from .registry import checked_config
 
@@ -810,6 +808,9 @@ def run_leaderboard(settings: LeaderboardSettings,
     from .io import atomic_directory, prepare_output_dir
 
     start = time.perf_counter()
+    if not settings.systems and not settings.records:
+        raise SettingsError("give at least one system in {systems} or {records}",
+                            "systems", "records")
     if out_dir is not None:  # refuse before any work
         prepare_output_dir(out_dir, command="leaderboard", force=force)
     path = resolve_data(settings.data)

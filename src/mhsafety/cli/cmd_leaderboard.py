@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..leaderboard import LeaderboardSettings
-from ..settings import build_from_options, click_options, given
+from ..settings import SettingsError, build_from_options, click_options, given, in_flags
 from .options import SpacedListCommand, config_option, force_option, parse_config
 
 FLAGS = {"systems": "--system", "records": "--records", "data": "--data",
@@ -42,6 +42,9 @@ def command(out: Path, force: bool, config: tuple[str, ...], **options) -> None:
         values["config"] = parse_config(config)
     settings = build_from_options(LeaderboardSettings, values, "leaderboard", flags=FLAGS)
     log = lambda msg: click.echo(msg, err=True)
-    result = run_leaderboard(settings, out, force=force, log=log)
+    try:
+        result = run_leaderboard(settings, out, force=force, log=log)
+    except SettingsError as exc:
+        raise in_flags(exc, LeaderboardSettings, flags=FLAGS) from None
     click.echo(result.table)
     log(f"leaderboard written to {out} ({result.seconds:.1f} s)")
