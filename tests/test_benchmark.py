@@ -26,7 +26,7 @@ class RecordingClassifier(Classifier):
     kind = "fake"
 
     def fit(self, train: Sequence[Example], dev=None) -> RecordingClassifier:
-        FITS.append((self.config["seed"], {ex.id for ex in train}))
+        FITS.append((self.extras["seed"], {ex.id for ex in train}))
         self.label = int(np.bincount([ex.label for ex in train]).argmax())
         return self
 
