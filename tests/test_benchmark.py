@@ -248,7 +248,7 @@ class RoundsClassifier(NoTrainingClassifier):
 
     @property
     def settings(self) -> _Rounds:
-        return _Rounds(int(self.config.get("rounds", 3)), bool(self.config.get("vote", False)))
+        return _Rounds(int(self.extras.get("rounds", 3)), bool(self.extras.get("vote", False)))
 
     def predict_records(self, examples, system, run="0"):
         from mhsafety.records import PredictionRecord
