@@ -309,3 +309,27 @@ def test_weighted_panel_follows_the_system_that_is_right_out_of_fold(items, tmp_
     plain = next(r for r in majority.rows if r.name == "Panel (majority)")
     assert plain.scores["accuracy"].estimate < row.scores["accuracy"].estimate
     assert weighted.agreement is not None and weighted.agreement.labels_alpha < 0.5
+
+
+def test_guard_model_kinds_rank_on_their_views(items, tmp_path):
+    """A binary-only kind (qwen3guard) and a label-naming one (policy), each behind a fake
+    server answering the gold verdict in its own format."""
+    from mhsafety.guardmodels.settings import SETTINGS
+    from mhsafety.testing import FakeServer
+    from tests.helpers.guard_fakes import GoldGuardResponder
+
+    examples, data = items
+    safe = [ex for ex in examples if ex.label == SAFE_LABEL][:15]
+    examples = safe + [ex for ex in examples if ex.label != SAFE_LABEL][:25]
+    write_examples(data, examples)
+    with FakeServer(GoldGuardResponder(examples, SETTINGS["qwen3guard"]())) as qwen, \
+            FakeServer(GoldGuardResponder(examples, SETTINGS["policy"]())) as policy:
+        result = run_leaderboard(LeaderboardSettings(
+            systems=[f"Qwen3Guard=qwen3guard:fake-guard@{qwen.url}",
+                     f"Policy=policy:fake-policy@{policy.url}"],
+            data=str(data), resamples=20), tmp_path / "out")
+    rows = {r.name: r for r in result.rows}
+    assert rows["Qwen3Guard"].scores["kappa_binary"].estimate == pytest.approx(1.0)
+    assert rows["Qwen3Guard"].scores["accuracy"] is None  # binary only: "–", not guessed
+    assert not rows["Qwen3Guard"].labels
+    assert rows["Policy"].scores["accuracy"].estimate == pytest.approx(1.0)
