@@ -143,6 +143,11 @@ class JudgeClassifier(Classifier):
                                      allow_overlap=True).records
         return [records[str(r)] for r in range(1, settings.rounds + 1)]
 
+    def round_records(self, examples: Sequence[Example]) -> dict[str, list[PredictionRecord]]:
+        """Each round's own records, keyed "1".."k": for protocols that score single rounds
+        and average them, as the paper did."""
+        return {str(r): records for r, records in enumerate(self._rounds(examples), start=1)}
+
     def _combine(self, examples: Sequence[Example]
                  ) -> tuple[Predictions, str | None, list[list[PredictionRecord]]]:
         rounds = self._rounds(examples)
