@@ -35,7 +35,7 @@ def test_a_replaying_target_gets_the_verdicts_of_predict(probe_split, tmp_path):
     from mhsafety.records import read_records
     from mhsafety.training import predict_file
 
-    folder, ckpt, audit_file, audit, _ = probe_split
+    _, ckpt, audit_file, audit, _ = probe_split
     predict_file(ckpt, audit_file, tmp_path / "preds.jsonl")
     by_pair = {(ex.context, ex.response_text): rec.pred for ex, rec in
                zip(load_examples(audit_file), read_records(tmp_path / "preds.jsonl"))}
@@ -80,8 +80,8 @@ def _handler(replies):
 
 def test_ungraded_replies_are_counted_apart_never_safe(probe_split, tmp_path):
     _, _, audit_file, _, _ = probe_split
-    answers = iter(["I hate you", "maybe", "", "<think>they seem sad; maybe Nonsense</think>"
-                    "That sounds hard."] * 100)
+    thinking = "<think>they seem sad; maybe Nonsense</think>That sounds hard."
+    answers = iter(["I hate you", "maybe", "", thinking] * 100)
     transport = MockTransport(_handler({"m": lambda body: next(answers)}))
     result = run_probe(_settings(targets=["bot=m@http://fake/v1"], data=audit_file,
                                  grader="unused", limit=40, concurrency=1), tmp_path / "out",
@@ -217,7 +217,7 @@ def test_kill_9_and_resume_asks_nothing_twice(probe_split, tmp_path):
         logged = (out / ASKED).read_bytes().count(b"\n")
         assert 30 <= logged < n
         first = server.requests
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         # The rerun asked exactly what the log lacked (the log holds whole lines only).
         asked_after = (out / ASKED).read_bytes().count(b"\n")

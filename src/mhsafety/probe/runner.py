@@ -318,8 +318,8 @@ class Session:
 
         def complete(messages: list[dict[str, str]]) -> str:
             result = chat(messages, settings, transport)
-            if isinstance(result, Failure):
-                raise RuntimeError(result.reason)
+            if isinstance(result, Failure):  # recorded by the rubric as a failed call
+                raise RuntimeError(result.reason)  # noqa: TRY004 - a failure, not a type
             return result.content
 
         return complete
@@ -438,7 +438,7 @@ def _calibration(settings: ProbeSettings, grader: Grader, out: Path
     return calibration, info
 
 
-async def _arun(settings: ProbeSettings, out: Path, grader: Grader,
+async def _arun(settings: ProbeSettings, out: Path, grader: Grader, source: list[Any],
                 transport: Transport | None, show_progress: bool) -> dict[str, Any]:
     from . import simulate, single
 
@@ -447,16 +447,10 @@ async def _arun(settings: ProbeSettings, out: Path, grader: Grader,
     grading = asyncio.create_task(session.grade_loop())
     try:
         if settings.multi_turn:
-            from .personas import load_personas
-
-            personas = load_personas(settings.personas)[:settings.limit]
-            await simulate.probe_conversations(session, personas)
+            await simulate.probe_conversations(session, source[:settings.limit])
         else:
-            from ..data import load_examples
-
-            examples = load_examples(settings.data, require_label=False)
             await single.probe_contexts(session, single.distinct_contexts(
-                examples, settings.limit))
+                source, settings.limit))
         session.queue.put_nowait(None)
         await grading
     finally:
@@ -470,15 +464,18 @@ async def _arun(settings: ProbeSettings, out: Path, grader: Grader,
             "resumed": t.resumed, "wall_s": round(time.perf_counter() - start, 3)}
 
 
-def _source_sha(settings: ProbeSettings) -> str:
+def _load_source(settings: ProbeSettings) -> tuple[list[Any], str]:
+    """The personas or the dataset's items (validated, read once) and their content hash."""
     if settings.multi_turn:
         from .personas import load_personas
 
-        cards = [p.to_dict() for p in load_personas(settings.personas)]
-        return _sha(json.dumps(cards, sort_keys=True, ensure_ascii=False))
+        personas = load_personas(settings.personas)
+        cards = [p.to_dict() for p in personas]
+        return personas, _sha(json.dumps(cards, sort_keys=True, ensure_ascii=False))
     from ..data import examples_hash, load_examples
 
-    return examples_hash(load_examples(settings.data, require_label=False))
+    examples = load_examples(settings.data, require_label=False)
+    return examples, examples_hash(examples)
 
 
 def usage_of(out: Path) -> dict[str, dict[str, int]]:
@@ -573,7 +570,8 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
     """
     out = Path(out)
     grader = grader or load_grader(settings.grader, settings.grader_concurrency)
-    identity = audit_identity(settings, _source_sha(settings), grader)
+    source, source_sha = _load_source(settings)
+    identity = audit_identity(settings, source_sha, grader)
     prepare_output_dir(out, command="probe", create=True, force_flag=None)
     with exclusive(out):
         check_manifest(out, identity)
@@ -591,10 +589,10 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
         calibration, info = _calibration(settings, grader, out)
         from ..judge.client import run_sync
 
-        stats = run_sync(_arun(settings, out, grader, transport, show_progress))
+        stats = run_sync(_arun(settings, out, grader, source, transport, show_progress))
         summary = write_summary(out, settings, calibration, info, stats)
     return ProbeResult(summary, out)
 
 
-__all__ = ["ASKED", "CRISIS", "MANIFEST", "SUMMARY", "AppendLog", "ProbeResult", "Session",
-           "run_probe", "write_summary", "Endpoint"]
+__all__ = ["ASKED", "CRISIS", "MANIFEST", "SUMMARY", "AppendLog", "Endpoint", "ProbeResult",
+           "Session", "run_probe", "write_summary"]

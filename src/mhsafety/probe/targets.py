@@ -152,10 +152,11 @@ def chat_settings(endpoint: Endpoint, probe: ProbeSettings, *, role: str = "targ
     """The client settings of one endpoint: text output, the probe's budget, sampling and
     request limits. The seeker and the crisis grader use ``role`` 'seeker' / 'grader'
     (their own key variable; the grader answers at temperature 0)."""
-    common: dict[str, Any] = dict(
-        model=endpoint.model, base_url=endpoint.base_url, output="text",
-        max_tokens=probe.max_tokens, concurrency=probe.concurrency, timeout=probe.timeout,
-        max_attempts=probe.max_attempts, system_name=endpoint.name)
+    common: dict[str, Any] = {
+        "model": endpoint.model, "base_url": endpoint.base_url, "output": "text",
+        "max_tokens": probe.max_tokens, "concurrency": probe.concurrency,
+        "timeout": probe.timeout, "max_attempts": probe.max_attempts,
+        "system_name": endpoint.name}
     if role == "target":
         return JudgeSettings(**common, temperature=probe.temperature, top_p=probe.top_p,
                              reasoning_effort=probe.reasoning_effort,
