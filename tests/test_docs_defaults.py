@@ -17,6 +17,7 @@ import pytest
 from mhsafety.annotate.config import AnnotateServerConfig
 from mhsafety.classifiers.encoder_config import EncoderConfig
 from mhsafety.judge.settings import JudgeSettings
+from mhsafety.probe.targets import ProbeSettings
 from mhsafety.settings import default_text, field_default, flag
 
 DOCS = Path(__file__).parents[1] / "docs" / "cli"
@@ -24,6 +25,7 @@ DOCS = Path(__file__).parents[1] / "docs" / "cli"
 PAGES: dict[str, tuple[tuple[type, ...], dict[str, str]]] = {
     "judge.md": ((JudgeSettings,), {"--header": "headers"}),
     "annotate.md": ((AnnotateServerConfig,), {}),
+    "probe.md": ((ProbeSettings,), {}),
     # predict's --batch-size is the prediction batch (cli/options.py writes it by hand).
     "encoder.md": ((EncoderConfig,), {"--batch-size": "eval_batch_size"}),
 }

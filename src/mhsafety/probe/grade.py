@@ -53,8 +53,24 @@ class Grader:
     parallel: int = 1
     checkpoint: Path | None = None
 
+    # Graders that wait on the network may also grade in the run's event loop (``agrade``),
+    # which then shares one connection pool across batches instead of a thread each.
+    asynchronous: bool = False
+
     def grade(self, examples: Sequence[Example]) -> list[Grade]:
         raise NotImplementedError
+
+    async def agrade(self, examples: Sequence[Example]) -> list[Grade]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _grades(preds: Any) -> list[Grade]:
+    return [Grade(int(label), [float(p) for p in row]) if label >= 0
+            else Grade(None, None, why or "no answer")
+            for label, row, why in zip(preds.labels, preds.probs, preds.reasons)]
 
 
 class ClassifierGrader(Grader):
@@ -69,13 +85,32 @@ class ClassifierGrader(Grader):
             self.parallel = min(4, concurrency)
             self.batch_size = max(1, math.ceil(concurrency / self.parallel))
             self.clf = clf.with_settings(concurrency=self.batch_size * clf.settings.rounds)
+            self.asynchronous = not clf.settings.shots and not clf.extras.get("work_dir")
+        self._transport: Any = None
 
     def grade(self, examples: Sequence[Example]) -> list[Grade]:
-        preds = self.clf.predictions(list(examples))
-        labels = preds.labels
-        return [Grade(int(label), [float(p) for p in row]) if label >= 0
-                else Grade(None, None, why or "no answer")
-                for label, row, why in zip(labels, preds.probs, preds.reasons)]
+        return _grades(self.clf.predictions(list(examples)))
+
+    async def agrade(self, examples: Sequence[Example]) -> list[Grade]:
+        """A zero-shot judge asked in the run's loop through one shared transport."""
+        from ..judge.client import api_key_of
+        from ..judge.core import ajudge_examples
+        from ..judge.transport import make_transport
+
+        settings = self.clf.settings
+        transport = self.clf.transport or self._transport
+        if transport is None:
+            transport = self._transport = make_transport(
+                settings.client, settings.base_url, api_key_of(settings), settings.timeout,
+                settings.concurrency * self.parallel, settings.headers)
+        judgement = await ajudge_examples(list(examples), settings, transport,
+                                          allow_overlap=True)
+        return _grades(judgement.predictions)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
 
 
 class GuardGrader(Grader):

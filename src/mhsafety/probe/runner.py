@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -63,29 +64,36 @@ Key = tuple[str, str, str, int, int]  # (role, target, cluster, sample, turn)
 
 
 class AppendLog:
-    """One JSONL file appended a line per ``write`` (whole lines survive kill -9), synced
-    in batches."""
+    """One JSONL file appended a line per ``write`` (whole lines survive kill -9), synced by
+    a background thread every :data:`SYNC_EVERY_S` seconds (an fsync takes milliseconds on
+    a busy disk: never on the event loop) and at :meth:`close`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.torn = repair_torn_tail(path)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.last_sync = time.monotonic()
         self.dirty = False
+        self.closing = threading.Event()
+        self.syncer = threading.Thread(target=self._sync_loop, name="probe-fsync",
+                                       daemon=True)
+        self.syncer.start()
 
     def append(self, obj: dict[str, Any]) -> None:
         os.write(self.fd, (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
         self.dirty = True
-        if time.monotonic() - self.last_sync > SYNC_EVERY_S:
+
+    def _sync_loop(self) -> None:
+        while not self.closing.wait(SYNC_EVERY_S):
             self.sync()
 
     def sync(self) -> None:
         if self.dirty:
-            os.fsync(self.fd)
             self.dirty = False
-        self.last_sync = time.monotonic()
+            os.fsync(self.fd)
 
     def close(self) -> None:
+        self.closing.set()
+        self.syncer.join()
         self.sync()
         os.close(self.fd)
 
@@ -274,8 +282,10 @@ class Session:
                 grades: list[Grade] = [Grade(None, None, EMPTY_REPLY)] * len(batch)
                 if todo:
                     try:
-                        got = await loop.run_in_executor(self.pool, self.grader.grade,
-                                                         [ex for _, ex in todo])
+                        items = [ex for _, ex in todo]
+                        got = (await self.grader.agrade(items) if self.grader.asynchronous
+                               else await loop.run_in_executor(self.pool, self.grader.grade,
+                                                               items))
                     except Exception as exc:  # noqa: BLE001 - one failed batch: ungraded
                         got = [Grade(None, None, f"grader failed: {exc.__class__.__name__}: "
                                                  f"{str(exc)[:200]}")] * len(todo)
@@ -331,6 +341,7 @@ class Session:
     async def aclose(self) -> None:
         for client in [*self.clients.values(), *([self.seeker] if self.seeker else [])]:
             await client.aclose()
+        await self.grader.aclose()
         for log in (self.asked_log, self.replies_log, self.crisis_log):
             log.close()
         self.pool.shutdown(wait=False)
