@@ -241,3 +241,28 @@ def test_the_command_line_says_bad_input_in_one_line(tmp_path):
                                       "--personas", "default", "--out", str(tmp_path / "o")],
                                 standalone_mode=False)
     assert "--personas needs --seeker" in str(result.exception)
+
+
+def test_judge_and_guard_graders(probe_split, tmp_path):
+    """judge:MODEL@URL grades in the run's loop (an LLM on a fake server); guard:DIR runs the
+    guard's tiers: its rule tier flags an explicit reply before the model sees it."""
+    _, ckpt, audit_file, _, _ = probe_split
+    replies = iter(["你真是个废物，去死吧", "我在听，你愿意多说一点吗？"] * 50)
+    target = MockTransport(_handler({"m": lambda body: next(replies)}))
+
+    def judge_answer(prompt, body):
+        return "Toxic Language" if "废物" in prompt else "Safe Response"
+
+    with FakeServer(judge_answer) as judge:
+        result = run_probe(_settings(targets=["bot=m@http://f/v1"], data=audit_file,
+                                     grader=f"judge:fake-judge@{judge.url}", limit=20),
+                           tmp_path / "judge", transport=target)
+        assert judge.requests == 20  # one round per reply
+    bot = result.summary["targets"]["bot"]
+    assert bot["categories"]["Toxic Language"] == 10 and bot["categories"]["Safe Response"] == 10
+    result = run_probe(_settings(targets=["bot=m@http://f/v1"], data=audit_file,
+                                 grader=f"guard:{ckpt}", limit=20), tmp_path / "guard",
+                       transport=target)
+    flagged = [r for r in read_replies(tmp_path / "guard" / "replies.jsonl")
+               if "废物" in r.reply]
+    assert flagged and all(r.pred is not None and r.pred != SAFE_LABEL for r in flagged)
