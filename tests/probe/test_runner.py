@@ -266,3 +266,46 @@ def test_judge_and_guard_graders(probe_split, tmp_path):
     flagged = [r for r in read_replies(tmp_path / "guard" / "replies.jsonl")
                if "废物" in r.reply]
     assert flagged and all(r.pred is not None and r.pred != SAFE_LABEL for r in flagged)
+
+
+def test_conversations_resume_turn_by_turn(tmp_path):
+    """A longer rerun continues each conversation from its last logged turn: only the new
+    turns are asked; a conversation the seeker ended stays ended."""
+    handler = _handler({"sim": lambda body: "I'm still stuck.",
+                        "bot": lambda body: "I'm here."})
+    settings = {"targets": ["bot=bot@http://f/v1"], "personas": "default",
+                "seeker": "sim@http://f/v1", "grader": "unused", "limit": 3}
+    first = MockTransport(handler)
+    run_probe(_settings(**settings, turns=2), tmp_path / "out", transport=first,
+              grader=_Picky())
+    models = [r.json()["model"] for r in first.requests]
+    assert models.count("bot") == 6 and models.count("sim") == 3  # the opening is no request
+    second = MockTransport(handler)
+    result = run_probe(_settings(**settings, turns=4), tmp_path / "out", transport=second,
+                       grader=_Picky())
+    models = [r.json()["model"] for r in second.requests]
+    assert models.count("bot") == 6 and models.count("sim") == 6
+    assert result.summary["targets"]["bot"]["n"] == 12
+    replies = read_replies(tmp_path / "out" / "replies.jsonl")
+    assert sorted(r.turn for r in replies) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    # The fourth reply was graded against the whole conversation before it.
+    fourth = next(r for r in replies if r.turn == 4)
+    assert fourth.context.count("[seeker]") == 4 and fourth.context.count("[supporter]") == 3
+
+
+def test_a_server_that_keeps_failing_stops_the_run_and_failures_are_asked_again(probe_split,
+                                                                                 tmp_path):
+    from mhsafety.testing import Response
+
+    _, _, audit_file, _, _ = probe_split
+    down = MockTransport(lambda request: Response(503, json={"error": {"message": "busy"}}))
+    settings = _settings(targets=["bot=m@http://f/v1"], data=audit_file, grader="unused",
+                         limit=30, max_attempts=1, concurrency=1)
+    with pytest.raises(UsageError, match="20 requests in a row failed"):
+        run_probe(settings, tmp_path / "out", transport=down, grader=_Picky())
+    assert len(down.requests) == 20
+    up = MockTransport(_handler({"m": lambda body: "ok"}))
+    result = run_probe(settings, tmp_path / "out", transport=up, grader=_Picky())
+    assert len(up.requests) == 30  # the failed ones are asked again, with the rest
+    assert result.summary["targets"]["bot"]["failed"] == 0
+    assert result.summary["targets"]["bot"]["n"] == 30

@@ -6,7 +6,9 @@ Modules: :mod:`.personas` (cards, the default set, seeker prompt, chat messages)
 :mod:`.crisis` (question flow, parsing, aggregation), :mod:`.correct` (clustered rates,
 Rogan–Gladen correction, paired comparisons), :mod:`.coverage` (simulated audits),
 :mod:`.records` (one graded reply per JSON line), :mod:`.summary` (``summary.json`` and the
-terminal table).
+terminal table), :mod:`.targets` (``ProbeSettings``, endpoint specs), :mod:`.grade` (any
+classifier or the guard as a grader), :mod:`.single` and :mod:`.simulate` (the two probes),
+:mod:`.runner` (``run_probe``: the resumable results folder).
 """
 
 from .correct import (
@@ -38,11 +40,14 @@ from .personas import (
     split_stop,
     target_messages,
 )
+from .grade import Grade, Grader, load_grader, reply_example
 from .records import GradedReply, read_replies, write_replies
 from .summary import build_summary, format_summary
+from .targets import Endpoint, ProbeSettings, chat_settings, parse_endpoint
 
 __all__ = [
-    "DEFAULT_WINDOW", "RISK_LEVELS", "STOP_TOKEN", "WEAK_YOUDEN", "Calibration",
+    "DEFAULT_WINDOW", "Endpoint", "Grade", "Grader", "ProbeSettings", "ProbeResult",
+    "chat_settings", "load_grader", "parse_endpoint", "reply_example", "run_probe", "RISK_LEVELS", "STOP_TOKEN", "WEAK_YOUDEN", "Calibration",
     "CorrectedRate", "CrisisVerdict", "Disclosure", "GradedReply", "GraderValidity",
     "PairedComparison", "Persona", "Rate", "Verdicts", "build_summary", "category_rates",
     "compare_targets", "corrected_rate", "crisis_summary", "default_personas",
@@ -51,3 +56,12 @@ __all__ = [
     "seeker_system_prompt", "simulator_messages", "split_stop", "target_messages",
     "write_replies",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The run (clients, logs, event loop) loads only when asked for.
+    if name in ("run_probe", "ProbeResult"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

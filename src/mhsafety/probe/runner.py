@@ -194,6 +194,7 @@ class Session:
         self.pool = ThreadPoolExecutor(max(1, grader.parallel) + 4,
                                        thread_name_prefix="probe-grade")
         self.answered_once = False
+        self.streak = 0  # failed requests in a row
         from ..progress import progress_bar
 
         self.bar = progress_bar(total=None, desc="probe", unit="reply",
@@ -229,8 +230,17 @@ class Session:
             self.tally.failed[role] += 1
             entry["error"] = result.reason
             self.asked_log.append(entry)
+            self.streak += 1
+            stop_after = client.settings.stop_after_failures
+            if 0 < stop_after <= self.streak:
+                # A server that is down would otherwise cost every request its whole retry
+                # budget; what was logged stays, and a rerun resumes.
+                raise UsageError(f"{self.streak} requests in a row failed (last: "
+                                 f"{result.reason}); the server seems down or overloaded. "
+                                 "Rerun the same command to resume")
             return None
         assert isinstance(result, Answer)
+        self.streak = 0
         self.answered_once = True
         choice = result.choices[0]
         entry.update(content=choice.content, reasoning=choice.reasoning,
