@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -183,13 +183,6 @@ class Classifier(ABC):
         is the test set (the paper's leaky protocol; such runs are marked in every table)."""
         return False
 
-    @property
-    def config(self) -> _ConfigView:
-        """Deprecated string-keyed view of :attr:`settings` and ``extras``, kept only until
-        the judge classifier and the guard move to :attr:`settings` / :meth:`with_settings`.
-        Writing a key replaces the settings in place."""
-        return _ConfigView(self)
-
     @classmethod
     def settings_from_manifest(cls, manifest: dict[str, Any]) -> Settings:
         """The settings a checkpoint's manifest stored; names this version does not know
@@ -326,41 +319,6 @@ class Classifier(ABC):
         model.train_item_fingerprints = manifest.get("train_item_fingerprints")
         model.fingerprint_version = manifest.get("fingerprint_version", 1)
         return model
-
-
-class _ConfigView(MutableMapping[str, Any]):
-    """``clf.config``: the settings and extras of a classifier by name (deprecated)."""
-
-    def __init__(self, clf: Classifier) -> None:
-        self._clf = clf
-
-    def _names(self) -> list[str]:
-        own = self._clf._settings.to_dict() if self._clf._settings is not None else {}
-        return [*own, *self._clf.extras]
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._clf.extras:
-            return self._clf.extras[key]
-        settings = self._clf._settings
-        if settings is not None and key in settings.to_dict():
-            return getattr(settings, key)
-        raise KeyError(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        clf = self._clf
-        if key in type(clf).extra_config or clf._settings is None:
-            clf.extras[key] = value
-        else:
-            clf._settings = clf._settings.replace(**{key: value})
-
-    def __delitem__(self, key: str) -> None:
-        del self._clf.extras[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

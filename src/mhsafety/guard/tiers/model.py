@@ -71,7 +71,7 @@ class ModelTier(TierBase):
         if runtime is not None:
             if classifier.kind != "encoder":
                 raise UsageError("runtime applies to encoder checkpoints only")
-            classifier.config["runtime"] = runtime
+            classifier = classifier.with_settings(runtime=runtime)
             classifier.runtime()  # type: ignore[attr-defined]
         chosen = checkpoint_threshold(manifest) if threshold is None else threshold
         return cls(classifier, chosen, timeout, str(checkpoint_dir), manifest, **options)
@@ -158,7 +158,7 @@ class ModelTier(TierBase):
         try:
             if probe is not None:
                 return probe()
-            base_url = self.classifier.config.get("base_url")
+            base_url = getattr(self.classifier.settings, "base_url", None)
             return (True, None) if not base_url else reachable(str(base_url))
         except Exception as exc:  # noqa: BLE001 - not ready, with the exception's type
             return False, f"readiness check failed: {type(exc).__name__}"
