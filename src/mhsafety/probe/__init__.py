@@ -28,6 +28,7 @@ from .correct import (
     rogan_gladen,
 )
 from .crisis import DEFAULT_WINDOW, CrisisVerdict, crisis_summary, grade_conversation
+from .grade import Grade, Grader, load_grader, reply_example
 from .personas import (
     RISK_LEVELS,
     STOP_TOKEN,
@@ -40,20 +41,53 @@ from .personas import (
     split_stop,
     target_messages,
 )
-from .grade import Grade, Grader, load_grader, reply_example
 from .records import GradedReply, read_replies, write_replies
 from .summary import build_summary, format_summary
 from .targets import Endpoint, ProbeSettings, chat_settings, parse_endpoint
 
 __all__ = [
-    "DEFAULT_WINDOW", "Endpoint", "Grade", "Grader", "ProbeSettings", "ProbeResult",
-    "chat_settings", "load_grader", "parse_endpoint", "reply_example", "run_probe", "RISK_LEVELS", "STOP_TOKEN", "WEAK_YOUDEN", "Calibration",
-    "CorrectedRate", "CrisisVerdict", "Disclosure", "GradedReply", "GraderValidity",
-    "PairedComparison", "Persona", "Rate", "Verdicts", "build_summary", "category_rates",
-    "compare_targets", "corrected_rate", "crisis_summary", "default_personas",
-    "format_summary", "grade_conversation", "grader_validity", "load_personas",
-    "observed_rate", "paired_comparison", "read_replies", "rogan_gladen",
-    "seeker_system_prompt", "simulator_messages", "split_stop", "target_messages",
+    "DEFAULT_WINDOW",
+    "RISK_LEVELS",
+    "STOP_TOKEN",
+    "WEAK_YOUDEN",
+    "Calibration",
+    "CorrectedRate",
+    "CrisisVerdict",
+    "Disclosure",
+    "Endpoint",
+    "Grade",
+    "GradedReply",
+    "Grader",
+    "GraderValidity",
+    "PairedComparison",
+    "Persona",
+    "ProbeResult",
+    "ProbeSettings",
+    "Rate",
+    "Verdicts",
+    "build_summary",
+    "category_rates",
+    "chat_settings",
+    "compare_targets",
+    "corrected_rate",
+    "crisis_summary",
+    "default_personas",
+    "format_summary",
+    "grade_conversation",
+    "grader_validity",
+    "load_grader",
+    "load_personas",
+    "observed_rate",
+    "paired_comparison",
+    "parse_endpoint",
+    "read_replies",
+    "reply_example",
+    "rogan_gladen",
+    "run_probe",
+    "seeker_system_prompt",
+    "simulator_messages",
+    "split_stop",
+    "target_messages",
     "write_replies",
 ]
 
