@@ -309,3 +309,18 @@ def test_a_server_that_keeps_failing_stops_the_run_and_failures_are_asked_again(
     assert len(up.requests) == 30  # the failed ones are asked again, with the rest
     assert result.summary["targets"]["bot"]["failed"] == 0
     assert result.summary["targets"]["bot"]["n"] == 30
+
+
+def test_a_missing_file_is_named_by_its_flag(probe_split, tmp_path):
+    from click.testing import CliRunner
+
+    from mhsafety.cli import cli
+
+    _, ckpt, audit_file, _, _ = probe_split
+    result = CliRunner().invoke(cli, ["probe", "--target", "m@http://127.0.0.1:9/v1",
+                                      "--grader", str(ckpt), "--data", str(audit_file),
+                                      "--system-prompt", str(tmp_path / "nope.txt"),
+                                      "--out", str(tmp_path / "o")], standalone_mode=False)
+    assert isinstance(result.exception, UsageError)
+    assert str(result.exception) == f"--system-prompt names no file: {tmp_path / 'nope.txt'}"
+    assert not (tmp_path / "o").exists()  # refused before anything was written

@@ -46,6 +46,7 @@ from ..judge.client import Answer, ChatClient, Failure, FatalAPIError, refusal_m
 from ..judge.log import repair_torn_tail
 from ..judge.parse import split_reasoning
 from ..judge.transport import UNREACHABLE, Transport
+from ..settings import SettingsError
 from ..taxonomy import LABEL_NAMES
 from .correct import Calibration
 from .crisis import CrisisVerdict
@@ -590,6 +591,10 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
     bad input, before any request.
     """
     out = Path(out)
+    for name in ("system_prompt", "grader_calibration"):
+        path = getattr(settings, name)
+        if path is not None and not Path(path).is_file():
+            raise SettingsError.about(name, f"names no file: {path}")
     grader = grader or load_grader(settings.grader, settings.grader_concurrency)
     source, source_sha = _load_source(settings)
     identity = audit_identity(settings, source_sha, grader)
