@@ -50,10 +50,10 @@ from ..settings import SettingsError
 from ..taxonomy import LABEL_NAMES
 from .correct import Calibration
 from .crisis import CrisisVerdict
-from .grade import EMPTY_REPLY, Grade, Grader, load_grader
+from .grade import EMPTY_REPLY, Grade, Grader, load_grader, reply_example
 from .records import REPLIES_FILE, GradedReply, read_replies
 from .summary import build_summary
-from .targets import Endpoint, ProbeSettings, chat_settings, parse_endpoint
+from .targets import ProbeSettings, chat_settings, parse_endpoint
 
 MANIFEST, ASKED, CRISIS, CALIBRATION, SUMMARY = (
     "manifest.json", "asked.jsonl", "crisis.jsonl", "calibration.json", "summary.json")
@@ -274,8 +274,6 @@ class Session:
         if self.is_graded(record.target, record.key):
             return
         self.graded.add((record.target, record.key))
-        from .grade import reply_example
-
         self.queue.put_nowait((record, reply_example(context, record.reply,
                                                      f"{record.cluster}#{record.sample}"
                                                      f"#{record.turn}")))
@@ -620,5 +618,5 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
     return ProbeResult(summary, out)
 
 
-__all__ = ["ASKED", "CRISIS", "MANIFEST", "SUMMARY", "AppendLog", "Endpoint", "ProbeResult",
-           "Session", "run_probe", "write_summary"]
+__all__ = ["ASKED", "CRISIS", "MANIFEST", "SUMMARY", "AppendLog", "ProbeResult", "Session",
+           "run_probe", "write_summary"]

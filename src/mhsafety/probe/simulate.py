@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..data import format_turns
 from ..data.examples import Turn
+from ..judge.parse import split_reasoning
 from .crisis import grade_conversation
 from .personas import Persona, simulator_messages, split_stop, target_messages
 
@@ -62,8 +63,6 @@ async def converse(session: Session, target: str, persona: Persona, sample: int)
             break
         context = format_turns(turns)
         session.submit(entry, context, persona=persona.name, risk=persona.risk)
-        from ..judge.parse import split_reasoning
-
         turns.append(Turn("supporter", split_reasoning(entry["content"])[1].strip()))
     if (complete and persona.crisis and session.crisis_settings is not None
             and (target, cid) not in session.crisis_done):
