@@ -308,7 +308,7 @@ def test_guard_modules_import_only_their_own_room_or_lower():
 PROBE_ROOMS = {
     "probe.personas": 1, "probe.crisis": 1, "probe.correct": 1, "probe.coverage": 1,
     "probe.records": 1, "probe.summary": 1, "probe.targets": 1, "probe.grade": 1,
-    "probe.single": 2, "probe.simulate": 2, "probe.runner": 2,
+    "probe.single": 2, "probe.simulate": 2, "probe.runner": 2, "probe.report": 2,
 }
 
 
