@@ -303,3 +303,29 @@ def test_guard_modules_import_only_their_own_room_or_lower():
     assert problems == []
     # The rooms this test knows cover the guard's core modules (others are unchecked).
     assert not [m for m in unplaced if m.split(".")[1] in ("tiers", "service", "core")]
+
+
+# Inside the probe (floor 7): the pure pieces (cards, rubric, rates, records, summary,
+# endpoints, graders) never reach for the run that drives them.
+PROBE_ROOMS = {
+    "probe.personas": 1, "probe.crisis": 1, "probe.correct": 1, "probe.coverage": 1,
+    "probe.records": 1, "probe.summary": 1, "probe.targets": 1, "probe.grade": 1,
+    "probe.single": 2, "probe.simulate": 2, "probe.runner": 2, "probe.report": 2,
+}
+
+
+def test_probe_modules_import_only_their_own_room_or_lower():
+    problems, unplaced = [], []
+    for path in sorted((SRC / "probe").rglob("*.py")):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        if module == "probe.__init__":
+            continue  # re-exports
+        own = PROBE_ROOMS.get(module)
+        if own is None:
+            unplaced.append(module)
+            continue
+        for target in _imports(path):
+            room = PROBE_ROOMS.get(target)
+            if room and room > own:
+                problems.append(f"{module} (room {own}) imports {target} (room {room})")
+    assert problems == [] and unplaced == []
