@@ -35,6 +35,14 @@ class Grade:
     pred: int | None
     probs: list[float] | None = None
     error: str | None = None
+    binary: bool | None = None  # a binary-only grader's unsafe/safe answer (pred None)
+
+    @property
+    def unsafe(self) -> bool | None:
+        """The binary view: from the label, else the binary-only answer; None: ungraded."""
+        from ..taxonomy import SAFE_LABEL
+
+        return self.binary if self.pred is None else self.pred != SAFE_LABEL
 
 
 def reply_example(context: str | Sequence[Turn], reply: str, id: str | None = None) -> Example:
@@ -68,9 +76,13 @@ class Grader:
 
 
 def _grades(preds: Any) -> list[Grade]:
+    """A label where the classifier names one; else its safe/unsafe answer (binary-only
+    kinds: category unknown, never guessed); else ungraded with the reason."""
     return [Grade(int(label), [float(p) for p in row]) if label >= 0
+            else Grade(None, None, None, binary=bool(answer)) if answer >= 0
             else Grade(None, None, why or "no answer")
-            for label, row, why in zip(preds.labels, preds.probs, preds.reasons)]
+            for label, row, why, answer in zip(preds.labels, preds.probs, preds.reasons,
+                                               preds.binary)]
 
 
 class ClassifierGrader(Grader):
@@ -127,9 +139,8 @@ class GuardGrader(Grader):
         for result in self.guard.check_examples(list(examples)):
             if not result.verified:
                 out.append(Grade(None, None, result.reason or "unverified"))
-            elif result.label is None:
-                out.append(Grade(None, None, f"flagged by the {result.tier} tier without a "
-                                             "category"))
+            elif result.label is None:  # a binary-only tier: unsafe, category unknown
+                out.append(Grade(None, None, None, binary=result.decision == "unsafe"))
             else:
                 probs = ([float(result.probabilities.get(n, 0.0)) for n in LABEL_NAMES]
                          if result.probabilities else None)

@@ -301,8 +301,8 @@ class Session:
                     for (i, _), grade in zip(todo, got):
                         grades[i] = grade
                 for (record, _), grade in zip(batch, grades):
-                    record.pred, record.probs, record.grader_error = (
-                        grade.pred, grade.probs, grade.error)
+                    record.pred, record.probs, record.grader_error, record.binary = (
+                        grade.pred, grade.probs, grade.error, grade.binary)
                     self.replies_log.append(record.to_dict())
                     self.tally.graded += 1
                 self.grade_bar.update(len(batch))
@@ -442,16 +442,18 @@ def _calibration(settings: ProbeSettings, grader: Grader, out: Path
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             old = json.loads(cache.read_text(encoding="utf-8"))
             if old["sha256"] == sha and old["grader"] == grader.name:
-                preds = [int(p) for p in old["preds"]]
+                preds = [int(p) for p in old["unsafe"]]
     if preds is None:
         preds = []
         size = max(grader.batch_size * grader.parallel, 64)
         for start in range(0, len(examples), size):
-            preds += [-1 if g.pred is None else g.pred
+            # The binary view (1 unsafe, 0 safe, -1 ungraded): what Se and Sp are about,
+            # and all a binary-only grader answers.
+            preds += [-1 if g.unsafe is None else int(g.unsafe)
                       for g in grader.grade(examples[start:start + size])]
         write_json(cache, {"source": str(path), "sha256": sha, "grader": grader.name,
-                           "preds": preds})
-    calibration = Calibration.from_labels([ex.label for ex in examples], preds,
+                           "unsafe": preds})
+    calibration = Calibration.from_binary([ex.label for ex in examples], preds,
                                           groups=[ex.context for ex in examples])
     info = {"source": str(path), "items": len(examples), "sha256": sha,
             "overlap_with_grader_training": len(shared)}
