@@ -363,6 +363,9 @@ class BaselineClassifier(Classifier):
     design_notes = (NOTE_DESIGN_ON_TEST,)
     # Its n-grams must occur in two items and its calibration needs inner folds.
     min_train_items = 10
+    # A call is bounded CPU work (n-grams and a linear model, no I/O): the guard service may
+    # run a fast one on its event loop instead of hopping to a worker thread.
+    bounded_calls = True
 
     def __init__(self, settings: BaselineConfig | None = None, /, **config: Any) -> None:
         super().__init__(settings, **config)

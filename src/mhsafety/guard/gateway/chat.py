@@ -296,12 +296,13 @@ class ChatGateway:
             return
         self.webhook.submit(event)
 
-    async def _timed_post(self, body: dict[str, Any], route: str) -> Any:
+    async def _timed_post(self, body: dict[str, Any], route: str,
+                          raw: bytes | None = None) -> Any:
         assert self.upstream is not None
         started = time.perf_counter()
         status = "error"
         try:
-            response = await self.upstream.post(body)
+            response = await self.upstream.post(body, raw)
             status = str(response.status_code)
             return response
         finally:
@@ -329,7 +330,8 @@ class ChatGateway:
         if stream:
             return await self._stream(body, messages, risk, conv_id, locale, request_id)
         try:
-            response = await self._timed_post(body, route)
+            # The client's bytes go on unchanged: parsing them was for screening.
+            response = await self._timed_post(body, route, raw)
         except UpstreamError as exc:
             return Answer(exc.status, error_body(str(exc), "upstream_error"))
         if response.status_code != 200:

@@ -63,13 +63,14 @@ class Upstream:
             return UpstreamError(f"the upstream did not answer within {self.timeout:g} s", 504)
         return UpstreamError(f"the upstream could not be reached ({type(exc).__name__})", 502)
 
-    async def post(self, body: dict[str, Any]) -> Reply:
-        """One chat completion, not streamed: the answer (any status)."""
+    async def post(self, body: dict[str, Any], raw: bytes | None = None) -> Reply:
+        """One chat completion, not streamed: the answer (any status). ``raw``: ``body`` as
+        the client sent it, forwarded as is rather than serialised again."""
         from ...judge.transport import TransportError
 
+        payload = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
         try:
-            reply = await self.fast.post("/chat/completions",
-                                         json.dumps(body, ensure_ascii=False).encode())
+            reply = await self.fast.post("/chat/completions", payload)
         except TransportError as exc:
             if exc.kind == "timeout":
                 raise UpstreamError(f"the upstream did not answer within {self.timeout:g} s",

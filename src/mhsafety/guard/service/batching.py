@@ -22,6 +22,9 @@ from ..tiers import Outcome, Pending, Tier
 from .config import ServiceConfig
 
 LOG = logging.getLogger("mhsafety.guard")
+# Model calls shorter than this (on average) run on the event loop, not the worker thread:
+# the interpreter's default GIL switch interval, about what a hop to the thread can cost.
+INLINE_BELOW_S = 0.005
 
 
 @dataclass
@@ -35,13 +38,24 @@ class MicroBatcher:
 
     ``score`` takes a list and returns one answer per element (a list, or anything sliceable
     in step with it). Whatever is queued when the worker is free goes into the next call (up
-    to ``max_batch`` items); when the queue is empty it waits ``wait_s`` for company.
+    to ``max_batch`` items). It waits ``wait_s`` for company only under load (the last call
+    served more than one request): a lone request on an idle model goes at once, where a
+    fixed wait would be pure added latency.
+
+    Calls that have been taking under ``inline_below_s`` (a running average, after the first
+    call) run on the event loop itself: for a sub-millisecond model the hop to the worker
+    thread and back (and the GIL hand-over between them, up to the interpreter's switch
+    interval) costs more than the call. A slower call moves them back to the worker thread.
     """
 
-    def __init__(self, score: Callable[[list], Any], max_batch: int, wait_s: float) -> None:
+    def __init__(self, score: Callable[[list], Any], max_batch: int, wait_s: float,
+                 inline_below_s: float = INLINE_BELOW_S) -> None:
         self._score = score
         self._max_batch = max_batch
         self._wait_s = wait_s
+        self._inline_below_s = inline_below_s
+        self._call_s: float | None = None  # running average of a call's duration
+        self._loaded = False  # the last call served more than one request
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -76,11 +90,14 @@ class MicroBatcher:
         jobs = [await self._queue.get()]
         size = len(jobs[0].items)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._wait_s
+        wait = self._wait_s if self._loaded else 0.0
+        deadline = loop.time() + wait
         while size < self._max_batch:
             try:
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
+                if wait <= 0:
+                    break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -98,10 +115,15 @@ class MicroBatcher:
             jobs = [j for j in await self._collect() if not j.future.done()]
             if not jobs:
                 continue
+            self._loaded = len(jobs) > 1
             items = [item for job in jobs for item in job.items]
             self.busy_since = time.monotonic()
+            inline = self._call_s is not None and self._call_s < self._inline_below_s
             try:
-                result = await loop.run_in_executor(self._executor, self._score, items)
+                if inline:
+                    result = self._timed(items)
+                else:
+                    result = await loop.run_in_executor(self._executor, self._timed, items)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
@@ -119,6 +141,15 @@ class MicroBatcher:
                     job.future.set_result(result[start:end])
                 start = end
 
+    def _timed(self, items: list) -> Any:
+        """The call, timed where it runs (the hop to the worker thread is not the call's)."""
+        started = time.perf_counter()
+        try:
+            return self._score(items)
+        finally:
+            took = time.perf_counter() - started
+            self._call_s = took if self._call_s is None else 0.8 * self._call_s + 0.2 * took
+
     def stuck_for(self) -> float:
         """Seconds the current call has been running (0 when idle)."""
         since = self.busy_since
@@ -133,7 +164,10 @@ class Screener:
         self.guard, self.cfg = guard, cfg
         wait = cfg.batch_wait_ms / 1000.0
         self.batchers: list[MicroBatcher | None] = [
-            MicroBatcher(tier.screen, cfg.max_model_batch, wait) if tier.batched else None
+            MicroBatcher(tier.screen, cfg.max_model_batch, wait,
+                         # Only a model that says its calls cannot hang.
+                         INLINE_BELOW_S if getattr(tier, "inline_ok", False) else 0.0)
+            if tier.batched else None
             for tier in guard.tiers]
 
     def running(self) -> list[MicroBatcher]:

@@ -189,6 +189,14 @@ class ModelTier(TierBase):
         return {"tier": self.name, "kind": self.kind, "threshold": self.threshold,
                 "band": None if self.band is None else list(self.band)}
 
+    @property
+    def inline_ok(self) -> bool:
+        """The model's calls are short, bounded work in this process (its classifier says
+        ``bounded_calls``; no server, no timeout to wait out): a fast one may run on the
+        service's event loop. Any other model may hang, and a hung call must not stop the
+        service answering."""
+        return self.timeout is None and bool(getattr(self.classifier, "bounded_calls", False))
+
     def readiness(self) -> tuple[bool, str | None]:
         """Whether the model can answer now. A backend with its own ``readiness()`` is asked;
         one configured with a ``base_url`` (an LLM judge) must accept a TCP connection
