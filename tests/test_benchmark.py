@@ -178,6 +178,17 @@ def test_config_scoped_to_one_system():
         benchmark.system_config(specs[0], {"encoder.epochs": 1}, specs)
 
 
+def test_judge_transport_settings_leave_the_folder_identity_alone():
+    """judge.md's `--config concurrency=32` changes no answer, so it resumes the same folder;
+    a setting that changes answers (rounds) makes another."""
+    protocol = benchmark.cv_protocol(800, [42, 43], 5, "test.json")
+    key = benchmark._state_key(protocol, "h", None, {"rounds": 3})
+    assert benchmark._state_key(protocol, "h", None, {"rounds": 3, "concurrency": 32,
+                                                      "Fake judge.timeout": 5,
+                                                      "work_dir": "w"}) == key
+    assert benchmark._state_key(protocol, "h", None, {"rounds": 5}) != key
+
+
 def test_system_and_model_specs():
     assert benchmark.parse_system("baseline").name == benchmark.BASELINE_NAME
     spec = benchmark.parse_system("My BERT=encoder:bert-base-chinese")
