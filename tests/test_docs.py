@@ -17,8 +17,9 @@ How a page runs
     ``&&``/``||`` list, ``!``-negated commands, ``&`` background jobs.) A block marked
     ``exit N`` runs without errexit and passes when its last command exits N.
   * The page runs under a time limit (PAGE_LIMIT_S, or ``<!-- docs-test: page-limit S -->``
-    anywhere in the page); at the end, passed or not, the page's process group is killed, which
-    stops whatever servers it left running.
+    anywhere in the page). A page whose blocks all passed must have stopped what it started (by
+    the PIDs it saved): a process of its group still running 10 s after the shell ended fails
+    the page. At the end, passed or not, the page's process group is killed.
   * Each page keeps to its own output folders: after the run, every new path of the copy must lie
     under ``runs/NAME/`` for docs/cli/NAME.md, and under ``runs/`` (but no guide's folder) for
     README.md, so pages pasted one after another on one clone never overwrite each other.
@@ -201,6 +202,25 @@ def _running(pid: int) -> bool:
         return False
 
 
+def _left_running(pgid: int, wait_s: float = 10.0) -> list[str]:
+    """Command lines of the group's processes still running ``wait_s`` after its shell ended
+    (a server the page started and did not stop)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    alive.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                                 .decode(errors="replace").strip()[:120])
+            except (OSError, IndexError, ValueError):
+                continue
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -223,6 +243,7 @@ class PageRun:
     rc: int | None                # bash's exit status; None: stopped at the time limit
     seconds: float
     strays: list[str]             # new files outside the page's own folders
+    left: list[str] = field(default_factory=list)   # processes the page did not stop
 
 
 def run_page(page: str, tmp: Path) -> PageRun:
@@ -247,8 +268,10 @@ def run_page(page: str, tmp: Path) -> PageRun:
         proc = subprocess.Popen(["bash", str(tmp / "page.sh")], cwd=repo, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        left: list[str] = []
         try:
             rc: int | None = proc.wait(timeout=limit)
+            left = _left_running(proc.pid)
         except subprocess.TimeoutExpired:
             rc = None
         finally:
@@ -257,7 +280,7 @@ def run_page(page: str, tmp: Path) -> PageRun:
     took = time.monotonic() - start
     text = (tmp / "page.log").read_text(encoding="utf-8", errors="replace")
     strays = sorted(r for r in _tree(repo) - before if not _allowed(page, r))
-    return PageRun(blocks, text, rc, took, strays)
+    return PageRun(blocks, text, rc, took, strays, left)
 
 
 def check_page(page: str, run: PageRun) -> list[str]:
@@ -284,6 +307,8 @@ def check_page(page: str, run: PageRun) -> list[str]:
             problems.append(f"{where}: exit {ends[k][1]}, expected {block.exit}")
         problems += [f"{where}: output lacks {want!r}" for want in block.prints
                      if want not in out]
+    if run.rc == 0 and run.left:
+        problems.append(f"{page}: left running: {'; '.join(run.left[:5])}")
     if run.strays:
         problems.append(f"{page}: wrote outside its own folders: {' '.join(run.strays[:10])}")
     return problems
@@ -334,7 +359,9 @@ def test_errexit_rule_and_group_cleanup(tmp_path):
         proc = subprocess.Popen(["bash", "page.sh"], cwd=tmp_path, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         rc = proc.wait(timeout=30)
+        left = _left_running(proc.pid, wait_s=0.5)
         _kill_group(proc)
+    assert left == ["sleep 300"]
     text = (tmp_path / "log").read_text()
     problems = check_page("p", PageRun(blocks, text, rc, 0.0, []))
     assert problems == ["p:3: the block stopped: a command exited 1"]
