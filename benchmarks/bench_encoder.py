@@ -262,7 +262,7 @@ def main() -> None:
         if args.gpu:
             bench_gpu(model_dir, examples, args.gpu_items, 64)
         else:
-            from mhsafety.classifiers.encoder_onnx import export_onnx
+            from mhsafety.classifiers.encoder_export import export_onnx
 
             ckpt = make_checkpoint(model_dir, examples, root / "ckpt-torch")
             fp32 = shutil.copytree(ckpt, root / "ckpt-onnx-fp32")

@@ -66,8 +66,7 @@ def main() -> None:
 
     from mhsafety.classifiers.base import Classifier
     from mhsafety.data import load_examples
-    from mhsafety.guard import Guard, ModelTier, calibrate_cascade
-    from mhsafety.guard.core import DEFAULT_THRESHOLD
+    from mhsafety.guard import DEFAULT_THRESHOLD, Guard, ModelTier, calibrate_cascade
     from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL
@@ -103,7 +102,7 @@ def main() -> None:
         with FakeServer(responder, latency=args.judge_latency) as server:
             judge = create_classifier(f"judge:gpt-3.5-turbo@{server.url}", seed=0, rounds=1,
                                       concurrency=32, timeout=30)
-            guard = Guard(ModelTier(CrossFitted()))
+            guard = Guard.around(ModelTier(CrossFitted()))
             started = time.perf_counter()
             report = calibrate_cascade(guard, ModelTier(judge), examples, args.bands.split())
             elapsed = time.perf_counter() - started

@@ -31,7 +31,7 @@ def bench_ray(examples, folder: Path, copies: int, shards: int, cpus: int) -> No
     import pyarrow.parquet as pq
     import ray
 
-    from mhsafety.guard.core import Guard
+    from mhsafety.guard import Guard
     from mhsafety.integrations.ray import screen_files
     from mhsafety.registry import create_classifier
 

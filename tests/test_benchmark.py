@@ -164,7 +164,7 @@ def test_bad_arguments(test_json, tmp_path):
         benchmark.run_benchmark(["nosuch:x"], data=test_json, out_dir=tmp_path / "b")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "mine.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a benchmark results folder"):
+    with pytest.raises(UsageError, match="did not write; choose another --out"):
         benchmark.run_benchmark(["fake"], data=test_json, out_dir=tmp_path / "c")
     assert (tmp_path / "c" / "mine.txt").read_text() == "keep me"
 
@@ -199,3 +199,153 @@ def test_system_and_model_specs():
     assert registry.model_spec("judge:gpt-4o") == "judge:gpt-4o"
     with pytest.raises(UsageError):
         benchmark.parse_system("Name=")
+
+
+def test_force_replaces_a_user_folder_or_starts_afresh(test_json, tmp_path):
+    from mhsafety.io import output_writer
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3, out_dir=out,
+                            show_progress=False, force=True)
+    assert not (out / "notes.txt").exists() and output_writer(out) == "benchmark"
+    # other settings in its own folder: refused, then started afresh with force
+    with pytest.raises(UsageError, match="other data or settings.*--force"):
+        benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=4, out_dir=out,
+                                show_progress=False)
+    FITS.clear()
+    again = benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=4,
+                                    out_dir=out, show_progress=False, force=True)
+    assert again.reused_runs == 0 and len(FITS) == 4
+
+
+def test_a_results_folder_from_before_the_marker_resumes(test_json, tmp_path):
+    from mhsafety.io import OUTPUT_MARKER
+
+    out = tmp_path / "res"
+    benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3, out_dir=out,
+                            show_progress=False)
+    (out / OUTPUT_MARKER).unlink()  # as an older mhsafety left it: state.json, no marker
+    again = benchmark.run_benchmark(["fake"], data=test_json, seeds=[42], folds=3,
+                                    out_dir=out, show_progress=False)
+    assert again.reused_runs == 1
+
+
+def test_progress_is_a_line_per_fit_when_piped(test_json, tmp_path, capsys):
+    benchmark.run_benchmark(["fake", "J=fakejudge"], data=test_json, seeds=[42], folds=3,
+                            out_dir=tmp_path / "res")
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("benchmark: fit ")]
+    assert lines == ["benchmark: fit 1/4 (fake, seed 42)", "benchmark: fit 2/4 (fake, seed 42)",
+                     "benchmark: fit 3/4 (fake, seed 42)", "benchmark: fit 4/4 (J, seed 42)"]
+
+
+class _Rounds:
+    def __init__(self, rounds: int, vote: bool) -> None:
+        self.rounds, self.vote = rounds, vote
+
+
+class _Result:
+    def __init__(self, records) -> None:
+        self.records = records
+
+
+class RoundsClassifier(NoTrainingClassifier):
+    """Like an LLM judge with rounds: round r answers the gold label on every r-th item and
+    'Safe Response' elsewhere; predict_records is the majority vote over the rounds."""
+
+    kind = "fakerounds"
+
+    @property
+    def settings(self) -> _Rounds:
+        return _Rounds(int(self.config.get("rounds", 3)), bool(self.config.get("vote", False)))
+
+    def predict_records(self, examples, system, run="0"):
+        from mhsafety.records import PredictionRecord
+
+        k = self.settings.rounds
+        per_round = {str(r): [PredictionRecord(ex.id, ex.label,
+                                               ex.label if i % (r + 1) == 0 else 7,
+                                               "judge-internal", str(r))
+                              for i, ex in enumerate(examples)] for r in range(1, k + 1)}
+        self.last_result = _Result({**per_round, "vote": []})
+        votes = []
+        for i, ex in enumerate(examples):
+            answers = [per_round[str(r)][i].pred for r in range(1, k + 1)]
+            top = max(set(answers), key=answers.count)
+            votes.append(PredictionRecord(ex.id, ex.label, top, system, run))
+        return votes
+
+
+def _accuracy(records):
+    return sum(r.pred == r.gold for r in records) / len(records)
+
+
+def test_judge_rows_score_single_rounds_by_default_or_say_majority_vote(test_examples,
+                                                                         tmp_path, monkeypatch):
+    """Issue 20: each "run" of a judge was a 5-round majority vote (44.25) under the words
+    "predicted once per run", beside the paper's means over single rounds (43.12)."""
+    monkeypatch.setitem(KINDS, "fakerounds", f"{__name__}:RoundsClassifier")
+    data = tmp_path / "d.json"
+    write_examples(data, test_examples[:60])
+    single = benchmark.run_benchmark(["J=fakerounds"], data=data, seeds=[1, 2],
+                                     out_dir=tmp_path / "single", show_progress=False,
+                                     include_paper=False)
+    [system] = single.systems
+    assert sorted(system.runs) == [f"seed-{s}-round-{r}" for s in (1, 2) for r in (1, 2, 3)]
+    rounds = [_accuracy(read_records(tmp_path / "single" / "predictions" / "J" /
+                                     f"seed-1-round-{r}.preds.jsonl")) for r in (1, 2, 3)]
+    assert system.scores["accuracy"].mean == pytest.approx(np.mean(rounds))
+    assert "mean over 6 single rounds" in single.table and "once per run" not in single.table
+    voted = benchmark.run_benchmark(["J=fakerounds"], data=data, seeds=[1, 2],
+                                    out_dir=tmp_path / "vote", show_progress=False,
+                                    include_paper=False, config={"vote": True})
+    [system] = voted.systems
+    assert system.runs == ["seed-1", "seed-2"]
+    assert "majority vote of 3 rounds per run" in voted.table
+    assert system.scores["accuracy"].mean != pytest.approx(np.mean(rounds))
+    # Resuming finds every round's file.
+    again = benchmark.run_benchmark(["J=fakerounds"], data=data, seeds=[1, 2],
+                                    out_dir=tmp_path / "single", show_progress=False,
+                                    include_paper=False)
+    assert again.reused_runs == 2
+
+
+def test_rows_say_how_their_numbers_were_chosen(test_examples, tmp_path):
+    """The paper's fine-tuned rows picked their epoch on the test set (as `reproduce`
+    marks them); the baseline's design was chosen on the public test items."""
+    from mhsafety.records import NOTE_DESIGN_ON_TEST, NOTE_SELECTED_ON_TEST, NOTE_TEXTS
+
+    data = tmp_path / "small.json"
+    write_examples(data, test_examples[::8])
+    result = benchmark.run_benchmark(["baseline"], data=data, seeds=[42], folds=2,
+                                     out_dir=tmp_path / "res", show_progress=False,
+                                     config={"c_grid": [1.0], "inner_folds": 2})
+    lines = result.table.splitlines()
+    baseline = next(line for line in lines if line.startswith(f"| {benchmark.BASELINE_NAME}"))
+    assert NOTE_TEXTS[NOTE_DESIGN_ON_TEST] in baseline
+    for system in ("BERT-base", "RoBERTa-large"):
+        row = next(line for line in lines if line.startswith(f"| {system} (reported"))
+        assert NOTE_TEXTS[NOTE_SELECTED_ON_TEST] in row
+    chatgpt = next(line for line in lines if line.startswith("| ChatGPT-0613 zero-shot"))
+    assert NOTE_TEXTS[NOTE_SELECTED_ON_TEST] not in chatgpt
+    assert "| 100 |" in baseline  # n: the items each run scored
+
+
+def test_train_file_of_altered_copies_of_the_test_items_is_refused(test_examples, tmp_path):
+    """Issue 20: `benchmark --train` on the train split with a space after each tag was
+    accepted and printed 79.38 beside the paper's rows."""
+    from mhsafety.data import OverlapError
+
+    test = tmp_path / "test.json"
+    write_examples(test, test_examples[:100])
+    altered = tmp_path / "train.json"
+    write_examples(altered, [Example(ex.context.replace("]", "] "),
+                                     ex.response.replace("[supporter]", "[Supporter] "),
+                                     ex.label, f"t{i}")
+                             for i, ex in enumerate(test_examples[:80])])
+    with pytest.raises(OverlapError, match="80 of the 100 items"):
+        benchmark.run_benchmark(["fake"], data=test, train=altered, seeds=[1],
+                                out_dir=tmp_path / "res", show_progress=False)
+    assert not (tmp_path / "res").exists()

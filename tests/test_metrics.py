@@ -176,3 +176,41 @@ def test_the_issues_upstream_run_cannot_flatter(upstream_pair_runs):
     for name, value in later.items():
         assert value <= before[name] + 1e-12, name
     assert compute_metrics(gold, after).coverage == pytest.approx(1 - 160 / 800)
+
+
+# ------------------------------------------------------------------ the metric registry
+
+
+def toy_metric():
+    from mhsafety.metrics import Metric
+
+    # Share of items answered Safe Response, whatever the gold label: any (..., 8, 9) array.
+    return Metric("safe_share", "Safe %", lambda c: c.conf[..., :, 7].sum(axis=-1) / c.n,
+                  "Share of answers that say Safe Response.", higher_is_better=False,
+                  harness="safe_share")
+
+
+def test_a_registered_metric_is_scored_aggregated_and_tabled():
+    from mhsafety.metrics import METRICS, aggregate_runs, registered, score_names
+    from mhsafety.tables import TableRow, format_table
+
+    gold, pred = [7, 7, 4, 0], [7, 4, 7, None]
+    with registered(toy_metric()):
+        assert score_names()[-1] == "safe_share"
+        run = compute_metrics(gold, pred)
+        assert run.safe_share == pytest.approx(0.5) and run.to_dict()["safe_share"] == 0.5
+        system = aggregate_runs("s", {"0": run})
+        assert system.scores["safe_share"].mean == pytest.approx(0.5)
+        table = format_table([TableRow("s", system.scores, 1, 1)], "markdown",
+                             ("accuracy", "safe_share"))
+        header, _, row = table.splitlines()
+        assert [c.strip() for c in header.split("|")][3:5] == ["Acc", "Safe %"]
+        assert [c.strip() for c in row.split("|")][4] == "50.00"
+    assert "safe_share" not in METRICS and "safe_share" not in compute_metrics(gold, pred).scores
+
+
+def test_registry_names_are_unique():
+    from mhsafety.metrics import METRICS, register
+
+    with pytest.raises(ValueError):
+        register(METRICS["accuracy"])

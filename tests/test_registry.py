@@ -21,7 +21,7 @@ FLOORS = {
     "judge": 4, "guardmodels": 4,
     "registry": 5,
     "guard": 6, "report": 6, "training": 6,
-    "benchmark": 7, "upstream": 7, "integrations": 7,
+    "benchmark": 7, "upstream": 7, "integrations": 7, "probe": 7,
     "cli": 8, "__main__": 8, "__init__": 0,
 }
 
@@ -134,3 +134,167 @@ def test_config_is_checked_against_the_kinds_settings_dataclass(monkeypatch, tmp
         registry.create_classifier("checked", epochs="many")
     with pytest.raises(UsageError, match="--config for checked: checked has no setting 'Cc'"):
         run_benchmark(["checked"], tmp_path / "none.json", config={"Cc": 1})
+
+
+# ---------------------------------------------------------------- no import cycle
+# The floors above forbid imports running up; this forbids cycles inside a floor too (two
+# modules of one package importing each other), at module level and counting the imports
+# made inside functions, which only postpone a cycle to the first call.
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, dict[str, set[str]]]:
+    """module -> {"module": modules imported at import time, "function": inside functions}
+    for every module under ``root`` (a package folder), from its syntax tree. Imports under
+    ``if TYPE_CHECKING:`` are left out (never run)."""
+    modules = {_module_name(p, root): p for p in root.rglob("*.py")}
+    top = root.name
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def imports(me: str, path: Path) -> dict[str, set[str]]:
+        package = me.split(".") if path.name == "__init__.py" and me else me.split(".")[:-1]
+        found: dict[str, set[str]] = {"module": set(), "function": set()}
+
+        def targets(node: ast.AST) -> list[str]:
+            if isinstance(node, ast.Import):
+                return [a.name.removeprefix(top).lstrip(".") for a in node.names
+                        if a.name.split(".")[0] == top]
+            if not isinstance(node, ast.ImportFrom):
+                return []
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                mod = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            elif node.module and node.module.split(".")[0] == top:
+                mod = node.module.removeprefix(top).lstrip(".")
+            else:
+                return []
+            # "from . import x" names a module x, "from .x import y" a name y of module x.
+            return [f"{mod}.{a.name}".lstrip(".") if f"{mod}.{a.name}".lstrip(".") in modules
+                    else mod for a in node.names]
+
+        def visit(node: ast.AST, in_function: bool) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                    continue
+                inner = in_function or isinstance(child, (ast.FunctionDef,
+                                                          ast.AsyncFunctionDef, ast.Lambda))
+                for target in targets(child):
+                    resolved = known(target)
+                    if resolved is not None and resolved != me:
+                        found["function" if inner else "module"].add(resolved)
+                visit(child, inner)
+
+        visit(ast.parse(path.read_text(encoding="utf-8")), False)
+        return found
+
+    return {me: imports(me, path) for me, path in modules.items()}
+
+
+def import_cycles(graph: dict[str, dict[str, set[str]]], kinds: tuple[str, ...]) -> list[list[str]]:
+    """The groups of modules that import each other (strongly connected components of more
+    than one module, or a module importing itself), over the edges of ``kinds``."""
+    edges = {m: set().union(*(graph[m][k] for k in kinds)) for m in graph}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in edges[v]:
+                out.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def test_no_import_cycle_at_import_time_nor_through_function_imports():
+    graph = import_graph(SRC)
+    assert "classifiers.encoder_onnx" in graph["classifiers.encoder"]["function"]
+    assert import_cycles(graph, ("module",)) == []
+    assert import_cycles(graph, ("module", "function")) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_function_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from .a import f\n")
+    (pkg / "sub" / "a.py").write_text("from ..b import g\n\ndef f():\n    return g\n")
+    (pkg / "b.py").write_text("def g():\n    from .sub.a import f\n    return f\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from . import b\n")
+    graph = import_graph(pkg)
+    assert graph["sub.a"]["module"] == {"b"} and graph["b"]["function"] == {"sub.a"}
+    assert graph["c"] == {"module": set(), "function": set()}
+    assert import_cycles(graph, ("module",)) == []
+    assert import_cycles(graph, ("module", "function")) == [["b", "sub.a"]]
+
+
+# Inside the guard (floor 6), rooms in the same spirit (docs/architecture.md, guard line):
+# a guard module imports only guard modules of its own room or lower ones. A new tier is a
+# module of guard/tiers/ (room 2): it may use results, items, policy and rules, never the
+# guard that lists it, its config or the service.
+GUARD_ROOMS = {
+    "guard.results": 1, "guard.items": 1, "guard.policy": 1, "guard.rules": 1,
+    # the gateway's pure pieces: seeker rules, fallback texts, streaming, SSE, webhooks
+    "guard.seeker_rules": 1, "guard.fallbacks": 1, "guard.streaming": 1, "guard.sse": 1,
+    "guard.webhook": 1,
+    "guard.tiers": 2,
+    "guard.config": 3,
+    "guard.core": 4,
+    "guard.calibrate": 5, "guard.dialogues": 5,
+    "guard.service": 6,
+}
+
+
+def _guard_room(module: str) -> int | None:
+    parts = module.split(".")
+    for n in range(len(parts), 1, -1):
+        room = GUARD_ROOMS.get(".".join(parts[:n]))
+        if room is not None:
+            return room
+    return None
+
+
+def test_guard_modules_import_only_their_own_room_or_lower():
+    problems, unplaced = [], []
+    for path in sorted((SRC / "guard").rglob("*.py")):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        if module == "guard.__init__":
+            continue  # re-exports
+        own = _guard_room(module)
+        if own is None:
+            unplaced.append(module)
+            continue
+        for target in _imports(path):
+            room = _guard_room(target)
+            if room and room > own:
+                problems.append(f"{module} (room {own}) imports {target} (room {room})")
+    assert problems == []
+    # The rooms this test knows cover the guard's core modules (others are unchecked).
+    assert not [m for m in unplaced if m.split(".")[1] in ("tiers", "service", "core")]

@@ -9,7 +9,17 @@ import pytest
 from click.testing import CliRunner
 
 from mhsafety.errors import UsageError
-from mhsafety.settings import build, click_options, defaults, fields_doc, given, setting
+from mhsafety.settings import (
+    Settings,
+    SettingsError,
+    build,
+    build_from_options,
+    click_options,
+    defaults,
+    fields_doc,
+    given,
+    setting,
+)
 
 
 def _positive(value):
@@ -17,7 +27,7 @@ def _positive(value):
 
 
 @dataclass(frozen=True)
-class Demo:
+class Demo(Settings):
     rounds: int = setting(5, "Answers per item.", check=_positive)
     temperature: float = setting(0.7, "Sampling temperature.")
     mode: str = setting("zero-shot", "Prompting mode.", choices=("zero-shot", "few-shot"))
@@ -25,9 +35,9 @@ class Demo:
     grid: list[float] = setting([1.0, 4.0], "Values of C to try.")
     model: str | None = setting(None, "Model name.", cli="--model-name")
 
-    def __post_init__(self):
+    def check_together(self):
         if self.mode == "few-shot" and self.rounds > 9:
-            raise ValueError("few-shot allows at most 9 rounds")
+            raise SettingsError("{mode} few-shot allows at most 9 {rounds}", "mode", "rounds")
 
 
 def test_build_uses_defaults_and_mutable_defaults_are_not_shared():
@@ -130,3 +140,59 @@ def test_shared_checks_name_the_bound_and_the_value():
     assert positive(0.5) is None and positive(0) == "must be positive, got 0"
     assert tcp_port(0) is None and tcp_port(65535) is None
     assert tcp_port(65536) == "must be in 0..65535, got 65536"
+
+
+def test_constructing_checks_once_without_build():
+    # The one generic __post_init__: direct construction coerces and checks like build().
+    d = Demo(rounds="3", grid=[1, 2])
+    assert d.rounds == 3 and d.grid == [1.0, 2.0]
+    with pytest.raises(SettingsError, match="^rounds must be positive") as err:
+        Demo(rounds=0)
+    assert err.value.params == ("rounds",)
+    with pytest.raises(SettingsError, match="mode must be one of"):
+        Demo(mode="x")
+    with pytest.raises(SettingsError, match="few-shot allows at most 9 rounds"):
+        Demo(mode="few-shot", rounds=10)
+
+
+def test_replace_is_a_checked_copy_and_settings_are_frozen():
+    d = Demo()
+    e = d.replace(rounds="4")
+    assert (d.rounds, e.rounds) == (5, 4)
+    with pytest.raises(SettingsError):
+        d.replace(rounds=-1)
+    with pytest.raises(UsageError, match="unknown setting 'roundz'"):
+        d.replace(roundz=1)
+    with pytest.raises(AttributeError):
+        d.rounds = 3  # type: ignore[misc]
+    assert e.to_dict()["rounds"] == 4
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags():
+    with pytest.raises(UsageError) as lib:
+        build(Demo, {"mode": "few-shot", "rounds": 10}, where="demo")
+    assert str(lib.value) == "demo: mode few-shot allows at most 9 rounds"
+    with pytest.raises(UsageError) as cli:
+        build_from_options(Demo, {"mode": "few-shot", "rounds": 10}, "demo",
+                           prefix="judge-", flags={"rounds": "--round-count"})
+    assert str(cli.value) == "demo: --judge-mode few-shot allows at most 9 --round-count"
+    with pytest.raises(UsageError, match="^x: --model-name must be a string"):
+        build_from_options(Demo, {"model": [1]}, "x")  # a field's own cli= name
+
+
+def test_a_problem_text_with_braces_is_kept_literally():
+    err = SettingsError.about("grid", "must not be {}, got {1: 2}")
+    assert str(err) == "grid must not be {}, got {1: 2}"
+
+
+def test_every_component_settings_class_uses_the_base():
+    from mhsafety.annotate.config import AnnotateServerConfig
+    from mhsafety.classifiers.baseline import BaselineConfig
+    from mhsafety.classifiers.encoder_config import EncoderConfig
+    from mhsafety.judge.settings import JudgeSettings
+
+    for cls in (AnnotateServerConfig, BaselineConfig, EncoderConfig, JudgeSettings):
+        assert issubclass(cls, Settings), cls
+        assert "__post_init__" not in vars(cls), f"{cls.__name__} checks outside the base"
+        with pytest.raises(AttributeError):
+            cls().x_never = 1  # frozen: no attribute can be set

@@ -75,11 +75,12 @@ def test_reproduce_and_evaluate_print_the_same_cells(reproduced):
     again = score_paths([out])
     zero = next(r for r in again.rows if r.system == "ChatGPT-0301 zero-shot")
     assert 100 * zero.scores["accuracy"].mean == pytest.approx(47.525, abs=1e-9)
-    cells = {line.split("|")[1].strip(): line.split("|")[3:] for line in
+    # Cells after System, Runs and n (items scored).
+    cells = {line.split("|")[1].strip(): line.split("|")[4:] for line in
              format_table(again.rows).splitlines()[2:]}
     from mhsafety.tables import rows_from_systems
 
-    reproduced_cells = {line.split("|")[1].strip(): line.split("|")[3:] for line in
+    reproduced_cells = {line.split("|")[1].strip(): line.split("|")[4:] for line in
                         format_table(rows_from_systems(systems)).splitlines()[2:]}
     assert cells == reproduced_cells
     assert cells["ChatGPT-0301 zero-shot"][0].strip() == "47.53 ± 0.64"

@@ -49,7 +49,7 @@ from .data import (
     stratified_kfold,
 )
 from .errors import DataError, UsageError
-from .io import sha256_file, write_json, write_text
+from .io import prepare_output_dir, sha256_file, write_json, write_text
 from .metrics import SystemMetrics
 from .records import NOTE_OVERLAP, PredictionRecord, Run, merge_notes, read_records, write_records
 from .settings import DEFAULT_SEED
@@ -169,6 +169,56 @@ def cv_run(spec: str, examples: Sequence[Example], seed: int, folds: int, system
     return [rec for rec in slots if rec is not None]
 
 
+def answer_rounds(clf: Any) -> tuple[int, bool]:
+    """(rounds, vote) of a system that answers each item in several independent rounds (an LLM
+    judge's ``rounds`` and ``vote`` settings); (1, False) for any other."""
+    settings = getattr(clf, "settings", None)
+    return int(getattr(settings, "rounds", 1) or 1), bool(getattr(settings, "vote", False))
+
+
+def round_runs(spec: str, examples: Sequence[Example], seed: int, system: str,
+               notes: list[str], config: dict[str, Any] | None = None,
+               on_fit: Callable[[], None] | None = None) -> dict[str, list[PredictionRecord]]:
+    """Every round of a several-round system (an LLM judge) as its own run,
+    ``seed-S-round-R``: the paper scored single rounds and averaged the scores, which a
+    majority vote over the rounds (one "run") would not reproduce."""
+    from .registry import create_classifier
+
+    clf = create_classifier(spec, seed=seed, **(config or {}))
+    clf.predict_records(examples, system, f"seed-{seed}")  # answers every round
+    rounds = clf.last_result.records
+    out: dict[str, list[PredictionRecord]] = {}
+    for r in sorted((k for k in rounds if k.isdigit()), key=int):
+        run = f"seed-{seed}-round-{r}"
+        out[run] = [PredictionRecord(ex.id or str(i), ex.label, rec.pred, system, run,
+                                     probs=rec.probs, raw=rec.raw, error=rec.error,
+                                     meta=dict(rec.meta), notes=merge_notes(notes, rec.all_notes))
+                    for i, (ex, rec) in enumerate(zip(examples, rounds[r]))]
+    if on_fit:
+        on_fit()
+    return out
+
+
+def untrained_protocol(data_name: str, seeds: Sequence[int], rounds: int,
+                       vote: bool) -> Protocol:
+    """The protocol of a system that never learns: what one of its runs is."""
+    n = len(seeds)
+    if rounds == 1:
+        return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                        f"predicted once per run, {n} runs", tuple(seeds),
+                        short=f"measured, no training, {n} runs")
+    if vote:
+        return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                        f"answered in {rounds} rounds per run and their majority vote scored, "
+                        f"{n} runs", tuple(seeds),
+                        short=f"measured, no training, majority vote of {rounds} rounds per "
+                              f"run, {n} runs")
+    return Protocol("predict-only", f"measured here: no training; every item of {data_name} "
+                    f"answered in {rounds} rounds per seed ({n} seeds), each round scored on "
+                    "its own and the scores averaged, as the paper did", tuple(seeds),
+                    short=f"measured, no training, mean over {rounds * n} single rounds")
+
+
 def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example], seed: int,
                    system: str, notes: list[str], config: dict[str, Any] | None = None,
                    on_fit: Callable[[], None] | None = None) -> list[PredictionRecord]:
@@ -178,7 +228,7 @@ def train_test_run(spec: str, train: Sequence[Example], test: Sequence[Example],
     if clf.needs_training:
         # An encoder asked for the paper's leaky protocol picks its epoch on the test set
         # (its records are then marked so in every table).
-        clf.fit(train, test if clf.config.get("select_on_test") else None)
+        clf.fit(train, test if clf.selects_on_test else None)
     if on_fit:
         on_fit()
     return _records(clf, test, system, f"seed-{seed}", notes)
@@ -223,23 +273,25 @@ def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _check_out_dir(out_dir: Path, key: str) -> None:
+def _is_benchmark_folder(folder: Path) -> bool:
+    """A results folder written before folders carried the output marker."""
+    return (folder / "state.json").is_file()
+
+
+def _check_out_dir(out_dir: Path, key: str, force: bool) -> None:
+    """Make ``out_dir`` this run's folder (:func:`~mhsafety.io.prepare_output_dir`): new,
+    empty, or a benchmark folder of the same data and settings, which is resumed."""
+    prepare_output_dir(out_dir, command="benchmark", force=force, create=True,
+                       recognise=_is_benchmark_folder)
     state = out_dir / "state.json"
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if state.exists():
+    if state.exists():  # never with force: the folder was emptied
         try:
             old = json.loads(state.read_text(encoding="utf-8")).get("key")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             old = None
         if old != key:
             raise UsageError(f"{out_dir}: holds a benchmark with other data or settings; "
-                             "choose another --out (or remove that folder)")
-    elif any(out_dir.iterdir()):
-        raise UsageError(f"{out_dir}: exists and is not a benchmark results folder; "
-                         "choose another --out")
+                             "choose another --out, or pass --force to start it afresh")
 
 
 def _load_finished(path: Path, system: SystemSpec, run: str,
@@ -289,15 +341,19 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                   config: dict[str, Any] | None = None, include_paper: bool = True,
                   decimals: int = DEFAULT_DECIMALS, show_progress: bool = True,
                   log: Callable[[str], None] | None = None,
-                  allow_overlap: bool = False) -> BenchmarkResult:
+                  allow_overlap: bool = False, force: bool = False) -> BenchmarkResult:
     """Benchmark ``systems`` and write the results folder; returns the scores and the table.
 
     Without ``train``: the ``cv`` protocol on ``data`` (default: the cached public test set).
     With ``train``: the paper's protocol, fit on ``train`` and test on ``data``; test items
     that also occur in ``train`` are refused (:class:`~mhsafety.data.OverlapError`) unless
     ``allow_overlap``, which marks every row with :data:`~mhsafety.records.NOTE_OVERLAP`.
+
+    The results folder is resumed when it holds a benchmark of the same data and settings;
+    any other non-empty folder is refused unless ``force``, which empties it first.
+    Progress: a bar on a terminal, a line per fit when stderr is piped (``show_progress``).
     """
-    from .progress import progress_bar
+    from .progress import Steps
     from .scoring import score_runs
     from .tables import EXTRA_COLUMNS, TABLE2_COLUMNS, format_table, legend, paper_rows
 
@@ -326,7 +382,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     train_examples = load_examples(train) if train is not None else None
     if train_examples is None:
         if folds < 2:
-            raise UsageError(f"--folds must be at least 2, got {folds}")
+            raise UsageError(f"folds must be at least 2, got {folds}")
         counts = np.bincount([ex.label for ex in test])  # type: ignore[misc]
         if counts.max() < folds:
             raise UsageError(f"{test_path}: no label has {folds} items, too few for "
@@ -358,11 +414,17 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
             for k, (train_idx, _) in enumerate(stratified_kfold(test, folds, seed)):
                 check_trainable(probes[s.name], [test[i] for i in train_idx],
                                 f"{test_path} (the training part of fold {k + 1}, seed {seed})")
-    # Systems that never learn (zero-shot judges) use no folds: their rows say so.
-    untrained = Protocol("predict-only", f"measured here: no training; every item of "
-                         f"{Path(test_path).name} predicted once per run, {len(seeds)} runs",
-                         tuple(seeds), short=f"measured, no training, {len(seeds)} runs")
-    system_protocol = {s.name: protocol if needs_fit[s.name] else untrained for s in specs}
+    # Systems that never learn (zero-shot judges) use no folds: their rows say what a run is
+    # (one prediction, a single round of several, or a majority vote over rounds).
+    rounds = {name: answer_rounds(clf) for name, clf in probes.items()}
+    single_rounds = {s.name: not needs_fit[s.name] and rounds[s.name][0] > 1
+                     and not rounds[s.name][1] for s in specs}
+    system_protocol = {s.name: protocol if needs_fit[s.name] else
+                       untrained_protocol(Path(test_path).name, seeds, *rounds[s.name])
+                       for s in specs}
+    # Notes a system's kind always carries (the baseline's design was chosen on the public
+    # test items).
+    design_notes = {s.name: list(getattr(probes[s.name], "design_notes", ())) for s in specs}
 
     key = _state_key(protocol, examples_hash(test),
                      examples_hash(train_examples) if train_examples else None, config or {},
@@ -374,8 +436,7 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
                 f"or pass --out {out})")
     else:
         out = Path(out_dir)
-    _check_out_dir(out, key)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out, key, force)
     write_json(out / "state.json", {
         "key": key, "protocol": protocol.to_dict(), "data": str(test_path),
         "train": str(train) if train is not None else None,
@@ -386,44 +447,50 @@ def run_benchmark(systems: Sequence[str | SystemSpec] = DEFAULT_SYSTEMS,
     fits_per_run = {s.name: (folds if train_examples is None else 1) if needs_fit[s.name] else 1
                     for s in specs}
     total = sum(fits_per_run[s.name] * len(seeds) for s in specs)
-    bar = progress_bar(total=total, desc="benchmark", unit="fit") if show_progress else None
+    bar = Steps(total, "benchmark", "fit", quiet=not show_progress)
     reused = 0
     files: list[Path] = []
-    all_runs: dict[str, list[list[PredictionRecord]]] = {}
+    all_runs: dict[str, dict[str, list[PredictionRecord]]] = {}
     try:
         for s in specs:
-            runs: list[list[PredictionRecord]] = []
+            runs: dict[str, list[PredictionRecord]] = {}
+            k = rounds[s.name][0]
             for seed in seeds:
-                run = f"seed-{seed}"
-                path = out / "predictions" / s.slug / f"{run}.preds.jsonl"
-                records = _load_finished(path, s, run, ids)
-                if records is not None:
+                names = ([f"seed-{seed}-round-{r}" for r in range(1, k + 1)]
+                         if single_rounds[s.name] else [f"seed-{seed}"])
+                paths = {run: out / "predictions" / s.slug / f"{run}.preds.jsonl"
+                         for run in names}
+                loaded = {run: _load_finished(paths[run], s, run, ids) for run in names}
+                if all(records is not None for records in loaded.values()):
                     reused += 1
-                    if bar is not None:
-                        bar.update(fits_per_run[s.name])
+                    bar.update(f"{s.name}, seed {seed} reused", n=fits_per_run[s.name])
+                    made = loaded
                 else:
-                    tick = (lambda: bar.update(1)) if bar is not None else None
-                    notes = [system_protocol[s.name].short, *run_notes]
-                    if train_examples is None:
-                        records = cv_run(s.spec, test, seed, folds, s.name, notes,
-                                         configs[s.name], tick)
+                    tick = (lambda name=s.name, seed=seed: bar.update(f"{name}, seed {seed}"))
+                    notes = [system_protocol[s.name].short, *design_notes[s.name], *run_notes]
+                    if single_rounds[s.name]:
+                        made = round_runs(s.spec, test, seed, s.name, notes, configs[s.name],
+                                          tick)
+                    elif train_examples is None:
+                        made = {names[0]: cv_run(s.spec, test, seed, folds, s.name, notes,
+                                                 configs[s.name], tick)}
                     else:
-                        records = train_test_run(s.spec, train_examples, test, seed, s.name,
-                                                 notes, configs[s.name], tick)
-                    write_records(path, records)
-                files.append(path)
-                runs.append(records)
+                        made = {names[0]: train_test_run(s.spec, train_examples, test, seed,
+                                                         s.name, notes, configs[s.name], tick)}
+                    for run, records in made.items():
+                        write_records(paths[run], records)
+                files += [paths[run] for run in names]
+                runs.update(made)  # type: ignore[arg-type]
             all_runs[s.name] = runs
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     # One scoring path: the protocol's short text leads each row's notes, then the records'.
-    scored = score_runs({s.name: [Run(s.name, f"seed-{seed}", recs)
-                                  for seed, recs in zip(seeds, all_runs[s.name])]
+    scored = score_runs({s.name: [Run(s.name, run, recs) for run, recs in all_runs[s.name].items()]
                          for s in specs},
                         {s.name: system_protocol[s.name].description for s in specs},
-                        {s.name: [system_protocol[s.name].short, *run_notes] for s in specs})
+                        {s.name: [system_protocol[s.name].short, *design_notes[s.name],
+                                  *run_notes] for s in specs})
     measured: list[SystemMetrics] = scored.systems
     rows = scored.rows
     columns = TABLE2_COLUMNS + EXTRA_COLUMNS

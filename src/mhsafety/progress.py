@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -68,3 +68,23 @@ class Steps:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def step_printer(desc: str, unit: str = "step", quiet: bool = False
+                 ) -> Callable[[int, int, str], None]:
+    """An ``on_progress(done, total, info)`` callback over :class:`Steps`: a bar on a
+    terminal, a line per step when piped; a new bar when ``total`` changes or ``done``
+    goes back (a new piece of work)."""
+    state: dict[str, Any] = {}
+
+    def report(done: int, total: int, info: str) -> None:
+        steps = state.get("steps")
+        if steps is None or steps.total != total or done < steps.done:
+            if steps is not None:
+                steps.close()
+            steps = state["steps"] = Steps(total, desc, unit, quiet=quiet)
+        steps.update(info, n=done - steps.done)
+        if done >= total:
+            steps.close()
+
+    return report

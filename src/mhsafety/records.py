@@ -21,7 +21,11 @@ shows the texts of every note any record of its system carries. Known codes:
 - ``shots-from-judged``: few-shot examples were drawn from the judged items (each item's own
   record excluded);
 - ``overlap-allowed``: training and scored items share (context, response) pairs, allowed by
-  ``--allow-overlap``.
+  ``--allow-overlap``;
+- ``different-items-allowed``: the row's runs scored different item sets, allowed by
+  ``evaluate --allow-different-items``;
+- ``design-chosen-on-test``: the system's design (the baseline's features and defaults) was
+  chosen by cross-validation on the public test items, so its scores there are optimistic.
 
 Any other string is a free-text note (a benchmark protocol's short description, say) and is
 shown as it is. Files written before ``notes`` existed kept their notes under
@@ -33,11 +37,13 @@ Files are written atomically. A run of a system is all records with the same
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +58,17 @@ NOTE_SELECTED_ON_TEST = "selected-on-test"
 NOTE_SHOTS_FROM_JUDGED = "shots-from-judged"
 NOTE_OVERLAP = "overlap-allowed"
 NOTE_DEV_OVERLAP = "dev-overlap-allowed"
+NOTE_DIFFERENT_ITEMS = "different-items-allowed"
+NOTE_DESIGN_ON_TEST = "design-chosen-on-test"
 # The one home of the words a table shows for each note code.
 NOTE_TEXTS: dict[str, str] = {
     NOTE_SELECTED_ON_TEST: "epoch picked on the test set",
     NOTE_SHOTS_FROM_JUDGED: "shots drawn from the judged items, self excluded",
     NOTE_OVERLAP: "train/test overlap allowed",
     NOTE_DEV_OVERLAP: "dev items overlap the training data",
+    NOTE_DIFFERENT_ITEMS: "runs scored on different item sets",
+    NOTE_DESIGN_ON_TEST: "features and settings chosen by cross-validation on the 800 public "
+                         "test items",
 }
 _CODE_OF_TEXT = {text: code for code, text in NOTE_TEXTS.items()}
 
@@ -189,10 +200,18 @@ def write_records(path: str | os.PathLike[str], records: Iterable[PredictionReco
     return p
 
 
-# Readers of other tools' result files (harness logs), registered from a higher floor
-# (mhsafety.integrations.harness_logs), so this module never names them: (matches, read).
+# Readers of other tools' result files (harness logs): (matches, read), registered by the
+# module that holds them (mhsafety.integrations.harness_logs), so this module never imports
+# a harness.
 RecordReader = Callable[[Path], list[PredictionRecord]]
 _READERS: list[tuple[Callable[[Path], bool], RecordReader]] = []
+# Which module registers the reader of a file name (fnmatch pattern -> module), imported the
+# first time such a file is read, so that library calls (``score_paths("x.eval")``) find
+# the reader without the CLI, and loading this module imports nothing heavy.
+READER_MODULES: dict[str, str] = {
+    "*.eval": "mhsafety.integrations.harness_logs",
+    "samples_*.jsonl": "mhsafety.integrations.harness_logs",
+}
 
 
 def register_reader(matches: Callable[[Path], bool], read: RecordReader) -> None:
@@ -202,7 +221,18 @@ def register_reader(matches: Callable[[Path], bool], read: RecordReader) -> None
 
 
 def _foreign_reader(path: Path) -> RecordReader | None:
-    return next((read for matches, read in _READERS if matches(path)), None)
+    found = next((read for matches, read in _READERS if matches(path)), None)
+    if found is None:
+        modules = {m for pattern, m in READER_MODULES.items() if fnmatch(path.name, pattern)}
+        for module in sorted(modules - _LOADED):
+            _LOADED.add(module)
+            importlib.import_module(module)  # registers its readers
+        if modules:
+            found = next((read for matches, read in _READERS if matches(path)), None)
+    return found
+
+
+_LOADED: set[str] = set()
 
 
 def read_records(path: str | os.PathLike[str]) -> list[PredictionRecord]:
@@ -244,6 +274,21 @@ def find_prediction_files(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
+# The producer of records that name none (``meta.source``): this toolkit's own commands.
+OWN_SOURCE = "mhsafety"
+
+
+def setup_key(record: PredictionRecord) -> str:
+    """What two runs must share, beside the system name, to be runs of one table row: the
+    producer (``meta.source``: "inspect", "lm-eval", else this toolkit) and, when the
+    producer wrote one, its settings key (``meta.setup``). Runs of one name from different
+    producers or settings are different rows."""
+    meta = record.meta if isinstance(record.meta, dict) else {}
+    source = str(meta.get("source") or OWN_SOURCE)
+    setup = meta.get("setup")
+    return f"{source}|{setup}" if setup else source
+
+
 @dataclass
 class Run:
     """All records of one run of one system."""
@@ -266,31 +311,49 @@ class Run:
         return merge_notes(*(r.all_notes for r in self.records))
 
 
-def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
+def _row_names(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Row name of each (system, setup key): the system alone when it has one setup, else
+    the system followed by its producer and settings in brackets."""
+    count: dict[str, int] = {}
+    for system, _ in keys:
+        count[system] = count.get(system, 0) + 1
+    return {(system, key): system if count[system] == 1 else
+            f"{system} ({key.replace('|', ', ')})" for system, key in keys}
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]],
+              allow_different_items: bool = False) -> dict[str, list[Run]]:
     """Group the records of prediction files (or folders of them) into systems and runs.
 
-    Systems keep the order in which they first appear. A run whose item ids repeat is an
-    error, as is a system whose runs cover different items, since their scores would not be
-    comparable.
+    A system is a name plus a :func:`setup_key`: runs of one name from different producers
+    or settings become separate systems, named "NAME (producer, settings)". Systems keep the
+    order in which they first appear. A run whose item ids repeat is an error, as is a
+    system whose runs cover different items (their mean would mix item sets), unless
+    ``allow_different_items``, which keeps them and marks the system's records with
+    :data:`NOTE_DIFFERENT_ITEMS`.
     """
-    systems: dict[str, dict[str, Run]] = {}
+    grouped: dict[tuple[str, str], dict[str, Run]] = {}
     for path in paths:
         for file in find_prediction_files(path):
             for rec in read_records(file):
-                runs = systems.setdefault(rec.system, {})
+                runs = grouped.setdefault((rec.system, setup_key(rec)), {})
                 run = runs.get(rec.run)
                 if run is None:
                     run = runs[rec.run] = Run(rec.system, rec.run, [], str(file))
                 run.records.append(rec)
+    names = _row_names(list(grouped))
     out: dict[str, list[Run]] = {}
-    for system, runs in systems.items():
+    for key, runs in grouped.items():
+        system = names[key]
         reference: set[str] | None = None
         for run in runs.values():
+            run.system = system
             ids = [r.id for r in run.records]
             if len(set(ids)) != len(ids):
                 dup = next(i for i in ids if ids.count(i) > 1)
                 raise DataError(f"{run.source}: system {system!r} run {run.run!r} has item "
-                                f"{dup!r} more than once")
+                                f"{dup!r} more than once (two files with the same system "
+                                "and run names?)")
             missing_gold = [r.id for r in run.records if r.gold is None]
             if missing_gold:
                 raise DataError(f"{run.source}: item {missing_gold[0]!r} has no gold label, "
@@ -298,7 +361,15 @@ def load_runs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[Run]]:
             if reference is None:
                 reference = set(ids)
             elif set(ids) != reference:
-                raise DataError(f"{run.source}: system {system!r} run {run.run!r} covers "
-                                "different items than its other runs")
+                if not allow_different_items:
+                    raise DataError(
+                        f"{run.source}: system {system!r} run {run.run!r} covers different "
+                        f"items than its other runs ({len(ids)} items, not the same "
+                        f"{len(reference)}): a mean over different item sets is not one "
+                        "score; score the same items, or --allow-different-items to average "
+                        "anyway with the row marked")
+                for run_ in runs.values():
+                    for rec in run_.records:
+                        rec.notes = merge_notes(rec.notes, [NOTE_DIFFERENT_ITEMS])
         out[system] = list(runs.values())
     return out

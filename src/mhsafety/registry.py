@@ -98,8 +98,17 @@ def load_classifier(directory: str | os.PathLike[str],
 
 
 def model_spec(model: str) -> str:
-    """The spec for ``train --model``: ``baseline``, a ``kind:arg`` spec, or an encoder name."""
-    kind = model.partition(":")[0]
+    """The spec for ``train --model``: ``baseline``, a ``kind:arg`` spec, or an encoder name.
+
+    A Hugging Face name has no colon (``bert-base-chinese``, ``org/name``) and means an
+    encoder, as does a local folder that exists; ``KIND:...`` with any other KIND is a
+    UsageError naming the known kinds, never a model name to look up.
+    """
+    kind, colon, _ = model.partition(":")
     if model == "baseline" or kind in KINDS:
         return model
+    if colon and not Path(model).exists():
+        raise UsageError(f"unknown classifier kind {kind!r} in {model!r}; expected baseline, "
+                         f"{', '.join(k + ':...' for k in KINDS if k != 'baseline')}, or a "
+                         "Hugging Face encoder name or path without a colon")
     return f"encoder:{model}"  # a Hugging Face model name or a local path

@@ -63,6 +63,8 @@ def score_runs(systems: Mapping[str, Sequence[Run]],
 
 
 def score_paths(paths: Sequence[str | os.PathLike[str]],
-                protocol: str | Mapping[str, str] = "") -> Scores:
-    """Score prediction files or folders of ``*.preds.jsonl``; one system per row."""
-    return score_runs(load_runs(paths), protocol)
+                protocol: str | Mapping[str, str] = "",
+                allow_different_items: bool = False) -> Scores:
+    """Score prediction files or folders of ``*.preds.jsonl``; one system (a name plus a
+    :func:`~mhsafety.records.setup_key`) per row."""
+    return score_runs(load_runs(paths, allow_different_items), protocol)

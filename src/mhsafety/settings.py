@@ -1,42 +1,84 @@
 """One home per setting: the dataclass fields that hold each component's defaults.
 
 A component (the judge, the encoder, the baseline, the guard service, the annotation server)
-declares its settings once, as a dataclass whose fields are made by :func:`setting`::
+declares its settings once, as a :class:`Settings` dataclass whose fields are made by
+:func:`setting`::
 
     @dataclass(frozen=True)
-    class ServiceConfig:
-        port: int = setting(8000, "TCP port to listen on.", check=lambda v: ...)
+    class ServiceConfig(Settings):
+        port: int = setting(8000, "TCP port to listen on.", check=tcp_port)
 
-Everything else is derived from that declaration: :func:`build` makes an instance from a
-mapping (``--config KEY=VALUE`` strings included) with one-sentence errors;
+        def check_together(self) -> None:  # optional: rules across fields
+            ...
+
+Constructing one checks it, once, in :meth:`Settings.__post_init__`: each field's value is
+coerced to its type (``"3"`` -> 3 for an int), then its ``choices`` and ``check`` run, then
+the class's :meth:`~Settings.check_together`. A bad value is a :class:`SettingsError` that
+names the parameter (the field), never a command-line flag.
+
+Everything else is derived from the declaration: :func:`build` makes an instance from an
+untyped mapping (``--config KEY=VALUE`` strings, JSON) and refuses unknown keys;
 :func:`click_options` adds one CLI option per field whose help shows the dataclass default
 (never a copy of it) and whose own default is ``None`` ("not given"); :func:`given` keeps
-only what the user set, to forward to :func:`build`; :func:`fields_doc` lists the fields
-for help pages and docs.
+only what the user set, and :func:`build_from_options` builds from it with errors naming the
+flags; :func:`fields_doc` lists the fields for help pages and docs.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 T = TypeVar("T")
 
-# The seed every seeded piece (splits, classifiers, the first benchmark run) starts from.
+# The seed every seeded piece (splits, classifiers, statistics, the first benchmark run)
+# starts from.
 DEFAULT_SEED = 42
 
 # Keys of a field's metadata; everything below reads them, nothing else defines them.
 _DOC, _CHOICES, _CHECK, _CLI, _METAVAR = "doc", "choices", "check", "cli", "metavar"
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+
+
+class SettingsError(UsageError):
+    """A bad setting, in one sentence that names parameters (field names).
+
+    ``template`` holds ``{param}`` placeholders, one per name in ``params``; ``str(error)``
+    fills them with the names themselves, :meth:`render` with anything else (a command line
+    fills them with its flags, see :func:`build_from_options`).
+    """
+
+    def __init__(self, template: str, *params: str, where: str = "") -> None:
+        self.template, self.params, self.where = template, params, where
+        super().__init__(self.render())
+
+    @classmethod
+    def about(cls, param: str, problem: str, where: str = "") -> SettingsError:
+        """``"<param> <problem>"``, the problem text taken literally."""
+        literal = problem.replace("{", "{{").replace("}", "}}")
+        return cls(f"{{{param}}} {literal}", param, where=where)
+
+    def render(self, name: Callable[[str], str] = str) -> str:
+        text = self.template.format(**{p: name(p) for p in self.params})
+        return f"{self.where}: {text}" if self.where else text
+
+    def at(self, where: str) -> SettingsError:
+        """The same error, said to come from ``where`` (``"--config"``, ``"judge config"``)."""
+        return SettingsError(self.template, *self.params, where=where)
 
 
 def setting(default: Any, doc: str, *, choices: Sequence[Any] | None = None,
@@ -46,7 +88,7 @@ def setting(default: Any, doc: str, *, choices: Sequence[Any] | None = None,
 
     ``choices`` limits the values; ``check(value)`` returns an error text (or None when the
     value is fine); ``cli`` overrides the option name (``--api-base``); ``metavar`` the
-    placeholder in help. Mutable defaults (list, dict, set) are copied per instance.
+    placeholder in help. Mutable defaults (list, dict) are copied per instance.
     """
     metadata = {_DOC: doc, _CHOICES: tuple(choices) if choices is not None else None,
                 _CHECK: check, _CLI: cli, _METAVAR: metavar}
@@ -54,6 +96,42 @@ def setting(default: Any, doc: str, *, choices: Sequence[Any] | None = None,
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default),
                                  metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+class Settings:
+    """Base of every settings dataclass: subclass it and declare fields with :func:`setting`.
+
+    The one generic ``__post_init__`` coerces and checks every field from its metadata, then
+    calls :meth:`check_together`. Declare the subclass ``@dataclass(frozen=True)`` so a
+    component's settings change only through :meth:`replace` (a checked copy).
+    """
+
+    def __post_init__(self) -> None:
+        cls = type(self)
+        for f in _init_fields(cls):
+            value = getattr(self, f.name)
+            checked = _checked(cls, f, value)
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)  # frozen subclasses too
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Rules across fields; raise :class:`SettingsError` naming the parameters."""
+
+    def check(self) -> None:
+        """Check again (an instance whose fields were set by hand, say)."""
+        Settings.__post_init__(self)
+
+    def replace(self, **changes: Any) -> Self:
+        """A checked copy with ``changes`` applied (unknown names: a SettingsError)."""
+        unknown = sorted(set(changes) - {f.name for f in _init_fields(type(self))})
+        if unknown:
+            raise _unknown(type(self), unknown[0], "settings")
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var,return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-able when the values are)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
 # The field checks several components share (``setting(..., check=...)``).
@@ -97,6 +175,7 @@ def defaults(cls: type) -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
@@ -113,18 +192,13 @@ def _hint(cls: type, f: dataclasses.Field) -> Any:
 
 
 def _type_text(hint: Any) -> str:
-    if hint is Any:
-        return "a value"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_text(a) for a in typing.get_args(hint))
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if hint is type(None):
         return "null"
-    name = getattr(origin or hint, "__name__", str(hint))
+    name = getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
     return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-            "list": "a list", "tuple": "a list", "dict": "an object"}.get(name, name)
+            "list": "a list", "tuple": "a list", "dict": "a JSON object", "Path": "a path"}.get(name, "a value")
 
 
 class _Mismatch(Exception):
@@ -132,30 +206,22 @@ class _Mismatch(Exception):
 
 
 def _coerce(value: Any, hint: Any) -> Any:
-    """``value`` as type ``hint``; strings (from the command line) are parsed."""
-    if hint is Any or hint is object:
-        return value
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    """``value`` as type ``hint``; strings (from the command line) are parsed.
+
+    The types settings fields use: bool, int, float, str, a path, ``X | None``, ``list[X]``
+    / ``tuple[X, ...]`` (JSON or comma-separated) and ``dict`` (a JSON object).
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, str)
+                                                     and value.lower() in ("none", "null"))):
             return None
         for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg)
-            except _Mismatch:
-                continue
-        raise _Mismatch
-    if origin is typing.Literal:
-        if value in args:
-            return value
-        for arg in args:
-            if isinstance(value, str) and str(arg) == value:
-                return arg
+            if arg is not type(None):
+                try:
+                    return _coerce(value, arg)
+                except _Mismatch:
+                    continue
         raise _Mismatch
     if hint is bool:
         if isinstance(value, bool):
@@ -165,64 +231,44 @@ def _coerce(value: Any, hint: Any) -> Any:
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
         raise _Mismatch
-    if hint is int:
+    if hint in (int, float):
         if isinstance(value, bool):
             raise _Mismatch
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
+                value = float(value.strip()) if hint is float else int(value.strip())
             except ValueError:
                 raise _Mismatch from None
-        raise _Mismatch
-    if hint is float:
-        if isinstance(value, bool):
+        if hint is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if hint is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, hint):
             raise _Mismatch
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise _Mismatch from None
-        raise _Mismatch
+        return value
+    if hint is Path:
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise _Mismatch
+        return Path(value)
     if hint is str:
-        if isinstance(value, str):
-            return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)  # --config model=123 parses as JSON 123; the field wants text
-        raise _Mismatch
-    if hint is Path or (isinstance(hint, type) and issubclass(hint, Path)):
-        if isinstance(value, (str, Path)):
-            return Path(value)
-        raise _Mismatch
-    container = origin or hint
-    if container in (list, tuple, set, frozenset, Sequence):
+        if not isinstance(value, str):
+            raise _Mismatch
+        return value
+    if (origin or hint) in (list, tuple):
         if isinstance(value, str):
             text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError:
-                    raise _Mismatch from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple, set, frozenset)):
+            try:
+                value = (json.loads(text) if text.startswith("[") else
+                         [part.strip() for part in text.split(",") if part.strip()])
+            except json.JSONDecodeError:
+                raise _Mismatch from None
+        if not isinstance(value, (list, tuple)):
             raise _Mismatch
-        if container is tuple and len(args) == 2 and args[1] is Ellipsis:
-            items = [_coerce(v, args[0]) for v in value]
-        elif container is tuple and args:
-            if len(args) != len(value):
-                raise _Mismatch
-            items = [_coerce(v, a) for v, a in zip(value, args)]
-        else:
-            items = [_coerce(v, args[0]) for v in value] if args else list(value)
-        return tuple(items) if container is tuple else (
-            container(items) if container in (set, frozenset) else items)
-    if container is dict or container is Mapping:
+        items = [_coerce(v, args[0]) for v in value] if args else list(value)
+        return tuple(items) if (origin or hint) is tuple else items
+    if (origin or hint) is dict:
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -230,51 +276,68 @@ def _coerce(value: Any, hint: Any) -> Any:
                 raise _Mismatch from None
         if not isinstance(value, dict):
             raise _Mismatch
-        if len(args) == 2:
-            return {_coerce(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
         return dict(value)
-    if isinstance(hint, type):
-        if isinstance(value, hint):
-            return value
-        raise _Mismatch
+    if hint is Any or isinstance(value, hint):
+        return value
+    raise _Mismatch
+
+
+def _checked(cls: type, f: dataclasses.Field, value: Any) -> Any:
+    """``value`` for field ``f`` coerced to its type, its choices and check applied."""
+    hint = _hint(cls, f)
+    try:
+        value = _coerce(value, hint)
+    except _Mismatch:
+        raise SettingsError.about(f.name, f"must be {_type_text(hint)}, got {value!r}") from None
+    choices = f.metadata.get(_CHOICES)
+    if choices is not None and value is not None and value not in choices:
+        # None got past _coerce only where the field's type admits it ("not set").
+        raise SettingsError.about(f.name, f"must be one of {', '.join(str(c) for c in choices)}"
+                                          f", got {value!r}")
+    check = f.metadata.get(_CHECK)
+    if check is not None and value is not None:
+        problem = check(value)
+        if problem:
+            raise SettingsError.about(f.name, problem)
     return value
+
+
+def _unknown(cls: type, name: str, where: str) -> UsageError:
+    valid = ", ".join(sorted(f.name for f in _init_fields(cls)))
+    return UsageError(f"{where}: unknown setting {name!r}; expected one of {valid}")
 
 
 def check_value(cls: type, name: str, value: Any, where: str = "config") -> Any:
     """One field's value coerced and validated (choices, check), or a UsageError."""
     fields = {f.name: f for f in _init_fields(cls)}
     if name not in fields:
-        raise UsageError(f"{where}: unknown setting {name!r}; expected one of "
-                         f"{', '.join(sorted(fields))}")
-    f = fields[name]
-    hint = _hint(cls, f)
+        raise _unknown(cls, name, where)
     try:
-        value = _coerce(value, hint)
-    except _Mismatch:
-        raise UsageError(f"{where}: {name} must be {_type_text(hint)}, got {value!r}") from None
-    choices = f.metadata.get(_CHOICES)
-    if choices is not None and value not in choices:
-        raise UsageError(f"{where}: {name} must be one of "
-                         f"{', '.join(str(c) for c in choices)}, got {value!r}")
-    check = f.metadata.get(_CHECK)
-    if check is not None and value is not None:
-        problem = check(value)
-        if problem:
-            raise UsageError(f"{where}: {name} {problem}")
-    return value
+        return _checked(cls, fields[name], value)
+    except SettingsError as exc:
+        raise exc.at(where) from None
 
 
 def build(cls: type[T], values: Mapping[str, Any] | None = None, where: str = "config") -> T:
-    """An instance of settings dataclass ``cls`` from ``values`` (missing keys: defaults).
+    """An instance of settings dataclass ``cls`` from untyped ``values`` (missing: defaults).
 
     An unknown key is a UsageError naming it and the valid fields; strings are coerced to
-    the field's type (so ``--config epochs=3`` works); every field's check runs, then the
-    dataclass's own ``__post_init__`` (its ValueError becomes a UsageError too).
+    the field's type (so ``--config epochs=3`` works) and every check runs; errors start
+    with ``where``. Plain dataclasses (not :class:`Settings`) get their fields checked here
+    and a ValueError of their own ``__post_init__`` becomes a UsageError.
     """
-    checked = {name: check_value(cls, name, value, where)
-               for name, value in (values or {}).items()}
+    values = dict(values or {})
+    if issubclass(cls, Settings):
+        fields = {f.name for f in _init_fields(cls)}
+        unknown = [name for name in values if name not in fields]
+        if unknown:
+            raise _unknown(cls, unknown[0], where)
+    else:
+        values = {name: check_value(cls, name, value, where) for name, value in values.items()}
     try:
-        return cls(**checked)
+        return cls(**values)
+    except SettingsError as exc:
+        raise exc.at(where) from None
     except ValueError as exc:
         raise UsageError(f"{where}: {exc}") from None
 
@@ -290,7 +353,8 @@ def fields_doc(cls: type) -> list[tuple[str, Any, str]]:
     return [(f.name, field_default(f), f.metadata.get(_DOC, "")) for f in _init_fields(cls)]
 
 
-def _default_text(value: Any) -> str:
+def default_text(value: Any) -> str:
+    """A default as help pages and docs show it (``[default: X]``)."""
     if value is dataclasses.MISSING:
         return "required"
     if value is None:
@@ -304,6 +368,14 @@ def _default_text(value: Any) -> str:
 
 def _param_name(prefix: str, name: str) -> str:
     return f"{prefix.replace('-', '_')}{name}"
+
+
+def flag(cls: type, name: str, prefix: str = "") -> str:
+    """The command-line flag :func:`click_options` gives field ``name`` of ``cls``."""
+    fields = {f.name: f for f in _init_fields(cls)}
+    f = fields.get(name)
+    custom = f.metadata.get(_CLI) if f is not None else None
+    return custom or f"--{prefix}{name.replace('_', '-')}"
 
 
 def click_options(cls: type, *names: str, exclude: Iterable[str] = (), prefix: str = ""):
@@ -329,10 +401,10 @@ def click_options(cls: type, *names: str, exclude: Iterable[str] = (), prefix: s
         # click applies decorators bottom-up; reversed keeps --help in declaration order.
         for f in reversed(chosen):
             hint = hints.get(f.name, Any)
-            flag = f.metadata.get(_CLI) or f"--{prefix}{f.name.replace('_', '-')}"
+            name = flag(cls, f.name, prefix)
             param = _param_name(prefix, f.name)
             doc = f.metadata.get(_DOC, "")
-            help_text = f"{doc} [default: {_default_text(field_default(f))}]"
+            help_text = f"{doc} [default: {default_text(field_default(f))}]"
             kwargs: dict[str, Any] = {"default": None, "help": help_text}
             if f.metadata.get(_METAVAR):
                 kwargs["metavar"] = f.metadata[_METAVAR]
@@ -342,17 +414,15 @@ def click_options(cls: type, *names: str, exclude: Iterable[str] = (), prefix: s
                 base = rest[0] if len(rest) == 1 else str
             choices = f.metadata.get(_CHOICES)
             if base is bool and choices is None:
-                decls = [f"{flag}/--no-{flag[2:]}", param]
-                kwargs["default"] = None
-                func = click.option(*decls, **kwargs)(func)
+                func = click.option(f"{name}/--no-{name[2:]}", param, **kwargs)(func)
                 continue
             if choices is not None:
                 kwargs["type"] = click.Choice([str(c) for c in choices])
             elif base in (int, float):
                 kwargs["type"] = base
             else:
-                kwargs["type"] = str  # lists, paths, text: coerced by build
-            func = click.option(flag, param, **kwargs)(func)
+                kwargs["type"] = str  # lists, objects, text: coerced by build
+            func = click.option(name, param, **kwargs)(func)
         return func
 
     return decorator
@@ -375,3 +445,29 @@ def given(kwargs: Mapping[str, Any], cls: type | None = None, prefix: str = "") 
             continue
         out[name] = value
     return out
+
+
+def build_from_options(cls: type[T], values: Mapping[str, Any], where: str,
+                       prefix: str = "", flags: Mapping[str, str] | None = None) -> T:
+    """:func:`build` for a command line: errors name the flags of :func:`click_options`
+    (or ``flags[name]`` for options written by hand) instead of the parameters."""
+    try:
+        return build(cls, values, where)
+    except SettingsError as exc:
+        raise in_flags(exc, cls, prefix, flags) from None
+
+
+def in_flags(error: SettingsError, cls: type | None = None, prefix: str = "",
+             flags: Mapping[str, str] | None = None) -> UsageError:
+    """``error`` said the command line's way: each parameter as its flag (``flags[name]``,
+    else the flag :func:`click_options` gives a field of ``cls``, else ``--name``)."""
+    named = dict(flags or {})
+
+    def name(param: str) -> str:
+        if param in named:
+            return named[param]
+        if cls is not None and any(f.name == param for f in _init_fields(cls)):
+            return flag(cls, param, prefix)
+        return f"--{prefix}{param.replace('_', '-')}"
+
+    return UsageError(error.render(name))

@@ -10,25 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from .metrics import Aggregate, SystemMetrics
-from .records import note_text
+from .metrics import METRICS, Aggregate, SystemMetrics, per_class_names
+from .records import NOTE_SELECTED_ON_TEST, note_text
 
 FORMATS = ("markdown", "latex", "csv", "json")
 # Decimals of the percentages every table prints unless asked otherwise.
 DEFAULT_DECIMALS = 2
 TABLE2_COLUMNS = ("accuracy", "precision", "recall", "f1")
 EXTRA_COLUMNS = ("macro_f1", "unsafe_recall")
-COLUMN_TITLES = {
-    "accuracy": "Acc",
-    "precision": "P",
-    "recall": "R",
-    "f1": "F1",
-    "macro_f1": "Macro-F1",
-    "unsafe_precision": "Unsafe P",
-    "unsafe_recall": "Unsafe R",
-    "unsafe_f1": "Unsafe F1",
-    "coverage": "Coverage",
-}
+
+
+def column_title(name: str) -> str:
+    """A score's column title, from its entry in :data:`mhsafety.metrics.METRICS`."""
+    metric = METRICS.get(name)
+    return metric.title if metric is not None else name
 
 
 def percent(value: float | None, decimals: int = DEFAULT_DECIMALS) -> str:
@@ -53,6 +48,15 @@ class TableRow:
     source: str = "measured"
     protocol: str = ""
     notes: list[str] = field(default_factory=list)
+    # Items each run scored (distinct values; one unless the runs scored different sets).
+    n: tuple[int, ...] = ()
+
+
+def items_cell(n: Sequence[int]) -> str:
+    """The n column: items scored per run ("800"; "695–800" when runs differ; "–")."""
+    if not n:
+        return "–"
+    return str(n[0]) if len(n) == 1 else f"{min(n)}–{max(n)}"
 
 
 # Table 2 as the paper printed it (percent, one decimal): train on 7,135 private items, test on
@@ -65,7 +69,9 @@ _PAPER = {
     "BERT-base": (70.3, 1.2, 70.5, 0.9, 70.3, 1.2, 69.7, 1.2),
     "RoBERTa-large": (70.4, 3.6, 71.0, 2.1, 70.4, 3.6, 69.8, 3.7),
 }
-PAPER_PROTOCOL = "paper: train on 7,135 private items, test on the 800 public items"
+PAPER_TEST_ITEMS = 800
+PAPER_PROTOCOL = ("paper: train on 7,135 private items, test on the 800 public items, 5 runs "
+                  "(ChatGPT: 5 single rounds, each scored on its own)")
 
 
 def paper_rows() -> list[TableRow]:
@@ -76,14 +82,18 @@ def paper_rows() -> list[TableRow]:
             name: Aggregate(v[2 * i] / 100, v[2 * i + 1] / 100, 5, [])
             for i, name in enumerate(TABLE2_COLUMNS)
         }
+        # The paper kept its fine-tuned models' best epoch on the test set (as `reproduce`
+        # marks the released predictions of those rows).
+        notes = [] if system.startswith("ChatGPT") else [NOTE_SELECTED_ON_TEST]
         rows.append(TableRow(f"{system} (reported by the paper)", scores, 5, None,
-                             "reported", PAPER_PROTOCOL))
+                             "reported", PAPER_PROTOCOL, notes, (PAPER_TEST_ITEMS,)))
     return rows
 
 
 def rows_from_systems(systems: Sequence[SystemMetrics], protocol: str = "") -> list[TableRow]:
     return [
-        TableRow(s.system, s.scores, len(s.runs), s.n_invalid, "measured", protocol, s.notes)
+        TableRow(s.system, s.scores, len(s.runs), s.n_invalid, "measured", protocol, s.notes,
+                 tuple(sorted({m.n for m in s.run_metrics})))
         for s in systems
     ]
 
@@ -129,10 +139,12 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if show_invalid and _show_coverage(rows) and "coverage" not in columns:
         columns = (*columns, "coverage")
+    show_n = any(r.n for r in rows)
     if fmt == "json":
         return json.dumps([
             {
                 "system": r.system, "source": r.source, "protocol": r.protocol, "runs": r.runs,
+                "n": (r.n[0] if len(r.n) == 1 else list(r.n)) if r.n else None,
                 "invalid": r.invalid, "notes": [note_text(n) for n in r.notes],
                 "scores": {c: (r.scores[c].to_dict() if c in r.scores else None) for c in columns},
             }
@@ -141,7 +153,7 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["system", "source", "protocol", "runs", "invalid", "notes",
+        writer.writerow(["system", "source", "protocol", "runs", "n", "invalid", "notes",
                          *[f"{c}_{s}" for c in columns for s in ("mean", "std")]])
         for r in rows:
             cells = []
@@ -150,15 +162,17 @@ def format_table(rows: Sequence[TableRow], fmt: str = "markdown",
                 cells += [percent(agg.mean, decimals) if agg else "",
                           percent(agg.std, decimals) if agg and agg.std is not None else ""]
             writer.writerow([r.system, r.source, r.protocol, r.runs if r.runs is not None else "",
-                             r.invalid if r.invalid is not None else "",
+                             items_cell(r.n) if r.n else "", r.invalid if r.invalid is not None else "",
                              "; ".join(note_text(n) for n in r.notes), *cells])
         return buffer.getvalue()
-    headers = [first_title, count_title, *[COLUMN_TITLES.get(c, c) for c in columns]]
+    headers = [first_title, count_title, *(["n"] if show_n else []),
+               *[column_title(c) for c in columns]]
     if show_invalid:
         headers.append("Invalid")
     body = [
         [row_title(r),
          str(r.runs) if r.runs is not None else "–",
+         *([items_cell(r.n)] if show_n else []),
          *[mean_std(r.scores.get(c), decimals) for c in columns],
          *([str(r.invalid) if r.invalid is not None else "–"] if show_invalid else [])]
         for r in rows
@@ -204,7 +218,7 @@ def format_per_class(systems: Sequence[SystemMetrics], fmt: str = "markdown",
             TableRow(name, scores, report.support, None, "measured")
             for (name, scores), report in zip(s.per_class.items(), s.run_metrics[0].per_class)
         ]
-        table = format_table(rows, fmt, ("precision", "recall", "f1"), decimals,
+        table = format_table(rows, fmt, per_class_names(), decimals,
                              first_title="Class", count_title="Support", show_invalid=False)
         heading = f"### {s.system}\n" if fmt == "markdown" else s.system
         blocks.append(f"{heading}\n{table}")

@@ -16,14 +16,13 @@ from mhsafety.analysis import (
     point_scores,
 )
 from mhsafety.analysis.stats import (
-    SCORES,
     compare_all,
     format_p,
     p_floor,
     reliability_bins,
     run_counts,
 )
-from mhsafety.metrics import aggregate_runs, compute_metrics
+from mhsafety.metrics import aggregate_runs, compute_metrics, score_names
 from mhsafety.taxonomy import LABEL_NAMES
 from tests.helpers.analysis import noisy_preds
 
@@ -45,7 +44,7 @@ def test_point_scores_match_compute_metrics(gold, seed):
                for r, row in enumerate(preds)}
     expected = aggregate_runs("s", per_run)
     got = point_scores(system)
-    for name in SCORES:
+    for name in score_names():
         assert got[name] == pytest.approx(expected.scores[name].mean, abs=1e-12), name
     for name in LABEL_NAMES:
         assert got[f"recall:{name}"] == pytest.approx(
@@ -129,9 +128,43 @@ def test_intervals_are_seeded_and_have_the_binomial_width():
 def test_rare_class_absent_from_a_resample_is_skipped_not_zero():
     gold = np.array([0] + [7] * 99)
     preds = gold[None, :].copy()  # always right
-    ci = confidence_intervals(_system("s", gold, preds), resamples=500, seed=0)
-    nonsense = ci["recall:Nonsense"]
-    assert nonsense.estimate == 1.0 and nonsense.low == 1.0 and nonsense.high == 1.0
+    dist = bootstrap_distribution(_system("s", gold, preds), resamples=500, seed=0)
+    recall = dist["recall:Nonsense"]
+    assert np.isnan(recall).any() and (recall[np.isfinite(recall)] == 1.0).all()
+
+
+def test_small_class_gets_an_exact_interval_not_a_degenerate_one():
+    """Issue 20: a 2-item class scored [0.0, 0.0], a 1-item one [100, 100]."""
+    from scipy.stats import beta
+
+    from mhsafety.analysis.stats import EXACT, EXACT_BELOW
+
+    gold = np.array([0, 0, 1] + [7] * 97)
+    preds = gold.copy()
+    preds[:2] = 7  # both Nonsense items missed; the Mimicry item right
+    ci = confidence_intervals(_system("s", gold, preds[None, :]), resamples=500, seed=0)
+    missed, right = ci["recall:Nonsense"], ci["recall:Humanoid Mimicry"]
+    assert missed.method == EXACT and missed.estimate == 0.0 and missed.low == 0.0
+    assert missed.high == pytest.approx(beta.ppf(0.975, 1, 2))  # 0.84, not 0
+    assert right.low == pytest.approx(0.025) and right.high == 1.0
+    assert ci["recall:Safe Response"].method != EXACT  # 97 items: the bootstrap
+    assert EXACT_BELOW == 20
+    # F1 of a 2-item class has no exact interval: none is given rather than [0, 0].
+    assert math.isnan(ci["f1:Nonsense"].low) and math.isnan(ci["f1:Nonsense"].high)
+    # Node 2's "yes" items are the one Mimicry item, however many items reach node 2.
+    assert ci["node2:recall"].method == EXACT and ci["node2:recall"].low == pytest.approx(0.025)
+
+
+def test_precision_of_a_resample_with_no_prediction_is_undefined_not_zero():
+    """A class the system predicts once (rightly): resamples that miss that item have no
+    prediction of it, and count as undefined rather than 0 precision."""
+    gold = np.array([1] + [0] * 30 + [7] * 69)
+    preds = np.array([1] + [0] * 30 + [7] * 69)
+    dist = bootstrap_distribution(_system("s", gold, preds[None, :]), resamples=300, seed=0)
+    precision = dist["precision:Humanoid Mimicry"]
+    assert np.isnan(precision).any() and (precision[np.isfinite(precision)] == 1.0).all()
+    node2 = dist["node2:precision"]
+    assert np.nanmin(node2) == 1.0
 
 
 def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one(gold):

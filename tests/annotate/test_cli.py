@@ -49,6 +49,25 @@ def test_serve_needs_the_token_variable_set(tmp_path, capsys, small_data, monkey
     assert code == 2 and "ANNOTATE_TOKEN_FOR_TEST" in err
 
 
+def test_errors_name_the_flags_while_the_library_names_parameters(tmp_path, capsys,
+                                                                 small_data):
+    from mhsafety.annotate.app import create_server
+    from mhsafety.annotate.config import AnnotateServerConfig
+    from mhsafety.annotate.store import open_store
+    from mhsafety.errors import UsageError
+
+    code, _, err = run(capsys, "annotate", "serve", "--db", str(tmp_path / "db.sqlite"),
+                       "--data", str(small_data), "--host", "0.0.0.0")
+    assert code == 2 and "give one with --token-env VAR, or bind 127.0.0.1" in err
+    code, _, err = run(capsys, "annotate", "serve", "--db", str(tmp_path / "db.sqlite"),
+                       "--break-every", "0")
+    assert code == 2 and "--break-every must be at least 1, got 0" in err
+    with pytest.raises(UsageError, match="give token, or bind 127.0.0.1"):
+        create_server(open_store(tmp_path / "db.sqlite"), AnnotateServerConfig(host="0.0.0.0"))
+    with pytest.raises(UsageError, match="^break_every must be at least 1"):
+        AnnotateServerConfig(break_every=0)
+
+
 def test_import_agreement_progress_export(tmp_path, capsys, small_data):
     from mhsafety.annotate.store import open_store
     from mhsafety.taxonomy import path_for_label

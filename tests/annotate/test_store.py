@@ -35,7 +35,7 @@ def test_import_refuses_a_clashing_id_and_imports_nothing(store, tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps([{"context": "[seeker]x", "response": "[supporter]new"},
                                  {"context": "[seeker]y", "response": "[supporter]z"}]))
-    with pytest.raises(DataError, match=r"item id '0' is already in .*--id-prefix"):
+    with pytest.raises(DataError, match=r"item id '0' is already in .*an id prefix"):
         import_file(store, other)
     assert store.item_count() == 4
     assert import_file(store, other, id_prefix="b-").added == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from mhsafety.classifiers.base import NO_ANSWER, Classifier, Predictions, check_probabilities
 from mhsafety.data import Example
+from mhsafety.errors import UsageError
+from mhsafety.settings import Settings, at_least, setting
 
 ITEMS = [Example("[seeker]hi", f"[supporter]{word}", label, str(i))
          for i, (word, label) in enumerate([("ok", 7), ("ABSTAIN", 2), ("bad", 4)])]
@@ -87,3 +90,58 @@ def test_check_probabilities_accepts_all_nan_rows_only():
 def test_predictions_checks_reasons_length():
     with pytest.raises(ValueError):
         Predictions(np.full((2, 8), 1 / 8), (None,))
+
+
+# ---------------------------------------------------------------- settings (contract 2)
+
+
+@dataclass(frozen=True)
+class ToySettings(Settings):
+    batch_size: int = setting(4, "Items per call.", check=at_least(1))
+    device: str = setting("cpu", "Where to run.", choices=("cpu", "cuda"))
+
+
+class Toy(Scripted):
+    kind = "toy"
+    config_class = ToySettings
+    extra_config = frozenset({"work_dir"})
+
+    @classmethod
+    def load_state(cls, directory, manifest):
+        return cls(cls.settings_from_manifest(manifest))
+
+
+def test_a_classifier_holds_frozen_typed_settings_built_from_config():
+    clf = Toy(batch_size="8", work_dir="/w")
+    assert clf.settings == ToySettings(batch_size=8)
+    assert clf.extras == {"work_dir": "/w"}
+    with pytest.raises(AttributeError):
+        clf.settings.batch_size = 2  # type: ignore[misc]
+    with pytest.raises(UsageError, match="toy settings: batch_size must be at least 1"):
+        Toy(batch_size=0)
+    with pytest.raises(UsageError, match="unknown setting 'lr'"):
+        Toy(lr=1)
+    assert Toy(ToySettings(device="cuda")).settings.device == "cuda"
+
+
+def test_with_settings_returns_a_changed_copy_and_leaves_the_original():
+    clf = Toy()
+    clf.notes = ["n"]
+    other = clf.with_settings(batch_size=16, work_dir="/x")
+    assert type(other) is Toy and other is not clf
+    assert (clf.settings.batch_size, other.settings.batch_size) == (4, 16)
+    assert clf.extras == {} and other.extras == {"work_dir": "/x"}
+    assert other.notes == ["n"]  # what was fitted or loaded is shared, not refitted
+    with pytest.raises(UsageError, match="toy settings: device must be one of cpu, cuda"):
+        clf.with_settings(device="tpu")
+    assert clf.settings.device == "cpu"
+
+
+def test_manifest_stores_every_setting_and_old_manifests_still_load(tmp_path):
+    clf = Toy(batch_size=2)
+    assert clf.manifest()["config"] == {"batch_size": 2, "device": "cpu"}
+    saved = clf.save(tmp_path / "ck")
+    assert Toy.load(saved).settings == clf.settings
+    # A manifest written by another version: unknown keys left out, missing ones default.
+    old = {"config": {"batch_size": 3, "retired_setting": True}}
+    assert Toy.settings_from_manifest(old) == ToySettings(batch_size=3)

@@ -17,7 +17,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from mhsafety.classifiers import read_manifest
-from mhsafety.classifiers.encoder_onnx import FP32_FILE, INT8_FILE, export_onnx
+from mhsafety.classifiers.encoder_export import FP32_FILE, INT8_FILE, export_onnx
 from mhsafety.errors import UsageError
 from mhsafety.registry import create_classifier, load_classifier
 from tests.helpers.tiny_bert import build_tiny_bert
@@ -139,8 +139,8 @@ def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeyp
     from mhsafety.guard import service
 
     seen = []
-    monkeypatch.setattr(service, "serve_checkpoint",
-                        lambda ckpt, threshold, config, **kw: seen.append(config))
+    monkeypatch.setattr(service, "serve_config",
+                        lambda guard_config, config, **kw: seen.append(config))
     main(["serve", "--checkpoint", str(checkpoint), "--port", "0"])
     main(["serve", "--checkpoint", str(checkpoint), "--port", "0", "--max-model-batch", "4"])
     proposed = EncoderClassifier.serving_defaults
@@ -151,7 +151,10 @@ def test_serve_takes_the_encoder_micro_batching_unless_given(checkpoint, monkeyp
 
 
 def test_guard_runtime_is_asked_for_or_refused(checkpoint, tmp_path):
-    from mhsafety.guard.core import build_guard
+    from mhsafety.guard import Guard, GuardConfig
+
+    def build_guard(folder, runtime=None):
+        return Guard.from_config(GuardConfig(checkpoint=folder, runtime=runtime))
 
     plain = _copy(checkpoint, tmp_path / "plain")
     with pytest.raises(UsageError, match="no ONNX model"):

@@ -33,18 +33,25 @@ def small_file(test_examples, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def held_out_file(test_examples, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "held_out.jsonl"
+    write_examples(path, test_examples[1::5])
+    return path
+
+
+@pytest.fixture(scope="module")
 def checkpoint(small_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "base"
     main(["train", "--train", str(small_file), "--out", str(out), *FAST])  # exits only on error
     return out
 
 
-def test_train_then_predict_writes_records_with_probabilities(checkpoint, small_file, tmp_path,
-                                                              capsys):
+def test_train_then_predict_writes_records_with_probabilities(checkpoint, held_out_file,
+                                                              tmp_path, capsys):
     manifest = json.loads((checkpoint / "manifest.json").read_text())
     assert manifest["kind"] == "baseline" and manifest["config"]["inner_folds"] == 2
     out = tmp_path / "preds.jsonl"
-    code, _, err = run(["predict", "--checkpoint", str(checkpoint), "--data", str(small_file),
+    code, _, err = run(["predict", "--checkpoint", str(checkpoint), "--data", str(held_out_file),
                         "--out", str(out), "--system", "Base"], capsys)
     assert code == 0 and "wrote 160 prediction records" in err
     records = read_records(out)

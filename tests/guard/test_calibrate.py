@@ -47,8 +47,8 @@ def test_calibrating_on_the_training_file_is_refused(baseline_checkpoint, test_j
     part = tmp_path / "part.jsonl"
     part.write_text("".join(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n"
                             for ex in load_examples(test_json)[:50]), encoding="utf-8")
-    result = CliRunner().invoke(cli, ["check", "--checkpoint", str(baseline_checkpoint),
-                                      "--calibrate", str(part)])
+    result = CliRunner().invoke(cli, ["check", "calibrate", str(part), "--checkpoint",
+                                      str(baseline_checkpoint)])
     assert isinstance(result.exception, DataError)
     assert "50 of the 50 items" in str(result.exception)
     assert "--allow-overlap" in str(result.exception)

@@ -1,4 +1,4 @@
-"""`mhsafety check` (one item, JSONL from stdin or a file, --calibrate) and `serve` usage."""
+"""`mhsafety check` (reply, items from stdin or a file, calibrate) and `serve` usage."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def run(args, input=None):
 
 
 def test_check_one_item(fake_kind, fake_checkpoint):
-    result = run(["check", "--checkpoint", str(fake_checkpoint), "--context", "[seeker]hi",
-                  "--response", "this is unsafe"])
+    result = run(["check", "reply", "--checkpoint", str(fake_checkpoint), "--context",
+                  "[seeker]hi", "--response", "this is unsafe"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["decision"] == "unsafe" and body["label_name"] == "Toxic Language"
@@ -28,13 +28,14 @@ def test_check_jsonl_from_stdin_in_order(fake_kind, fake_checkpoint):
              {"context": "[seeker]c", "response": "unsafe"},
              {"id": "c", "context": "c", "response": "RAISE"}]
     stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
-    result = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"], input=stdin)
+    result = run(["check", "items", "--checkpoint", str(fake_checkpoint), "--exit-code"],
+                 input=stdin)
     out = [json.loads(line) for line in result.output.splitlines()]
     # One model call for the whole input: RAISE makes every item unverified (fail closed).
     assert [r["id"] for r in out] == ["a", "1", "c"]  # 0-based index, as `predict`
     assert all(r["decision"] == "unverified" for r in out)
     assert result.exit_code == 1
-    good = run(["check", "--checkpoint", str(fake_checkpoint), "--exit-code"],
+    good = run(["check", "items", "--checkpoint", str(fake_checkpoint), "--exit-code"],
                input=json.dumps(lines[0]) + "\n")
     assert good.exit_code == 0 and json.loads(good.output)["decision"] == "safe"
 
@@ -42,7 +43,7 @@ def test_check_jsonl_from_stdin_in_order(fake_kind, fake_checkpoint):
 def test_check_bad_stdin_names_the_line(fake_kind, fake_checkpoint):
     from mhsafety.errors import DataError
 
-    result = run(["check", "--checkpoint", str(fake_checkpoint)],
+    result = run(["check", "items", "--checkpoint", str(fake_checkpoint)],
                  input='{"context": "a", "response": "b"}\n{"context": "a"}\n')
     assert isinstance(result.exception, DataError)
     assert "<stdin>" in str(result.exception)
@@ -50,13 +51,27 @@ def test_check_bad_stdin_names_the_line(fake_kind, fake_checkpoint):
     assert result.output == ""  # nothing screened before the input is valid
 
 
-def test_check_usage_errors(fake_kind, fake_checkpoint):
+def test_check_usage_errors(fake_kind, fake_checkpoint, tmp_path):
     from mhsafety.errors import UsageError
 
-    for args in (["--context", "a"], ["--write"], ["--context", "a", "--response", "b",
-                                                   "--input", "x.jsonl"]):
-        result = run(["check", "--checkpoint", str(fake_checkpoint), *args])
+    one = ["check", "reply", "--context", "a", "--response", "b"]
+    ckpt = ["--checkpoint", str(fake_checkpoint)]
+    for args, message in (
+            (one, "missing setting 'checkpoint'"),
+            (one + ckpt + ["--no-rules", "--rules-file", str(tmp_path / "r.json")],
+             "rules_file"),
+            (one + ckpt + ["--escalate-to", str(fake_checkpoint)], "both"),
+            (one + ckpt + ["--band", "0.3,0.6"], "both"),
+            (one + ckpt + ["--threshold", "nan"], "threshold"),
+            (one + ckpt + ["--escalate-threshold", "0.3"], "escalate_threshold")):
+        result = run(args)
         assert isinstance(result.exception, UsageError), args
+        assert message in str(result.exception), (args, str(result.exception))
+    # Options of one job are not options of another: click refuses them (exit 2).
+    for args in (["check", "reply", *ckpt, "--context", "a"],
+                 ["check", "items", *ckpt, "--write"],
+                 ["check", "calibrate", "x.jsonl", *ckpt, "--escalate-to", "d"]):
+        assert run(args).exit_code == 2, args
 
 
 def test_calibrate_and_write(fake_kind, fake_checkpoint, tmp_path):
@@ -66,7 +81,7 @@ def test_calibrate_and_write(fake_kind, fake_checkpoint, tmp_path):
     rows = [("unsafe", 4), ("border", 2), ("fine", 7), ("fine", 7)]
     data.write_text("".join(json.dumps({"context": f"c{i}", "response": r, "label": lab})
                             + "\n" for i, (r, lab) in enumerate(rows)))
-    result = run(["check", "--checkpoint", str(ckpt), "--calibrate", str(data),
+    result = run(["check", "calibrate", str(data), "--checkpoint", str(ckpt),
                   "--target-recall", "1.0", "--folds", "2", "--write", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -75,7 +90,8 @@ def test_calibrate_and_write(fake_kind, fake_checkpoint, tmp_path):
     manifest = json.loads((ckpt / "manifest.json").read_text())
     assert manifest["extra"]["guard_threshold"] == pytest.approx(body["threshold"])
     # The stored threshold is the new default.
-    border = run(["check", "--checkpoint", str(ckpt), "--context", "c", "--response", "border"])
+    border = run(["check", "reply", "--checkpoint", str(ckpt), "--context", "c", "--response",
+                  "border"])
     assert json.loads(border.output)["decision"] == "unsafe"
 
 

@@ -155,8 +155,8 @@ def test_guard_package_does_not_import_fastapi():
 
 def test_runtime_applies_to_encoder_checkpoints_only(baseline_checkpoint):
     from mhsafety.errors import UsageError
-    from mhsafety.guard.core import build_guard
+    from mhsafety.guard import GuardConfig
 
     with pytest.raises(UsageError, match="encoder checkpoints only"):
-        build_guard(baseline_checkpoint, runtime="onnx")
-    assert build_guard(baseline_checkpoint).kind == "baseline"
+        Guard.from_config(GuardConfig(checkpoint=baseline_checkpoint, runtime="onnx"))
+    assert Guard.from_config(GuardConfig(checkpoint=baseline_checkpoint)).kind == "baseline"

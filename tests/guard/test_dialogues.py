@@ -51,8 +51,8 @@ def test_turn_context_is_only_what_came_before(fake_kind, fake_checkpoint, tmp_p
 def test_check_dialogues_cli(fake_kind, fake_checkpoint, tmp_path):
     data = write(tmp_path / "logs.jsonl", [
         {"id": "a", "turns": "[seeker]hi[supporter]你真是个废物，去死吧"}])
-    result = CliRunner().invoke(cli, ["check", "--checkpoint", str(fake_checkpoint),
-                                      "--dialogues", str(data), "--exit-code"])
+    result = CliRunner().invoke(cli, ["check", "dialogues", str(data), "--checkpoint",
+                                      str(fake_checkpoint), "--exit-code"])
     assert result.exit_code == 1  # a conversation was flagged
     body = json.loads(result.output)
     assert body["conversations"][0]["results"][0]["rule_id"] == "abuse-zh-insult"

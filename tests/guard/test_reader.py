@@ -34,11 +34,13 @@ def test_check_and_predict_agree_on_ids_and_p_safe(baseline_checkpoint, test_exa
     data.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items),
                     encoding="utf-8")
     records = tmp_path / "pred.jsonl"
+    # The baseline was fitted on these items: predict refuses that unless told (the figures
+    # here are ids and probabilities, not scores).
     run(["predict", "--checkpoint", str(baseline_checkpoint), "--data", str(data),
-         "--out", str(records)])
+         "--out", str(records), "--allow-overlap"])
     predicted = [json.loads(line) for line in records.read_text().splitlines()]
     checked = [json.loads(line) for line in run(
-        ["check", "--checkpoint", str(baseline_checkpoint), "--input", str(data),
+        ["check", "items", "--checkpoint", str(baseline_checkpoint), "--input", str(data),
          "--no-rules"]).output.splitlines()]
     assert [r["id"] for r in checked] == [r["id"] for r in predicted]
     assert [r["id"] for r in checked][:3] == ["own-0", "1", "2"]
@@ -52,7 +54,7 @@ def test_check_input_errors_are_the_readers(fake_kind, fake_checkpoint, tmp_path
 
     data = tmp_path / "bad.jsonl"
     data.write_text('{"context": "a", "response": "b"}\n{"context": "a"}\n')
-    result = CliRunner().invoke(cli, ["check", "--checkpoint", str(fake_checkpoint),
+    result = CliRunner().invoke(cli, ["check", "items", "--checkpoint", str(fake_checkpoint),
                                       "--input", str(data)])
     assert isinstance(result.exception, DataError)
     assert str(data) in str(result.exception)

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-import mhsafety.integrations.harness_logs  # noqa: F401 - registers the readers
 from mhsafety.errors import DataError
 from mhsafety.records import load_runs
 
@@ -80,3 +79,30 @@ def test_analyze_and_report_take_an_inspect_log(small_file, tmp_path):
                           "--resamples", "200"], check=True, timeout=300)
     assert "mockllm/model zero-shot" in (tmp_path / "report" / "index.html").read_text(
         encoding="utf-8")
+
+
+def test_readers_register_when_the_records_module_meets_their_files(tmp_path):
+    """No CLI, no explicit import: the library's own loader finds the lm-eval reader, and
+    loading the records module imported no harness module (nor inspect)."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "results_x.json").write_text(json.dumps({"model_name": "m", "configs": {}}))
+    (folder / "samples_mhsafety_dialogue_safety_x.jsonl").write_text(
+        json.dumps(_sample(0, 7, "Safe Response")) + "\n")
+    code = (
+        "import sys\n"
+        "from mhsafety.scoring import score_paths\n"
+        "import mhsafety.records as records\n"
+        "assert 'mhsafety.integrations.harness_logs' not in sys.modules\n"
+        f"scores = score_paths([{str(folder)!r}])\n"
+        "assert 'mhsafety.integrations.harness_logs' in sys.modules\n"
+        "assert 'inspect_ai' not in sys.modules and 'mhsafety.cli' not in sys.modules\n"
+        "from pathlib import Path\n"
+        "from mhsafety.integrations.harness_logs import read_inspect_log\n"
+        "assert records._foreign_reader(Path('x.eval')) is read_inspect_log\n"
+        "print(scores.systems[0].system)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "m zero-shot"
+

@@ -118,7 +118,8 @@ def test_few_shot_epochs_show_the_judges_draw_of_that_round(small_items, small_f
         prompts.append(prompt)
         return "Safe Response"
 
-    _eval(dialogue_safety(data=str(small_file), shots=8, train=str(small_file), seed=7),
+    _eval(dialogue_safety(data=str(small_file), shots=8, train=str(small_file), seed=7,
+                          allow_overlap=True),
           _mock_model(reply), tmp_path, epochs=2, limit=1)
     plan = plan_shots(small_items, 2, 7)
     item = small_items[0]
@@ -139,7 +140,7 @@ def test_bad_parameters_fail_before_any_request(small_file):
         dialogue_safety(data=str(small_file), shots=8)
     with pytest.raises(UsageError, match="protocol"):
         dialogue_safety(data=str(small_file), protocol="tree")
-    with pytest.raises(UsageError, match="unknown parser"):
+    with pytest.raises(UsageError, match="parser must be one of tolerant, paper"):
         dialogue_safety(data=str(small_file), parser="strict")
 
 
@@ -217,3 +218,29 @@ def test_json_output_sends_the_schema_and_reasoning_is_never_parsed(
     gold = [ex.label for ex in small_items]
     expected = compute_metrics(gold, [7] * len(gold))
     assert log.results.scores[0].metrics["accuracy"].value == pytest.approx(expected.accuracy)
+
+
+def test_a_registered_metric_is_in_the_inspect_task_and_the_lmeval_task(small_file):
+    need("inspect_ai", "inspect")
+    from mhsafety.integrations.inspect_task import dialogue_safety
+    from mhsafety.integrations.lmeval import task_metrics, task_yaml
+    from mhsafety.judge.settings import JudgeSettings
+    from mhsafety.metrics import registered
+    from tests.test_metrics import toy_metric
+
+    def names(task):
+        from inspect_ai._util.registry import registry_info
+
+        return [registry_info(m).name.split("/")[-1] for m in task.metrics]
+
+    before = names(dialogue_safety(data=str(small_file)))
+    assert before == ["accuracy", "weighted_f1", "macro_f1", "unsafe_recall", "invalid"]
+    with registered(toy_metric()):
+        assert "safe_share" in names(dialogue_safety(data=str(small_file)))
+        assert task_metrics()["safe_share"] == "aggregate_safe_share"
+        yaml = task_yaml(JudgeSettings())
+        assert "metric: safe_share\n    aggregation: !function utils.aggregate_safe_share\n" \
+               "    higher_is_better: false" in yaml
+        from mhsafety.integrations import lmeval
+
+        assert lmeval.aggregate_safe_share([(7, 7), (4, 7), (0, 4)]) == pytest.approx(2 / 3)

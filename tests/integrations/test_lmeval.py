@@ -28,7 +28,8 @@ def test_export_task_writes_a_folder_that_reads_the_data_in_place(small_file, tm
     subprocess.run([sys.executable, "-m", "mhsafety", "export-task", "lm-eval", "--data",
                     str(small_file), "--out", str(out)], check=True, env=_env(), timeout=120)
     assert sorted(p.name for p in out.iterdir()) == [
-        "mhsafety_dialogue_safety.yaml", "mhsafety_task.json", "utils.py"]
+        ".mhsafety-output.json", "mhsafety_dialogue_safety.yaml", "mhsafety_task.json",
+        "utils.py"]  # the first: the output marker (io.OUTPUT_MARKER)
     settings = json.loads((out / "mhsafety_task.json").read_text())
     assert settings["data"] == str(small_file.resolve())
     assert small_file.read_text(encoding="utf-8")[:40] not in \
@@ -39,12 +40,12 @@ def test_export_task_writes_a_folder_that_reads_the_data_in_place(small_file, tm
 def test_task_functions_parse_and_score_as_the_project_does(small_items, small_file):
     need("datasets", "lmeval")
     from mhsafety.integrations.lmeval import (
-        METRICS,
         LmEvalSettings,
         TaskFunctions,
         aggregate_accuracy,
         aggregate_invalid,
         aggregate_weighted_f1,
+        task_metrics,
     )
     from mhsafety.judge.parse import parse_tolerant
 
@@ -56,7 +57,9 @@ def test_task_functions_parse_and_score_as_the_project_does(small_items, small_f
     filtered = fns.parse_answers(answers, docs)
     assert filtered[3] == ["[invalid]"] and filtered[0] == [fns.doc_to_target(docs[0])]
     pairs = [fns.process_results(d, f)["acc"] for d, f in zip(docs, filtered)]
-    assert set(fns.process_results(docs[0], filtered[0])) == set(METRICS)
+    assert set(fns.process_results(docs[0], filtered[0])) == set(task_metrics())
+    assert set(task_metrics()) == {"acc", "weighted_f1", "macro_f1", "unsafe_recall",
+                                   "invalid"}
     expected = compute_metrics([ex.label for ex in small_items],
                                [parse_tolerant(a[0]) for a in answers])
     assert aggregate_accuracy(pairs) == pytest.approx(expected.accuracy)
@@ -88,6 +91,12 @@ def test_lm_eval_local_chat_completions_matches_mhsafety_judge(
                     "--output_path", str(tmp_path / "lm")], check=True, env=env, cwd=tmp_path,
                    timeout=600, capture_output=True)
     [samples] = (tmp_path / "lm").rglob("samples_mhsafety_dialogue_safety_*.jsonl")
+    # The task's metadata (shots, protocol, overlap) reaches lm-eval's results file, where
+    # the sample reader labels the rows from it.
+    [results] = (tmp_path / "lm").rglob("results_*.json")
+    recorded = json.loads(results.read_text("utf-8"))["configs"][
+        "mhsafety_dialogue_safety"]["metadata"]["mhsafety"]
+    assert recorded["shots"] == 0 and recorded["protocol"] == "flat" and recorded["overlap"] == 0
     subprocess.run([sys.executable, "-m", "mhsafety", "judge", "--data", str(small_file),
                     "--model", "fake-judge", "--base-url", scripted_server.url, "--out",
                     str(tmp_path / "judge"), "--rounds", "1", "--quiet"], check=True, env=env,

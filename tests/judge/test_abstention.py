@@ -29,10 +29,10 @@ def test_judge_that_cannot_tell_is_unverified_in_check_and_null_in_records(small
                             "--train", str(train), "--out", str(ckpt),
                             "--config", f"work_dir={tmp_path / 'work'}", "--config", "rounds=1")
         assert trained.returncode == 0, trained.stderr
-        checked = _mhsafety("check", "--checkpoint", str(ckpt), "--context",
+        checked = _mhsafety("check", "reply", "--checkpoint", str(ckpt), "--context",
                             "[seeker]I cannot sleep.", "--response", "[supporter]Try counting.")
         predicted = _mhsafety("predict", "--checkpoint", str(ckpt), "--data", str(train),
-                              "--out", str(tmp_path / "preds.jsonl"))
+                              "--out", str(tmp_path / "preds.jsonl"), "--allow-overlap")
     assert checked.returncode == 0, checked.stderr
     result = json.loads(checked.stdout)
     assert result["decision"] == "unverified"

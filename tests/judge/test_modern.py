@@ -101,7 +101,7 @@ def test_logprobs_give_a_distribution_into_records_and_predict_proba(small_examp
 
 
 def test_logprobs_need_the_number_format():
-    with pytest.raises(UsageError, match="needs --output number"):
+    with pytest.raises(UsageError, match="needs output number"):
         settings(None, base_url="http://127.0.0.1:9/v1", logprobs=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mhsafety.io import mark_output_dir
 from mhsafety.records import PredictionRecord, write_records
 
 
@@ -38,7 +39,9 @@ def report_runs(tmp_path) -> Path:
     # a name with HTML characters must come out escaped
     write_records(folder / "judge" / "rounds.preds.jsonl",
                   _records("judge <b>&", gold, judge_preds, None, {"model": "fake-llm"}))
+    # a manifest in a folder mhsafety wrote (as benchmark's are): the report shows it
     (folder / "manifest.json").write_text('{"protocol": "unit-test protocol", "seed": 42}')
+    mark_output_dir(folder, "benchmark")
     return folder
 
 

@@ -55,15 +55,22 @@ def test_report_never_overwrites_a_folder_it_did_not_make(report_runs, tmp_path,
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a report folder"):
+    with pytest.raises(UsageError, match="did not write; choose another --out, or pass --force"):
         build_report([report_runs], precious, resamples=100)
     assert (precious / "notes.txt").read_text() == "keep me"
     # an earlier report is replaced
     out = tmp_path / "report"
     build_report([report_runs], out, resamples=100)
-    (out / "stale.txt").write_text("old")
+    (out / "index.html").write_text("old page")
     build_report([report_runs], out, resamples=100)
-    assert not (out / "stale.txt").exists() and (out / "index.html").exists()
+    assert (out / "index.html").read_text() != "old page"
+    # but not while it holds a file someone added: replacing would delete it
+    (out / "my-notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="also holds my-notes.txt"):
+        build_report([report_runs], out, resamples=100)
+    assert (out / "my-notes.txt").read_text() == "keep me"
+    build_report([report_runs], out, resamples=100, force=True)
+    assert not (out / "my-notes.txt").exists() and (out / "index.html").exists()
 
 
 def test_report_command(report_runs, tmp_path, test_json, capsys, monkeypatch):

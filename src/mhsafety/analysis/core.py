@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..metrics import METRICS
 from ..records import Run, load_runs, note_text
 from ..tables import percent
 from ..taxonomy import LABEL_NAMES
@@ -20,7 +21,10 @@ from .stats import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    EXACT,
+    EXACT_BELOW,
     MAJORITY_VOTE,
+    TOO_FEW,
     Comparison,
     Interval,
     bootstrap_distribution,
@@ -110,7 +114,7 @@ def resolution_warning(analysis: Analysis, alpha: float = 0.05) -> str | None:
     if analysis.comparisons and floor >= alpha / 2:
         return (f"with {analysis.resamples} resamples and {len(analysis.comparisons)} pairs, "
                 f"no Holm-adjusted bootstrap p-value can fall below {floor:.3f}; use more "
-                "--resamples (10,000 or more) before reading the significance columns")
+                "resamples (10,000 or more) before reading the significance columns")
     return None
 
 
@@ -140,12 +144,16 @@ def _flipped(c: Comparison) -> Comparison:
 def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAULT_RESAMPLES,
                     seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
                     compare: Sequence[str] = COMPARE_METRICS, top_k: int = 10,
-                    resample_runs: bool = True) -> Analysis:
+                    resample_runs: bool = True,
+                    on_progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Intervals for every system, every pairwise comparison, and the error analysis.
 
     With ``resample_runs`` (the default) a system with several runs is bootstrapped over
-    runs and items (see :mod:`.stats`); without, over items only.
+    runs and items (see :mod:`.stats`); without, over items only. ``on_progress(done,
+    total, info)`` hears each step (a system bootstrapped, the comparisons, the errors).
     """
+    total = len(systems) + 2
+    report = on_progress or (lambda done, total, info: None)
     if not 0 < level < 1:
         raise ValueError("level must be between 0 and 1")
     joint = align(systems)
@@ -160,7 +168,10 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
         return bootstrap_distribution(s, seed=seed, weights=weights(s.n_items),
                                       resample_runs=resample_runs)
 
-    aligned_dist = [distribution(s) for s in joint.systems]
+    aligned_dist = []
+    for i, s in enumerate(joint.systems, start=1):
+        aligned_dist.append(distribution(s))
+        report(i, total, f"bootstrap {s.system}")
     summaries = []
     for own, shared, dist in zip(systems, joint.systems, aligned_dist):
         if joint.left_out[own.system]:
@@ -173,7 +184,9 @@ def analyze_systems(systems: Sequence[SystemPredictions], resamples: int = DEFAU
             None if own.probs is None else reliability_bins(own.probs, own.gold)[3],
             bootstrap_method(own, resample_runs), node_support(own.gold)))
     comparisons = compare_all(joint.systems, aligned_dist, compare, level)
+    report(total - 1, total, "comparisons")
     errors = error_analysis(systems, joint.systems, top_k)
+    report(total, total, "error analysis")
     if any(joint.left_out.values()):
         errors.notes.append(
             f"cross-system views use the {len(joint.ids)} items every system covers; left out: "
@@ -186,16 +199,18 @@ def analyze(paths: Sequence[str | os.PathLike[str]], resamples: int = DEFAULT_RE
             seed: int = DEFAULT_SEED, level: float = DEFAULT_LEVEL,
             data: str | os.PathLike[str] | None = None, top_k: int = 10,
             resample_runs: bool = True,
-            runs: Mapping[str, Sequence[Run]] | None = None) -> Analysis:
+            runs: Mapping[str, Sequence[Run]] | None = None,
+            on_progress: Callable[[int, int, str], None] | None = None) -> Analysis:
     """Analyse prediction files or folders of ``*.preds.jsonl``.
 
     With ``data`` (the dataset the runs were made on), items every system misses carry
     their context and response. ``runs`` (what :func:`mhsafety.records.load_runs` returned
-    for ``paths``) saves reading the files again.
+    for ``paths``) saves reading the files again; ``on_progress`` as in
+    :func:`analyze_systems`.
     """
     systems = from_runs(runs if runs is not None else load_runs(paths))
     result = analyze_systems(systems, resamples, seed, level, top_k=top_k,
-                             resample_runs=resample_runs)
+                             resample_runs=resample_runs, on_progress=on_progress)
     if data is not None:
         from ..data import load_examples
 
@@ -216,7 +231,16 @@ def _pct(x: float | None, decimals: int = 1) -> str:
 
 
 def format_interval(iv: Interval, decimals: int = 1) -> str:
-    return f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, {_pct(iv.high, decimals)}]"
+    """``estimate [low, high]``, with a trailing * for an exact (Clopper–Pearson) interval."""
+    mark = "*" if iv.method in (EXACT, TOO_FEW) else ""
+    return (f"{_pct(iv.estimate, decimals)} [{_pct(iv.low, decimals)}, "
+            f"{_pct(iv.high, decimals)}]{mark}")
+
+
+EXACT_TEXT = (f"* a class or node with fewer than {EXACT_BELOW} items (or a precision or "
+              f"recall over fewer than {EXACT_BELOW} predictions or items): exact "
+              "(Clopper–Pearson) interval, and none (–) for its F1; elsewhere a resample with "
+              "no prediction of a class leaves its precision undefined (skipped), not 0")
 
 
 def p_text(c: Comparison, test: str) -> str:
@@ -251,8 +275,11 @@ def _diff(result, decimals: int) -> str:
             f"{_pct(result.high, decimals)}]")
 
 
-SUMMARY_COLUMNS = (("accuracy", "Acc"), ("f1", "Weighted F1"), ("macro_f1", "Macro-F1"),
-                   ("unsafe_recall", "Unsafe R"), ("unsafe_precision", "Unsafe P"))
+# (score, title) of the summary's columns; titles from the scores' entries in METRICS.
+SUMMARY_COLUMNS = (("accuracy", METRICS["accuracy"].title), ("f1", METRICS["f1"].label),
+                   ("macro_f1", METRICS["macro_f1"].title),
+                   ("unsafe_recall", METRICS["unsafe_recall"].title),
+                   ("unsafe_precision", METRICS["unsafe_precision"].title))
 
 
 def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20) -> str:
@@ -276,7 +303,8 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
         out += ["", "Calibration (expected calibration error of the top label, 10 bins, runs "
                 "pooled): " + ", ".join(f"{s.system} {_pct(s.ece)} %" for s in calibrated)]
     support = {c.name: c.n_items for c in next(iter(analysis.errors.coverage.values()))}
-    out += ["", "## Recall per class", "Percent, mean over runs [interval].", ""]
+    out += ["", "## Recall per class", f"Percent, mean over runs [interval]. {EXACT_TEXT}.",
+            ""]
     out.append(_md_table(
         ["System", *[f"{name} ({support[name]})" for name in LABEL_NAMES]],
         [[s.system, *[format_interval(s.intervals[f"recall:{n}"], decimals) for n in LABEL_NAMES]]
@@ -290,7 +318,7 @@ def format_analysis(analysis: Analysis, decimals: int = 1, max_missed: int = 20)
     out += ["", "## Per-node scores",
             ("The four decisions of the sequential framework, each scored on the items whose "
              f"gold label reaches it: percent, mean over runs [{level} interval]; n = items "
-             "reaching the decision."), ""]
+             f"reaching the decision. {EXACT_TEXT}."), ""]
     out.append(_md_table(
         ["System", "Decision", "n", "P", "R", "F1"],
         [[s.system, d.title, str(s.node_n.get(d.key, "–")),

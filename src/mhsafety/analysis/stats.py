@@ -25,22 +25,24 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import UNSAFE_LABELS, binary_counts, class_counts
 from ..metrics import scores_from_confusion as _table_scores
+from ..settings import DEFAULT_SEED
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
-from .nodes import node_scores
+from .nodes import DECISIONS, node_scores
 from .predictions import INVALID, SystemPredictions
 
-SCORES = ("accuracy", "precision", "recall", "f1", "macro_f1",
-          "unsafe_precision", "unsafe_recall", "unsafe_f1")
-# Per-class scores are named "recall:<label name>" and "f1:<label name>".
-PER_CLASS = tuple(f"{kind}:{name}" for kind in ("recall", "f1") for name in LABEL_NAMES)
 DEFAULT_RESAMPLES = 10_000
-DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
 _COLS = NUM_LABELS + 1  # predicted labels plus the 'invalid' column
 _CHUNK = 2_000  # resamples per matrix product, bounds memory at ~25 MB
 ITEMS_ONLY = "items"
 RUNS_AND_ITEMS = "runs and items"
+# A class or node with fewer items than this gets exact (Clopper–Pearson) intervals for its
+# precision and recall: a bootstrap of a handful of items gives degenerate ones ([0, 0]).
+EXACT_BELOW = 20
+EXACT = "exact (Clopper–Pearson)"
+TOO_FEW = "none: too few items"
 
 
 def _codes(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -63,6 +65,80 @@ def scores_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray]:
     scores, per-class precision/recall/F1 (NaN for a class with no gold item) and the
     per-node scores (``node1:f1``, ...)."""
     return {**_table_scores(conf), **node_scores(conf)}
+
+
+def resample_scores(conf: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`scores_from_confusion` for bootstrap resamples: a precision whose resample has
+    no prediction of the class (or no "yes" at a node) is undefined (NaN, the interval skips
+    that resample), not 0 as scikit-learn's zero_division=0 makes it for a table cell."""
+    out = scores_from_confusion(conf)
+    for name, (_, trials) in rate_counts(conf).items():
+        if name in out and _is_precision(name):
+            out[name] = np.where(trials > 0, out[name], np.nan)
+    return out
+
+
+def _is_precision(name: str) -> bool:
+    return name.startswith("precision:") or name.endswith(":precision") or \
+        name == "unsafe_precision"
+
+
+def rate_counts(conf: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(successes, trials) behind each score that is one proportion: per-class precision and
+    recall, each yes/no node's and the unsafe side's precision and recall, and the recall of
+    "which unsafe kind" (its items labelled right). Trials of a precision are the predictions
+    of "yes" (an invalid answer counting as in the tables), of a recall the gold "yes" items."""
+    conf = np.asarray(conf, dtype=float)
+    tp, predicted, support = class_counts(conf)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for c, name in enumerate(LABEL_NAMES):
+        out[f"precision:{name}"] = (tp[..., c], predicted[..., c])
+        out[f"recall:{name}"] = (tp[..., c], support[..., c])
+    for key, positive, rows in [("unsafe", UNSAFE_LABELS, None),
+                                *((d.key, d.positive, d.rows) for d in DECISIONS
+                                  if not d.kinds)]:
+        t, fp, fn, _ = binary_counts(conf, positive, rows)
+        sep = "_" if key == "unsafe" else ":"
+        out[f"{key}{sep}precision"] = (t, t + fp)
+        out[f"{key}{sep}recall"] = (t, t + fn)
+    for d in DECISIONS:
+        if d.kinds:
+            kinds = list(d.kinds)
+            out[f"{d.key}:recall"] = (tp[..., kinds].sum(axis=-1),
+                                      support[..., kinds].sum(axis=-1))
+    return out
+
+
+def group_sizes(gold: np.ndarray) -> dict[str, int]:
+    """Items each per-class and per-node score is about, for :data:`EXACT_BELOW`: a class's
+    items; a yes/no node's "yes" items (node 2: the Mimicry items, however many items reach
+    it); the items of "which unsafe kind"."""
+    counts = np.bincount(np.asarray(gold), minlength=NUM_LABELS)
+    out = {}
+    for c, name in enumerate(LABEL_NAMES):
+        for kind in ("precision", "recall", "f1"):
+            out[f"{kind}:{name}"] = int(counts[c])
+    for d in DECISIONS:
+        labels = d.kinds or [r for r in d.rows if r in d.positive]
+        for kind in ("precision", "recall", "f1"):
+            out[f"{d.key}:{kind}"] = int(counts[list(labels)].sum())
+    return out
+
+
+def exact_interval(successes: float, trials: float, level: float = DEFAULT_LEVEL
+                   ) -> tuple[float, float]:
+    """Clopper–Pearson interval of a proportion (NaN, NaN with no trials). With several runs
+    the counts are the mean over runs, so the interval is that of one run's worth of items."""
+    from scipy.stats import beta
+
+    if trials <= 0:
+        return math.nan, math.nan
+    alpha = 1 - level
+    low = 0.0 if successes <= 0 else float(beta.ppf(alpha / 2, successes,
+                                                    trials - successes + 1))
+    high = 1.0 if successes >= trials else float(beta.ppf(1 - alpha / 2, successes + 1,
+                                                          trials - successes))
+    return low, high
 
 
 def point_scores(system: SystemPredictions) -> dict[str, float]:
@@ -146,7 +222,7 @@ def bootstrap_distribution(system: SystemPredictions, resamples: int = DEFAULT_R
         conf = (chunk @ onehot).reshape(b, runs, NUM_LABELS, _COLS)
         share = drawn[done:done + b]
         done += b
-        for name, values in scores_from_confusion(conf).items():
+        for name, values in resample_scores(conf).items():
             # Runs share the gold labels, so a class absent from a resample is NaN in every
             # run alike; the weighted mean keeps it NaN and the interval skips that resample.
             parts.setdefault(name, []).append((values * share).sum(axis=1))
@@ -162,7 +238,10 @@ class Interval:
     high: float
     level: float = DEFAULT_LEVEL
     resamples: int = DEFAULT_RESAMPLES
-    method: str = ITEMS_ONLY  # what was resampled: "items" or "runs and items"
+    # What was resampled ("items", "runs and items"); or EXACT, a Clopper–Pearson interval
+    # (a proportion over fewer than EXACT_BELOW items or trials); or TOO_FEW, no interval (an
+    # F1 of a class or node with fewer than EXACT_BELOW items). Resamples is 0 for both.
+    method: str = ITEMS_ONLY
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,8 +270,19 @@ def confidence_intervals(system: SystemPredictions, resamples: int = DEFAULT_RES
                                               resample_runs=resample_runs)
     method = bootstrap_method(system, resample_runs)
     point = point_scores(system)
+    sizes = group_sizes(system.gold)
+    counts = {name: (float(np.mean(k)), float(np.mean(n))) for name, (k, n)
+              in rate_counts(confusions(system.gold, system.pred)).items()}
     out = {}
     for name, estimate in point.items():
+        small = sizes.get(name, EXACT_BELOW) < EXACT_BELOW
+        if name in counts and (small or counts[name][1] < EXACT_BELOW):
+            low, high = exact_interval(*counts[name], level)
+            out[name] = Interval(estimate, low, high, level, 0, EXACT)
+            continue
+        if small:  # an F1 (or a weighted mean) of a handful of items: no honest interval
+            out[name] = Interval(estimate, math.nan, math.nan, level, 0, TOO_FEW)
+            continue
         low, high = _percentiles(distribution[name], level)
         out[name] = Interval(estimate, low, high, level, len(distribution[name]), method)
     return out

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import DataError, MhsafetyError, UsageError
+from ..settings import SettingsError
 from ..taxonomy import as_dict as taxonomy_dict
 from ..taxonomy import label_name
 from .config import AnnotateServerConfig
@@ -338,9 +339,9 @@ def create_server(store: AnnotationStore, config: AnnotateServerConfig | None = 
     """Bind the app (port 0 picks a free port; see ``server.url``). Not yet serving."""
     config = config or AnnotateServerConfig()
     if not is_loopback(config.host) and not token:
-        raise UsageError(f"refusing to serve on {config.host} without an access token: "
-                         "annotators would be reachable from the network by name alone; set "
-                         "one with --token-env VAR, or bind 127.0.0.1")
+        raise SettingsError(f"refusing to serve on {config.host} without an access token: "
+                            "annotators would be reachable from the network by name alone; "
+                            "give {token}, or bind 127.0.0.1", "token")
     return AnnotateServer(_listen(config.host, config.port), create_app(store, config, token))
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import at_least, setting, tcp_port
+from ..settings import Settings, at_least, setting, tcp_port
 
 
 @dataclass(frozen=True)
-class AnnotateServerConfig:
+class AnnotateServerConfig(Settings):
     host: str = setting("127.0.0.1",
                         "Address to bind; anything but loopback needs --token-env.")
     port: int = setting(8765, "Port (0 picks a free one).", check=tcp_port)

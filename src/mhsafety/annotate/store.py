@@ -265,7 +265,7 @@ class AnnotationStore:
                     raise DataError(
                         f"{source}: item id {ex.id!r} is already in {self.path} (from "
                         f"{row['source']}) with a different context or response; give the "
-                        "items distinct ids (e.g. with --id-prefix); nothing was imported")
+                        "items distinct ids (e.g. with an id prefix); nothing was imported")
                 if ex.label is not None and row["gold_label"] is None:
                     conn.execute("UPDATE items SET gold_label = ? WHERE item_id = ?",
                                  (ex.label, ex.id))

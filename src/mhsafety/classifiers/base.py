@@ -13,10 +13,12 @@ classifier is a folder with ``manifest.json``:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,11 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data import Example
+from ..data import FINGERPRINT_VERSION, Example
 from ..errors import DataError, UsageError
 from ..io import write_json
 from ..records import PredictionRecord
-from ..settings import DEFAULT_SEED
+from ..settings import DEFAULT_SEED, Settings, SettingsError, build
 from ..taxonomy import LABEL_NAMES, NUM_LABELS
 
 MANIFEST = "manifest.json"
@@ -104,24 +106,42 @@ class Predictions:
 class Classifier(ABC):
     """A safety classifier over the eight labels.
 
-    Subclasses set ``kind``, keep every setting in ``self.config`` (a JSON-able dict that
-    ``save`` writes to the manifest) and implement the abstract methods.
+    Subclasses set ``kind`` and ``config_class`` (their :class:`~mhsafety.settings.Settings`
+    dataclass) and implement the abstract methods. A classifier's settings are one frozen
+    object, :attr:`settings`; :meth:`with_settings` returns a copy with some changed, and
+    ``save`` writes them to the manifest's ``config``.
     """
 
     kind: ClassVar[str] = ""
-    # The settings dataclass (see mhsafety.settings) whose fields are this kind's config
-    # keys; the registry checks --config KEY=VALUE against it. ``extra_config`` names keys
-    # the class takes beyond those fields (a judge's work folder, say).
-    config_class: ClassVar[type | None] = None
+    # The settings dataclass (see mhsafety.settings) whose fields are this kind's settings;
+    # the registry checks --config KEY=VALUE against it. ``extra_config`` names keys the
+    # class takes beyond those fields (a judge's work folder, say), kept in ``self.extras``.
+    config_class: ClassVar[type[Settings] | None] = None
     extra_config: ClassVar[frozenset[str]] = frozenset()
     # False for systems that never learn from examples (LLM judges): protocols then skip
     # fit and just predict every item.
     needs_training: ClassVar[bool] = True
     # Fewer labelled training items than this is refused in one sentence before fitting.
     min_train_items: ClassVar[int] = 2
+    # Note codes (mhsafety.records) every benchmark row of this kind carries: how its design
+    # was chosen, when that flatters it on some data.
+    design_notes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, **config: Any) -> None:
-        self.config: dict[str, Any] = dict(config)
+    def __init__(self, settings: Settings | None = None, /, **config: Any) -> None:
+        """Take a settings object, or build one from ``config`` (field names; strings are
+        coerced, unknown names refused); keys named in ``extra_config`` go to ``extras``."""
+        cls = type(self)
+        self.extras: dict[str, Any] = {k: config.pop(k) for k in list(config)
+                                       if k in cls.extra_config}
+        if cls.config_class is None:
+            self.extras.update(config)  # a kind without a settings dataclass
+            self._settings: Settings | None = None
+        elif settings is not None:
+            if config:
+                settings = settings.replace(**config)
+            self._settings = settings
+        else:
+            self._settings = build(cls.config_class, config, where=f"{cls.kind} settings")
         self.train_data_sha256: str | None = None
         # Caveats about how it was trained (record notes), kept in the manifest.
         self.notes: list[str] = []
@@ -130,6 +150,59 @@ class Classifier(ABC):
         # One fingerprint per training item (data.overlap), so a later file can be checked
         # for items this model has seen (guard calibration, benchmarks) without the file.
         self.train_item_fingerprints: list[str] | None = None
+        self.fingerprint_version: int = FINGERPRINT_VERSION
+
+    @property
+    def settings(self) -> Any:
+        """This classifier's settings, an instance of ``config_class`` (frozen)."""
+        return self._settings
+
+    def with_settings(self, **changes: Any) -> Classifier:
+        """A copy with ``changes`` applied to its settings (checked like the constructor's);
+        this classifier is left as it was.
+
+        The copy shares what was fitted or loaded (weights, vocabularies): use it to change
+        how a model predicts (batch size, device, runtime), not to train it apart.
+        """
+        clone = copy.copy(self)
+        clone.extras = {**self.extras, **{k: changes.pop(k) for k in list(changes)
+                                          if k in type(self).extra_config}}
+        if changes:
+            if self._settings is None:
+                raise UsageError(f"{self.kind} has no settings to change "
+                                 f"({', '.join(sorted(changes))})")
+            try:
+                clone._settings = self._settings.replace(**changes)
+            except SettingsError as exc:
+                raise exc.at(f"{self.kind} settings") from None
+        return clone
+
+    @property
+    def selects_on_test(self) -> bool:
+        """Whether ``fit`` picks its model on the set it is given as ``dev`` even when that
+        is the test set (the paper's leaky protocol; such runs are marked in every table)."""
+        return False
+
+    @property
+    def config(self) -> _ConfigView:
+        """Deprecated string-keyed view of :attr:`settings` and ``extras``, kept only until
+        the judge classifier and the guard move to :attr:`settings` / :meth:`with_settings`.
+        Writing a key replaces the settings in place."""
+        return _ConfigView(self)
+
+    @classmethod
+    def settings_from_manifest(cls, manifest: dict[str, Any]) -> Settings:
+        """The settings a checkpoint's manifest stored; names this version does not know
+        (a newer or older one wrote them) are left out, missing ones take the default."""
+        assert cls.config_class is not None, f"{cls.kind} has no settings dataclass"
+        known = {f.name for f in dataclasses.fields(cls.config_class)}
+        stored = {k: v for k, v in (manifest.get("config") or {}).items() if k in known}
+        return build(cls.config_class, stored, where=f"{cls.kind} checkpoint settings")
+
+    def manifest_config(self) -> dict[str, Any]:
+        """What the manifest keeps as ``config``: every setting plus the extras."""
+        own = self._settings.to_dict() if self._settings is not None else {}
+        return {**own, **self.extras}
 
     def record_training_data(self, train: Sequence[Example]) -> None:
         """Remember what ``fit`` learnt from: the file's hash and each item's fingerprint."""
@@ -137,6 +210,7 @@ class Classifier(ABC):
 
         self.train_data_sha256 = examples_hash(train)
         self.train_item_fingerprints = item_fingerprints(train)
+        self.fingerprint_version = FINGERPRINT_VERSION
 
     @abstractmethod
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None) -> Classifier:
@@ -216,9 +290,11 @@ class Classifier(ABC):
             "kind": self.kind,
             "mhsafety_version": __version__,
             "labels": {str(i): name for i, name in enumerate(LABEL_NAMES)},
-            "config": self.config,
+            "config": self.manifest_config(),
             "train_data_sha256": self.train_data_sha256,
             "train_item_fingerprints": self.train_item_fingerprints,
+            # Which data.overlap fingerprint function made them (absent: version 1).
+            "fingerprint_version": getattr(self, "fingerprint_version", FINGERPRINT_VERSION),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "extra": self.manifest_extra(),
             **({"notes": list(self.notes)} if getattr(self, "notes", None) else {}),
@@ -248,7 +324,43 @@ class Classifier(ABC):
         model.train_data_sha256 = manifest.get("train_data_sha256")
         model.notes = list(manifest.get("notes", []))
         model.train_item_fingerprints = manifest.get("train_item_fingerprints")
+        model.fingerprint_version = manifest.get("fingerprint_version", 1)
         return model
+
+
+class _ConfigView(MutableMapping[str, Any]):
+    """``clf.config``: the settings and extras of a classifier by name (deprecated)."""
+
+    def __init__(self, clf: Classifier) -> None:
+        self._clf = clf
+
+    def _names(self) -> list[str]:
+        own = self._clf._settings.to_dict() if self._clf._settings is not None else {}
+        return [*own, *self._clf.extras]
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._clf.extras:
+            return self._clf.extras[key]
+        settings = self._clf._settings
+        if settings is not None and key in settings.to_dict():
+            return getattr(settings, key)
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        clf = self._clf
+        if key in type(clf).extra_config or clf._settings is None:
+            clf.extras[key] = value
+        else:
+            clf._settings = clf._settings.replace(**{key: value})
+
+    def __delitem__(self, key: str) -> None:
+        del self._clf.extras[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

@@ -49,14 +49,11 @@ class EncoderClassifier(Classifier):
     # bounds how long one model call (and so a request's wait behind it) takes.
     serving_defaults: ClassVar[dict[str, Any]] = {"max_model_batch": 16, "batch_wait_ms": 5.0}
 
-    def __init__(self, **config: Any) -> None:
-        import dataclasses
+    settings: EncoderConfig
 
-        from ..settings import build
-
-        given = {k: v for k, v in config.items() if v is not None}
-        settings = build(EncoderConfig, given, where="encoder settings")
-        super().__init__(**dataclasses.asdict(settings))
+    def __init__(self, settings: EncoderConfig | None = None, /, **config: Any) -> None:
+        # None means "not given" (the CLI's unset options): the setting keeps its default.
+        super().__init__(settings, **{k: v for k, v in config.items() if v is not None})
         self._model: Any = None
         self._tokenizer: Any = None
         self.markers: dict[str, str] = {}
@@ -72,6 +69,10 @@ class EncoderClassifier(Classifier):
         self._onnx: dict[str, Any] | None = None
         self._onnx_scorer: Any = None
 
+    @property
+    def selects_on_test(self) -> bool:
+        return self.settings.select_on_test
+
     @classmethod
     def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any) -> EncoderClassifier:
         if not argument:
@@ -83,7 +84,7 @@ class EncoderClassifier(Classifier):
     # ------------------------------------------------------------------ building
 
     def _build(self) -> None:
-        """Load the backbone named by ``config['model']`` and attach a fresh head."""
+        """Load the backbone named by ``settings.model`` and attach a fresh head."""
         from .encoder_model import (
             EncoderForSafety,
             load_backbone,
@@ -91,12 +92,12 @@ class EncoderClassifier(Classifier):
             setup_role_markers,
         )
 
-        name = str(self.config["model"])
+        name = self.settings.model
         tokenizer = load_tokenizer(name)
-        backbone = load_backbone(name, pooler=self.config["head"] == "pooler")
+        backbone = load_backbone(name, pooler=self.settings.head == "pooler")
         self.markers = setup_role_markers(tokenizer, backbone)
         self._tokenizer = tokenizer
-        self._model = EncoderForSafety(backbone, self.config["head"])
+        self._model = EncoderForSafety(backbone, self.settings.head)
 
     def encode(self, examples: Sequence[Example]) -> list[dict[str, list[int]]]:
         """Token ids of each (context, response) pair, at most ``max_length`` of them.
@@ -107,7 +108,7 @@ class EncoderClassifier(Classifier):
         """
         from .encoder_model import apply_markers
 
-        limit = int(self.config["max_length"])
+        limit = self.settings.max_length
         contexts = [apply_markers(ex.context, self.markers) for ex in examples]
         responses = [apply_markers(ex.response, self.markers) for ex in examples]
         enc = self._tokenizer(contexts, responses, truncation=False)
@@ -124,9 +125,9 @@ class EncoderClassifier(Classifier):
 
     def _collate(self, features: list[dict[str, Any]], tensors: str = "pt") -> dict[str, Any]:
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
-        if self.config["pad_to_max_length"]:
+        if self.settings.pad_to_max_length:
             batch = self._tokenizer.pad(features, padding="max_length",
-                                        max_length=int(self.config["max_length"]),
+                                        max_length=self.settings.max_length,
                                         return_tensors=tensors)
         else:
             batch = self._tokenizer.pad(features, padding="longest", return_tensors=tensors)
@@ -151,8 +152,8 @@ class EncoderClassifier(Classifier):
         if self._model is None and self._folder is not None:
             from .encoder_model import EncoderForSafety, load_backbone
 
-            backbone = load_backbone(str(self._folder), pooler=self.config["head"] == "pooler")
-            model = EncoderForSafety(backbone, self.config["head"])
+            backbone = load_backbone(str(self._folder), pooler=self.settings.head == "pooler")
+            model = EncoderForSafety(backbone, self.settings.head)
             model.load_head(self._folder)
             self._model = model.eval()
         if self._model is None:
@@ -163,7 +164,7 @@ class EncoderClassifier(Classifier):
         """``onnx`` or ``torch``: what :meth:`predict_proba` runs on, from the ``runtime``
         setting. ``auto`` takes the checkpoint's ONNX model when it has one, onnxruntime is
         installed and the device is the CPU; otherwise PyTorch."""
-        wanted = self.config["runtime"]
+        wanted = self.settings.runtime
         if wanted == "torch":
             return "torch"
         if wanted == "onnx":
@@ -171,7 +172,7 @@ class EncoderClassifier(Classifier):
                 raise UsageError("this encoder has no ONNX model; add one with: mhsafety "
                                  "export --checkpoint DIR --format onnx")
             return "onnx"
-        if self._onnx is None or _device(self.config).type != "cpu":
+        if self._onnx is None or _device(self.settings).type != "cpu":
             return "torch"
         import importlib.util
 
@@ -197,24 +198,24 @@ class EncoderClassifier(Classifier):
 
         from .encoder_model import no_decay, weighted_cross_entropy
 
-        cfg = self.config
+        cfg = self.settings
         if not train:
             raise DataError("cannot train an encoder on an empty training set")
         if any(ex.label is None for ex in train):
             raise DataError("every training item needs a label")
-        if cfg["select_on_test"] and dev is None:
+        if cfg.select_on_test and dev is None:
             raise UsageError("select_on_test needs the test set passed as the selection set")
-        seed = int(cfg["seed"])
-        if dev is None and cfg["dev_ratio"]:
-            train, dev = train_dev_split(train, float(cfg["dev_ratio"]), seed=seed)
+        seed = cfg.seed
+        if dev is None and cfg.dev_ratio:
+            train, dev = train_dev_split(train, cfg.dev_ratio, seed=seed)
         if dev is not None and any(ex.label is None for ex in dev):
             raise DataError("every item of the dev set needs a label")
         self.record_training_data(train)
         self.dev_data_sha256 = examples_hash(dev) if dev else None
 
         processes = _process_count()
-        batch = int(cfg["batch_size"])
-        accum = int(cfg["gradient_accumulation"])
+        batch = cfg.batch_size
+        accum = cfg.gradient_accumulation
         per_device = batch // (processes * accum)
         if per_device < 1 or per_device * processes * accum != batch:
             raise UsageError(f"batch size {batch} does not split into {processes} processes x "
@@ -228,7 +229,7 @@ class EncoderClassifier(Classifier):
         set_seed(seed)
         self._build()
         model = self._model
-        weights = torch.tensor(cfg["class_weights"], dtype=torch.float32)
+        weights = torch.tensor(cfg.class_weights, dtype=torch.float32)
 
         features = self.encode(train)
         for feat, ex in zip(features, train):
@@ -237,21 +238,21 @@ class EncoderClassifier(Classifier):
         # epoch is reproducible, also after a resume.
         sampler = _LengthGroupedSampler([len(f["input_ids"]) for f in features],
                                         per_device * processes, seed,
-                                        grouped=bool(cfg["group_by_length"]))
+                                        grouped=cfg.group_by_length)
         loader = DataLoader(features, batch_size=per_device, sampler=sampler,
                             collate_fn=lambda b: self._collate([dict(f) for f in b]))
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW([
             {"params": [p for n, p in params if not no_decay(n)],
-             "weight_decay": float(cfg["weight_decay"])},
+             "weight_decay": cfg.weight_decay},
             {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0},
-        ], lr=float(cfg["learning_rate"]))
+        ], lr=cfg.learning_rate)
         steps_per_epoch = math.ceil(len(features) / batch)
-        total = steps_per_epoch * int(cfg["epochs"])
-        if cfg["max_steps"]:
-            total = min(total, int(cfg["max_steps"]))
+        total = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
         scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(float(cfg["warmup_ratio"]) * total), total)
+            optimizer, int(cfg.warmup_ratio * total), total)
         model, optimizer, loader, scheduler = accelerator.prepare(
             model, optimizer, loader, scheduler)
 
@@ -260,7 +261,7 @@ class EncoderClassifier(Classifier):
         best_score, best_state, stale, step = -math.inf, None, 0, 0
         self.history = []
         first_epoch, stopped = 1, False
-        resume = _Resume(cfg["work_dir"], self._resume_key()) if cfg["work_dir"] else None
+        resume = _Resume(cfg.work_dir, self._resume_key()) if cfg.work_dir else None
         self._work_folder = resume.folder if resume is not None else None
         if resume is not None and resume.progress is not None:
             prog = resume.progress
@@ -273,7 +274,7 @@ class EncoderClassifier(Classifier):
             first_epoch = prog["epoch"] + 1
             log.info("resuming encoder training after epoch %s from %s", prog["epoch"],
                      resume.folder)
-        for epoch in range(first_epoch, int(cfg["epochs"]) + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1):
             if stopped:
                 break
             # The prepared loader passes its epoch on to the sampler when iterated (and would
@@ -282,7 +283,7 @@ class EncoderClassifier(Classifier):
             model.train()
             started = time.perf_counter()
             loss_sum, batches, tokens, positions = 0.0, 0, 0, 0
-            bar = _bar(len(loader), accelerator, f"epoch {epoch}/{cfg['epochs']}")
+            bar = _bar(len(loader), accelerator, f"epoch {epoch}/{cfg.epochs}")
             for batch_inputs in loader:
                 labels = batch_inputs.pop("labels")
                 with accelerator.accumulate(model):
@@ -301,7 +302,7 @@ class EncoderClassifier(Classifier):
                 positions += int(batch_inputs["attention_mask"].numel())
                 if accelerator.sync_gradients:
                     step += 1
-                    if cfg["max_steps"] and step >= int(cfg["max_steps"]):
+                    if cfg.max_steps and step >= cfg.max_steps:
                         break
             bar.close()
             row: dict[str, Any] = {
@@ -311,13 +312,13 @@ class EncoderClassifier(Classifier):
                 # Per process: real tokens and padded positions fed to the model.
                 "tokens": tokens, "positions": positions,
             }
-            stop = bool(cfg["max_steps"]) and step >= int(cfg["max_steps"])
+            stop = cfg.max_steps and step >= cfg.max_steps
             if dev:
                 # Every process scores the whole dev set with identical weights, so they all
                 # reach the same selection and stopping decisions without communicating.
                 metrics = self._score(accelerator.unwrap_model(model), dev)
                 row["dev"] = {k: metrics[k] for k in SELECT_METRICS + ("n",)}
-                score = float(metrics[cfg["select_metric"]])
+                score = float(metrics[cfg.select_metric])
                 if score > best_score:
                     best_score, stale, self.best_epoch = score, 0, epoch
                     self.dev_metrics = {"epoch": epoch, **row["dev"]}
@@ -325,12 +326,12 @@ class EncoderClassifier(Classifier):
                                   accelerator.unwrap_model(model).state_dict().items()}
                 else:
                     stale += 1
-                    if cfg["patience"] and stale >= int(cfg["patience"]):
+                    if cfg.patience and stale >= cfg.patience:
                         stop = True
             self.history.append(row)
             log.info("encoder epoch %s: %s", epoch, row)
             if accelerator.is_main_process:
-                note(_epoch_line(row, int(cfg["epochs"]), cfg["select_metric"],
+                note(_epoch_line(row, cfg.epochs, cfg.select_metric,
                                  self.best_epoch == epoch))
             if resume is not None:
                 resume.commit(accelerator, epoch, {
@@ -354,7 +355,7 @@ class EncoderClassifier(Classifier):
         ignore = {"work_dir", "eval_batch_size", "device", "runtime"}
         return {"train_data_sha256": self.train_data_sha256,
                 "dev_data_sha256": self.dev_data_sha256,
-                "config": {k: v for k, v in self.config.items() if k not in ignore},
+                "config": {k: v for k, v in self.settings.to_dict().items() if k not in ignore},
                 "processes": _process_count()}
 
     def _score(self, model: Any, examples: Sequence[Example]) -> dict[str, Any]:
@@ -376,7 +377,7 @@ class EncoderClassifier(Classifier):
             try:
                 scorer = self._scorer()
             except Exception as exc:
-                if self.config["runtime"] == "onnx":
+                if self.settings.runtime == "onnx":
                     raise
                 log.warning("ONNX model unusable (%s); predicting with PyTorch", exc)
                 self._onnx = None
@@ -391,7 +392,7 @@ class EncoderClassifier(Classifier):
         features = self.encode(examples)
         order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
         mine = order[rank::world]
-        size = int(self.config["eval_batch_size"])
+        size = self.settings.eval_batch_size
         for start in range(0, len(mine), size):
             idx = mine[start:start + size]
             yield idx, [dict(features[i]) for i in idx]
@@ -410,12 +411,12 @@ class EncoderClassifier(Classifier):
         padding; under several processes each scores a share and the shares are gathered."""
         import torch
 
-        device = _device(self.config)
+        device = _device(self.settings)
         rank, world = _rank_world(init=True, cpu=device.type == "cpu") if shard else (0, 1)
         model.eval()
         if next(model.parameters()).device != device:
             model.to(device)
-        dtype = _autocast_dtype(self.config, device)
+        dtype = _autocast_dtype(self.settings, device)
         out: dict[int, list[float]] = {}
         with torch.inference_mode():
             for idx, features in self._batches(examples, rank, world):
@@ -436,7 +437,7 @@ class EncoderClassifier(Classifier):
     def predict_records(self, examples: Sequence[Example], system: str,
                         run: str = "0") -> list[PredictionRecord]:
         records = super().predict_records(examples, system, run)
-        if self.config["select_on_test"]:
+        if self.settings.select_on_test:
             for rec in records:
                 rec.meta = {**rec.meta, "notes": [TEST_SELECTION_NOTE]}
         return records
@@ -482,24 +483,19 @@ class EncoderClassifier(Classifier):
             "dev_data_sha256": self.dev_data_sha256,
             "history": self.history,
         }
-        if self.config["select_on_test"]:
+        if self.settings.select_on_test:
             extra["notes"] = [TEST_SELECTION_NOTE]
         # Keys other tools stored (e.g. the guard's calibrated threshold) survive a re-save.
         return {**self._other_extra, **extra}
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> EncoderClassifier:
-        import dataclasses
-
         from .encoder_model import HEAD_FILE, load_tokenizer
         from .encoder_onnx import MANIFEST_KEY, onnx_info
 
         if not (directory / HEAD_FILE).exists():
             raise DataError(f"{directory}: encoder checkpoint has no {HEAD_FILE}")
-        # Settings a newer or older version wrote that this one does not know are left out.
-        known = {f.name for f in dataclasses.fields(EncoderConfig)}
-        config = {k: v for k, v in manifest.get("config", {}).items() if k in known}
-        model = cls(**config)
+        model = cls(cls.settings_from_manifest(manifest))
         extra = manifest.get("extra") or {}
         model._tokenizer = load_tokenizer(str(directory))
         model._folder = Path(directory)
@@ -602,12 +598,12 @@ def _process_count() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _device(cfg: dict[str, Any]) -> Any:
+def _device(cfg: EncoderConfig) -> Any:
     import os
 
     import torch
 
-    wanted = str(cfg["device"])
+    wanted = cfg.device
     if wanted != "auto":
         return torch.device(wanted)
     if torch.cuda.is_available():
@@ -618,10 +614,10 @@ def _device(cfg: dict[str, Any]) -> Any:
     return torch.device("cpu")
 
 
-def _autocast_dtype(cfg: dict[str, Any], device: Any) -> Any:
+def _autocast_dtype(cfg: EncoderConfig, device: Any) -> Any:
     import torch
 
-    precision = cfg["precision"]
+    precision = cfg.precision
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -633,7 +629,7 @@ def _autocast_dtype(cfg: dict[str, Any], device: Any) -> Any:
     return None
 
 
-def _mixed_precision(cfg: dict[str, Any]) -> str:
+def _mixed_precision(cfg: EncoderConfig) -> str:
     dtype = _autocast_dtype(cfg, _device(cfg))
     if dtype is None:
         return "no"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import DEFAULT_SEED, at_least, setting
+from ..settings import DEFAULT_SEED, Settings, at_least, setting
+from ..taxonomy import NUM_LABELS
 
 HEADS = ("cls", "roberta", "pooler")
 SELECT_METRICS = ("f1", "accuracy", "macro_f1", "precision", "unsafe_f1")
@@ -27,13 +28,14 @@ def _within(low: float, high: float, open_high: bool = False):
 
 
 def _class_weights(weights: list[float]) -> str | None:
-    if len(weights) != 8 or any(w < 0 for w in weights):
-        return "must be 8 non-negative numbers, one per label 0..7"
+    if len(weights) != NUM_LABELS or any(w < 0 for w in weights):
+        return (f"must be {NUM_LABELS} non-negative numbers, one per label "
+                f"0..{NUM_LABELS - 1}")
     return None
 
 
-@dataclass
-class EncoderConfig:
+@dataclass(frozen=True)
+class EncoderConfig(Settings):
     """Settings of a fine-tuned encoder (BERT / RoBERTa family)."""
 
     model: str | None = setting(None, "Hugging Face model name or local folder.")
@@ -82,6 +84,3 @@ class EncoderConfig:
     work_dir: str | None = setting(None, "Per-epoch training state, so rerunning the same "
                                    "command after a crash resumes; removed once the "
                                    "checkpoint is saved (mhsafety train: OUT.work).")
-
-    def __post_init__(self) -> None:
-        self.class_weights = [float(w) for w in self.class_weights]

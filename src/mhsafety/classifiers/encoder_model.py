@@ -36,8 +36,8 @@ def _load_error(name: str, what: str) -> UsageError:
     return UsageError(
         f"cannot load the model {name!r}: there is no such local folder, it is not in the "
         "local Hugging Face cache, and it could not be downloaded (no network, or "
-        "HF_HUB_OFFLINE=1); download it once where there is network, or pass a local folder "
-        "with --model PATH"
+        "HF_HUB_OFFLINE=1); download it once where there is network, or name a local folder "
+        "instead"
     )
 
 
@@ -191,7 +191,7 @@ class EncoderForSafety(nn.Module):
                 nn.init.zeros_(module.bias)
         if head == "pooler" and getattr(backbone, "pooler", None) is None:
             raise UsageError(f"the model {getattr(cfg, 'name_or_path', '')!r} has no pooler; "
-                             "use --head cls or --head roberta")
+                             "use the head cls or roberta")
         # The label map travels in the backbone's config.json too.
         cfg.id2label = dict(enumerate(LABEL_NAMES))
         cfg.label2id = {name: i for i, name in enumerate(LABEL_NAMES)}

@@ -1,6 +1,6 @@
-"""An encoder checkpoint's ONNX model: export (fp32, optionally int8) and ONNX Runtime scoring.
+"""An encoder checkpoint's ONNX model: the export's graph steps and ONNX Runtime scoring.
 
-``export_onnx`` adds ``model.onnx`` (and with ``quantize="int8"`` also ``model.int8.onnx``) to
+:func:`mhsafety.classifiers.encoder_export.export_onnx` adds ``model.onnx`` (and with ``quantize="int8"`` also ``model.int8.onnx``) to
 an encoder checkpoint folder and records the one to use under ``extra.onnx`` in its manifest.
 The export goes through ``torch.onnx`` (the TorchScript exporter, with the graph exporter as a
 fallback): the graph is the project's own model, backbone and head in one, so nothing needs
@@ -16,7 +16,6 @@ checkpoint has an ONNX model and its runtime setting is ``onnx`` (or ``auto`` on
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UsageError, missing_extra
+from ..errors import DataError, missing_extra
 
 MANIFEST_KEY = "onnx"
 FP32_FILE = "model.onnx"
@@ -121,68 +120,6 @@ def _fuse(path: Path, config: Any) -> dict[str, int]:
         counts = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
         optimized.save_model_to_file(str(path))
     return counts
-
-
-def export_onnx(checkpoint: str | os.PathLike[str], quantize: str | None = None) -> Path:
-    """Add an ONNX model to an encoder checkpoint; returns the file the runtime will use.
-
-    The fp32 model is always written; ``quantize="int8"`` also writes its dynamically
-    quantized copy and makes it the one used. Files appear atomically (written under a
-    temporary name, then renamed) and the manifest is rewritten last, so an interrupted
-    export leaves the checkpoint as it was.
-    """
-    from ..io import write_json
-    from .base import read_manifest
-    from .encoder import EncoderClassifier
-
-    if quantize is not None and quantize not in QUANTIZE:
-        raise UsageError(f"unknown quantization {quantize!r}; expected one of "
-                         f"{', '.join(QUANTIZE)}")
-    _require_onnx()
-    folder = Path(checkpoint)
-    manifest = read_manifest(folder)
-    if manifest["kind"] != "encoder":
-        raise UsageError(f"{folder}: is a {manifest['kind']!r} checkpoint; only encoder "
-                         "checkpoints export to ONNX")
-    clf = EncoderClassifier.load_from(folder, manifest)
-    model = clf.torch_model()
-    names = clf.input_names()
-    tmp = folder / f".{FP32_FILE}.tmp"
-    try:
-        exporter = _export_graph(model, names, len(clf.tokenizer), tmp)
-        fused = _fuse(tmp, model.backbone.config)
-        used = folder / FP32_FILE
-        if quantize == "int8":
-            from onnx import TensorProto
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            tmp8 = folder / f".{INT8_FILE}.tmp"
-            try:
-                with _quiet_root_logger():  # its advice to pre-process is not for us
-                    # Fused nodes (com.microsoft ops) defeat the quantizer's type inference;
-                    # every tensor of this graph is float, so say so.
-                    quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8,
-                                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
-                tmp8.replace(folder / INT8_FILE)
-            finally:
-                tmp8.unlink(missing_ok=True)
-            used = folder / INT8_FILE
-        tmp.replace(folder / FP32_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
-    import onnxruntime
-
-    from ..io import sha256_file
-
-    extra = dict(manifest.get("extra") or {})
-    extra[MANIFEST_KEY] = {
-        "file": used.name, "precision": quantize or "fp32", "inputs": names,
-        "opset": OPSET, "exporter": exporter, "fused": fused, "onnxruntime": onnxruntime.__version__,
-        "sha256": sha256_file(used),
-    }
-    manifest["extra"] = extra
-    write_json(folder / "manifest.json", manifest)
-    return used
 
 
 class OnnxScorer:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import click
 
 from ..errors import MhsafetyError
-from ..integrations import harness_logs  # noqa: F401 - lets every command read harness logs
 
 _STATE: dict[str, object] = {"verbose": False, "argv": ["mhsafety"]}
 

@@ -9,7 +9,7 @@ import click
 
 from ..annotate.config import AnnotateServerConfig
 from ..errors import UsageError, missing_extra
-from ..settings import build, click_options, given
+from ..settings import SettingsError, build_from_options, click_options, given, in_flags
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -61,7 +61,7 @@ def serve(db_path: Path, data_path: Path | None, id_prefix: str, **options: Any)
         raise missing_extra(exc.name, "annotate") from None
     from ..annotate.store import import_file, open_store
 
-    config = build(AnnotateServerConfig, given(options), where="annotate serve")
+    config = build_from_options(AnnotateServerConfig, given(options), "annotate serve")
     token = None
     if config.token_env is not None:
         token = os.environ.get(config.token_env)
@@ -74,7 +74,10 @@ def serve(db_path: Path, data_path: Path | None, id_prefix: str, **options: Any)
     if store.item_count() == 0:
         raise UsageError(f"{db_path} holds no items; pass --data FILE or run "
                          "`mhsafety annotate import` first")
-    server = create_server(store, config, token=token)
+    try:
+        server = create_server(store, config, token=token)
+    except SettingsError as exc:
+        raise in_flags(exc, flags={"token": "one with --token-env VAR"}) from None
     click.echo(f"annotation app on {server.url} ({store.item_count()} items, database "
                f"{db_path}); Ctrl-C stops it", err=True)
     click.echo(server.url)  # machine-readable line on stdout (port 0 picks the port)

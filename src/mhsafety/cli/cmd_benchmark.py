@@ -11,6 +11,7 @@ from .options import (
     config_option,
     data_option,
     decimals_option,
+    force_option,
     parse_config,
     seeds_option,
 )
@@ -31,13 +32,15 @@ from .options import (
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Results folder [default: results/benchmark-<data>-<protocol>-<settings digest>]; "
                    "rerunning with "
-                   "the same folder resumes, reusing finished runs.")
+                   "the same folder resumes, reusing finished runs; any other non-empty folder "
+                   "is refused (see --force, which also starts a benchmark afresh).")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's reported rows out.")
 @decimals_option
 @allow_overlap_option
+@force_option
 def command(data_path: Path | None, train_path: Path | None, systems: tuple[str, ...],
             seeds: list[int], folds: int, config: tuple[str, ...], out: Path | None, no_paper: bool,
-            decimals: int, allow_overlap: bool) -> None:
+            decimals: int, allow_overlap: bool, force: bool) -> None:
     """Benchmark systems and print Table 2 beside the paper's reported rows.
 
     Without --train: repeated stratified k-fold cross-validation on the data (default: the
@@ -50,6 +53,6 @@ def command(data_path: Path | None, train_path: Path | None, systems: tuple[str,
     log = lambda msg: click.echo(msg, err=True)
     result = run_benchmark(systems or DEFAULT_SYSTEMS, data_path, train_path, seeds,
                            folds, out, parse_config(config), include_paper=not no_paper,
-                           decimals=decimals, log=log, allow_overlap=allow_overlap)
+                           decimals=decimals, log=log, allow_overlap=allow_overlap, force=force)
     click.echo(result.table)
     log(f"results written to {result.out_dir} ({result.seconds:.1f} s)")

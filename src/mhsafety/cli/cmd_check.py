@@ -1,158 +1,166 @@
+"""``mhsafety check``: screen replies with a guard, one subcommand per job.
+
+``reply`` (one reply), ``items`` (a file or stdin of items), ``dialogues`` (whole
+conversations), ``calibrate`` (pick the threshold on labelled data) and ``bands`` (what a
+cascade does for each band). Every subcommand's guard options come from ``GuardConfig``.
+"""
+
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..classifiers.encoder_config import EncoderConfig
 from ..guard.calibrate import DEFAULT_FOLDS, DEFAULT_TARGET_RECALL
-from ..guard.core import DEFAULT_THRESHOLD
-from ..settings import click_options
+from ..guard.config import GuardConfig
+from ..settings import click_options, given
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
+_CASCADE = ("escalate_to", "band", "escalate_threshold")
+_EXIT_CODE = click.option("--exit-code", is_flag=True,
+                          help="Exit 1 when any reply is not verified safe (for pipelines).")
 
 
 def _emit_json(obj: object, pretty: bool = False) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None))
 
 
-def guard_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that build a guard's tiers (shared by ``check`` and ``serve``)."""
-    options = [
-        click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-                     help="A saved classifier folder (any kind)."),
-        click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-                     help=f"Flag unsafe when P(safe) < this. Default: the checkpoint's, "
-                          f"else {DEFAULT_THRESHOLD}."),
-        click.option("--rules", "rules_file", type=_FILE, default=None,
-                     help="A rule file (JSON/YAML) added to the default rules (same id "
-                          "replaces)."),
-        click.option("--no-default-rules", is_flag=True,
-                     help="Use only the rules of --rules, not the shipped ones."),
-        click.option("--no-rules", is_flag=True, help="Turn the rule tier off."),
-        click.option("--policy", "policy_file", type=_FILE, default=None,
-                     help="A policy file (JSON/YAML) mapping categories to allow, block, "
-                          "regenerate or handover."),
-        click.option("--escalate-to", type=click.Path(path_type=Path), default=None,
-                     help="A second checkpoint that decides replies inside --band."),
-        click.option("--band", default=None, metavar="LOW,HIGH",
-                     help="With --escalate-to: escalate when the first P(safe) is in "
-                          "[LOW, HIGH]."),
-        click.option("--escalate-threshold", type=click.FloatRange(0, 1), default=None,
-                     help=f"The second checkpoint's threshold. Default: its own, else "
-                          f"{DEFAULT_THRESHOLD}."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    # Encoder tiers only: the prediction runtime, with EncoderConfig's doc and default.
-    return click_options(EncoderConfig, "runtime")(func)
+def _guard(options: dict[str, Any], **changes: Any) -> Any:
+    """The guard the command's ``GuardConfig`` options describe (``changes`` applied)."""
+    from ..guard import Guard, guard_config
+
+    return Guard.from_config(guard_config({**given(options, GuardConfig), **changes}))
 
 
-def guard_kwargs(rules_file: Path | None, no_default_rules: bool, no_rules: bool,
-                 policy_file: Path | None, escalate_to: Path | None, band: str | None,
-                 escalate_threshold: float | None, runtime: str | None = None
-                 ) -> dict[str, Any]:
-    """The options above as :func:`mhsafety.guard.core.build_guard` keywords (JSON-able)."""
-    return {"runtime": runtime, "rules": None if rules_file is None else str(rules_file),
-            "default_rules_on": not no_default_rules, "use_rules": not no_rules,
-            "policy": None if policy_file is None else str(policy_file),
-            "escalate_to": None if escalate_to is None else str(escalate_to), "band": band,
-            "escalate_threshold": escalate_threshold}
+def _exit_if(flag: bool, failed: bool) -> None:
+    if flag and failed:
+        click.get_current_context().exit(1)
 
 
-@click.command("check")
-@guard_options
-@click.option("--context", default=None,
+@click.group("check")
+def command() -> None:
+    """Screen chatbot replies with a guard (any checkpoint, a rule tier, an optional
+    cascade). A reply the guard could not verify is "unverified", never "safe"; every
+    result names the deciding tier, the node path and the policy's action."""
+
+
+@command.command("reply")
+@click_options(GuardConfig)
+@click.option("--context", required=True,
               help="The dialogue so far ([seeker]/[supporter] markers; plain text is one "
                    "seeker turn).")
-@click.option("--response", default=None, help="The chatbot's candidate reply.")
+@click.option("--response", required=True, help="The chatbot's candidate reply.")
+@_EXIT_CODE
+def reply(context: str, response: str, exit_code: bool, **options: Any) -> None:
+    """Screen one reply; prints one JSON result."""
+    result = _guard(options).check(context, response)
+    _emit_json(result.to_dict(), pretty=True)
+    _exit_if(exit_code, not result.safe)
+
+
+@command.command("items")
+@click_options(GuardConfig)
 @click.option("--input", "input_path", type=_FILE, default=None,
               help="Items to screen, JSON list or JSONL as every data file ('-' or "
                    "omitted: stdin).")
-@click.option("--dialogues", "dialogues_path", type=_FILE, default=None,
-              help="Audit whole conversations ({id?, turns}): every supporter turn against "
-                   "the turns before it; prints one JSON report.")
-@click.option("--exit-code", is_flag=True,
-              help="Exit 1 when any reply is not verified safe (for shell pipelines).")
-@click.option("--calibrate", "calibrate_path", type=_FILE, default=None,
-              help="Instead of screening: pick the threshold that reaches --target-recall "
-                   "of unsafe replies on this labelled file (with --escalate-to: report "
-                   "every band of --bands instead).")
-@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help=f"With --calibrate: the unsafe recall to reach. "
-                   f"[default: {DEFAULT_TARGET_RECALL}]")
-@click.option("--folds", type=click.IntRange(2), default=None,
-              help=f"With --calibrate: folds for the out-of-sample estimates. "
-                   f"[default: {DEFAULT_FOLDS}]")
-@click.option("--bands", default=None, metavar="'L,H L,H ...'",
-              help="With --calibrate and --escalate-to: the bands to report. "
-                   "[default: every low of 0.1-0.4 with every high of 0.5-0.9]")
-@click.option("--allow-overlap", is_flag=True,
-              help="With --calibrate: accept a file that shares items with the "
-                   "checkpoint's training data (the figures are then marked optimistic).")
+@_EXIT_CODE
+def items(input_path: Path | None, exit_code: bool, **options: Any) -> None:
+    """Screen items ({"context", "response", "id"?}; ids default to the 0-based index, as in
+    `predict`); prints one JSON result per line, in order."""
+    examples = _read_items(input_path)
+    results = _guard(options).check_examples(examples)
+    for result in results:
+        _emit_json(result.to_dict())
+    _exit_if(exit_code, any(not r.safe for r in results))
+
+
+@command.command("dialogues")
+@click_options(GuardConfig)
+@click.argument("path", type=_FILE)
+@_EXIT_CODE
+def dialogues(path: Path, exit_code: bool, **options: Any) -> None:
+    """Audit whole conversations ({id?, turns}) in PATH: every supporter turn against the
+    turns before it; prints one JSON report (exit 1 with --exit-code when any is flagged)."""
+    from ..guard import audit_dialogues
+
+    report = audit_dialogues(_guard(options), path)
+    _emit_json(report, pretty=True)
+    _exit_if(exit_code, bool(report["summary"]["conversations_flagged"]))
+
+
+_ALLOW_OVERLAP = click.option(
+    "--allow-overlap", is_flag=True,
+    help="Accept a file that shares items with the checkpoint's training data (the figures "
+         "are then marked optimistic).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@command.command("calibrate")
+@click_options(GuardConfig, exclude=_CASCADE)
+@click.argument("path", type=_FILE)
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True),
+              default=DEFAULT_TARGET_RECALL, show_default=True,
+              help="The unsafe recall to reach.")
+@click.option("--folds", type=click.IntRange(2), default=DEFAULT_FOLDS, show_default=True,
+              help="Folds for the out-of-sample estimates.")
+@_ALLOW_OVERLAP
 @click.option("--write", "write_threshold", is_flag=True,
-              help="With --calibrate: store the threshold as the checkpoint's default.")
-@click.option("--json", "as_json", is_flag=True, help="With --calibrate: print JSON.")
-def command(checkpoint: Path, threshold: float | None, context: str | None,
-            response: str | None, input_path: Path | None, dialogues_path: Path | None,
-            exit_code: bool, calibrate_path: Path | None, target_recall: float | None,
-            folds: int | None, bands: str | None, allow_overlap: bool,
-            write_threshold: bool, as_json: bool, **tier_options: Any) -> int:
-    """Screen chatbot replies with a checkpoint: one (--context/--response), a file or stdin
-    of items, or whole conversations (--dialogues).
+              help="Store the threshold as the checkpoint's default.")
+@_JSON
+def calibrate(path: Path, target_recall: float, folds: int, allow_overlap: bool,
+              write_threshold: bool, as_json: bool, **options: Any) -> None:
+    """Pick the threshold that reaches --target-recall of unsafe replies on the labelled
+    file PATH, with cross-fitted out-of-sample recall and false-alarm rates."""
+    from ..guard import calibrate as run
+    from ..guard import save_threshold
 
-    Items are read as every data file (JSON list or JSONL of {"context", "response",
-    "id"?}; ids default to the 0-based index, as in `predict`); the output has one result
-    object per line, in order. A reply the model could not score is "unverified", never
-    "safe". Every result names the deciding tier, the node path and the policy's action.
-    """
-    from ..errors import UsageError
-    from ..guard.core import build_guard
-
-    options = guard_kwargs(**tier_options)
-    sources = [name for name, value in (("--context/--response", context or response),
-                                        ("--input", input_path),
-                                        ("--dialogues", dialogues_path),
-                                        ("--calibrate", calibrate_path)) if value]
-    if len(sources) > 1:
-        raise UsageError(f"give one of --context/--response, --input, --dialogues or "
-                         f"--calibrate, not {' and '.join(sources)}")
-    if calibrate_path is None:
-        for flag, value in (("--write", write_threshold), ("--allow-overlap", allow_overlap),
-                            ("--target-recall", target_recall), ("--folds", folds),
-                            ("--bands", bands)):
-            if value:
-                raise UsageError(f"{flag} only works with --calibrate")
-    if calibrate_path is not None:
-        return _calibrate(checkpoint, threshold, options, calibrate_path, target_recall, folds,
-                          bands, allow_overlap, write_threshold, as_json)
-    if (context is None) != (response is None):
-        raise UsageError("give both --context and --response, or neither (to read items)")
-    guard = build_guard(checkpoint, threshold, **options)
-    if dialogues_path is not None:
-        from ..guard.dialogues import audit_dialogues
-
-        report = audit_dialogues(guard, dialogues_path)
-        _emit_json(report, pretty=True)
-        flagged = report["summary"]["conversations_flagged"]
-        if exit_code and flagged:
-            click.get_current_context().exit(1)
-        return 0
-    if context is not None:
-        results = [guard.check(context, response)]  # type: ignore[arg-type]
-        _emit_json(results[0].to_dict(), pretty=True)
+    result = run(_guard(options), path, target_recall, folds=folds,
+                 allow_overlap=allow_overlap)
+    if write_threshold:
+        save_threshold(options["checkpoint"], result.threshold, result)
+    if as_json:
+        _emit_json(result.to_dict(), pretty=True)
     else:
-        examples = _read_items(input_path)
-        results = guard.check_examples(examples)
-        for result in results:
-            _emit_json(result.to_dict())
-    if exit_code and any(not r.safe for r in results):
-        click.get_current_context().exit(1)
-    return 0
+        click.echo(result.summary())
+    if write_threshold:
+        click.echo(f"stored as the default threshold in {options['checkpoint']}/manifest.json",
+                   err=True)
+
+
+@command.command("bands")
+@click_options(GuardConfig, exclude=("band",))
+@click.argument("path", type=_FILE)
+@click.option("--bands", default=None, metavar="'L,H L,H ...'",
+              help="The bands to report. [default: every low of 0.1-0.4 with every high of "
+                   "0.5-0.9]")
+@_ALLOW_OVERLAP
+@_JSON
+def bands(path: Path, bands: str | None, allow_overlap: bool, as_json: bool,
+          **options: Any) -> None:
+    """What a cascade (--checkpoint first, --escalate-to second) does on the labelled file
+    PATH for each band: unsafe recall, false-alarm rate, share escalated, latency."""
+    from ..errors import UsageError
+    from ..guard import ModelTier, calibrate_cascade
+
+    if options.get("escalate_to") is None:
+        raise UsageError("bands needs the cascade's second checkpoint (--escalate-to DIR)")
+    second = ModelTier.load(options["escalate_to"], options.get("escalate_threshold"),
+                            runtime=options.get("runtime"))
+    guard = _guard(options, escalate_to=None, escalate_threshold=None)
+    report = calibrate_cascade(guard, second, path,
+                               None if bands is None else bands.replace(";", " ").split(),
+                               allow_overlap=allow_overlap)
+    if as_json:
+        _emit_json(report.to_dict(), pretty=True)
+        return
+    click.echo(f"{report.n_items} items ({report.n_unsafe} unsafe, {report.n_safe} safe), "
+               f"{report.rule_hits} decided by rules; first tier "
+               f"{report.first_latency_ms:.1f} ms, second {report.second_latency_ms:.1f} ms "
+               f"per single-item call; {report.protocol}")
+    click.echo(report.table())
 
 
 def _read_items(input_path: Path | None) -> list[Any]:
@@ -163,50 +171,6 @@ def _read_items(input_path: Path | None) -> list[Any]:
     if input_path is not None and str(input_path) != "-":
         return load_examples(input_path, require_label=False)
     if sys.stdin.isatty():
-        raise UsageError("nothing to check: give --context and --response, --input FILE, "
-                         "or pipe JSON/JSONL items on stdin")
+        raise UsageError("nothing to check: give --input FILE or pipe JSON/JSONL items on "
+                         "stdin (one reply: `mhsafety check reply`)")
     return read_items_text(sys.stdin.read(), "<stdin>")
-
-
-def _calibrate(checkpoint: Path, threshold: float | None, options: dict[str, Any],
-               data: Path, target_recall: float | None, folds: int | None,
-               bands: str | None, allow_overlap: bool, write_threshold: bool,
-               as_json: bool) -> int:
-    from ..errors import UsageError
-    from ..guard.calibrate import calibrate, calibrate_cascade, save_threshold
-    from ..guard.core import ModelTier, build_guard
-
-    if options["escalate_to"] is not None:
-        if write_threshold or target_recall is not None or folds is not None:
-            raise UsageError("with --escalate-to, --calibrate reports bands; --write, "
-                             "--target-recall and --folds are for a single checkpoint")
-        second = ModelTier.load(options["escalate_to"], options["escalate_threshold"])
-        guard = build_guard(checkpoint, threshold, **{**options, "escalate_to": None,
-                                                      "band": None})
-        report = calibrate_cascade(guard, second, data,
-                                   None if bands is None else bands.replace(";", " ").split(),
-                                   allow_overlap=allow_overlap)
-        if as_json:
-            _emit_json(report.to_dict(), pretty=True)
-        else:
-            click.echo(f"{report.n_items} items ({report.n_unsafe} unsafe, {report.n_safe} "
-                       f"safe), {report.rule_hits} decided by rules; first tier "
-                       f"{report.first_latency_ms:.1f} ms, second {report.second_latency_ms:.1f}"
-                       f" ms per single-item call; {report.protocol}")
-            click.echo(report.table())
-        return 0
-    if bands is not None:
-        raise UsageError("--bands needs --escalate-to DIR (the cascade's second checkpoint)")
-    guard = build_guard(checkpoint, threshold, **options)
-    result = calibrate(guard, data, DEFAULT_TARGET_RECALL if target_recall is None
-                       else target_recall, folds=DEFAULT_FOLDS if folds is None else folds,
-                       allow_overlap=allow_overlap)
-    if write_threshold:
-        save_threshold(checkpoint, result.threshold, result)
-    if as_json:
-        _emit_json(result.to_dict(), pretty=True)
-    else:
-        click.echo(result.summary())
-    if write_threshold:
-        click.echo(f"stored as the default threshold in {checkpoint}/manifest.json", err=True)
-    return 0

@@ -7,7 +7,7 @@ import click
 
 from .. import data
 from ..settings import DEFAULT_SEED
-from .options import data_option
+from .options import data_option, force_option
 
 
 @click.group("data")
@@ -40,27 +40,37 @@ def stats(data_path: Path | None, as_json: bool) -> None:
 
 @command.command("split")
 @data_option
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write; a rerun replaces its own, any other non-empty folder is "
+                   "refused (see --force).")
 @click.option("--dev-ratio", type=float, default=None,
               help="Write train.jsonl and dev.jsonl with this share in dev (stratified).")
 @click.option("--folds", type=click.IntRange(2), default=None,
               help="Write fold-K/train.jsonl and fold-K/test.jsonl for stratified k-fold.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@force_option
 def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds: int | None,
-          seed: int) -> None:
+          seed: int, force: bool) -> None:
     """Seeded stratified train/dev split or k-fold split of a dataset."""
+    from ..io import atomic_directory, prepare_output_dir
+
     if (dev_ratio is None) == (folds is None):
         raise click.UsageError("give exactly one of --dev-ratio or --folds")
+    prepare_output_dir(out_dir, command="data split", force=force, flag="--out-dir")
     examples = data.load_examples(data.resolve_data(data_path))
     if dev_ratio is not None:
         train, dev = data.train_dev_split(examples, dev_ratio, seed)
-        data.write_examples(out_dir / "train.jsonl", train)
-        data.write_examples(out_dir / "dev.jsonl", dev)
+        with atomic_directory(out_dir, "data split") as tmp:
+            data.write_examples(tmp / "train.jsonl", train)
+            data.write_examples(tmp / "dev.jsonl", dev)
         click.echo(f"train {len(train)}, dev {len(dev)} items in {out_dir}")
         return
-    for k, (train_idx, test_idx) in enumerate(data.stratified_kfold(examples, folds, seed)):
-        data.write_examples(out_dir / f"fold-{k}" / "train.jsonl", [examples[i] for i in train_idx])
-        data.write_examples(out_dir / f"fold-{k}" / "test.jsonl", [examples[i] for i in test_idx])
+    with atomic_directory(out_dir, "data split") as tmp:
+        for k, (train_idx, test_idx) in enumerate(data.stratified_kfold(examples, folds, seed)):
+            data.write_examples(tmp / f"fold-{k}" / "train.jsonl",
+                                [examples[i] for i in train_idx])
+            data.write_examples(tmp / f"fold-{k}" / "test.jsonl",
+                                [examples[i] for i in test_idx])
     click.echo(f"{folds} stratified folds of {len(examples)} items in {out_dir}")
 
 
@@ -71,16 +81,21 @@ def split(data_path: Path | None, out_dir: Path, dev_ratio: float | None, folds:
               help="hf: datasets' save_to_disk form (load_from_disk); parquet or jsonl: "
                    "data files plus card (load_dataset).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Dataset folder to write (replaced whole if it exists).")
+              help="Dataset folder to write; a rerun replaces its own, any other non-empty "
+                   "folder is refused (see --force).")
 @click.option("--split", "split_name", default="test", show_default=True,
               help="Split name of the --data items.")
 @click.option("--train", "train_path", type=click.Path(path_type=Path), default=None,
               help="Also export this labelled file as the 'train' split (the training set's "
                    "data-use agreement then applies to the folder).")
+@force_option
 def export(data_path: Path | None, fmt: str, out: Path, split_name: str,
-           train_path: Path | None) -> None:
+           train_path: Path | None, force: bool) -> None:
     """Write a Hugging Face dataset folder with a dataset card; --data reads it back."""
     from ..data.export import export_dataset
+    from ..io import prepare_output_dir
+
+    prepare_output_dir(out, command="data export", force=force)
 
     splits = {split_name: data.load_examples(data.resolve_data(data_path), require_label=False)}
     if train_path is not None:

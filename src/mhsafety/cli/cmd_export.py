@@ -18,8 +18,11 @@ def command(checkpoint: Path, fmt: str, quantize: str | None) -> None:
     On CPU, predict (--runtime auto, its default), check and serve then score with ONNX
     Runtime, with PyTorch as the fallback.
     """
-    from ..classifiers.encoder_onnx import export_onnx
+    from ..classifiers.encoder_export import export_onnx
+    from ..io import mark_output_dir, output_writer
 
     path = export_onnx(checkpoint, quantize)
+    if output_writer(checkpoint) == "train":  # the ONNX files belong to the checkpoint now
+        mark_output_dir(checkpoint, "train", entries=[p.name for p in checkpoint.iterdir()])
     click.echo(f"wrote {path} ({quantize or 'fp32'}); recorded in {checkpoint}/manifest.json",
                err=True)

@@ -33,6 +33,15 @@ def _headers(values: tuple[str, ...]) -> dict[str, str] | None:
     return out
 
 
+def _is_judge_folder(folder: Path) -> bool:
+    """A judge run folder written before folders carried the output marker."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("kind") == "mhsafety-judge-run"
+
+
 def _extra_body(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -79,14 +88,21 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     the environment (--api-key-env), never from the command line.
     """
     from ..data import load_examples, resolve_data
+    from ..io import prepare_output_dir
     from ..judge.runner import format_batch_file, format_summary, run_judge
-    from ..settings import build
+    from ..settings import build_from_options
 
     values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
-    settings = build(JudgeSettings, values, where="mhsafety judge")  # before any file is read
+    # Checked before any file is read; errors name this command's flags.
+    settings = build_from_options(JudgeSettings, values, "mhsafety judge",
+                                  flags={"headers": "--header"})
     data = resolve_data(data_path)
     examples = load_examples(data)
     train = load_examples(train_path) if train_path is not None else None
+    # Resumes its own folder; a folder of other files is refused (no --force: a judge
+    # folder's log holds paid answers).
+    prepare_output_dir(out_dir, command="judge", create=True, force_flag=None,
+                       recognise=_is_judge_folder)
     result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
                        train_source=str(train_path) if train_path else None,
                        show_progress=not quiet, on_message=lambda m: click.echo(m, err=True),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, encoder_predict_options
+from .options import allow_overlap_option, data_option, encoder_predict_options, force_option
 
 
 @click.command("predict")
@@ -30,16 +30,23 @@ from .options import data_option, encoder_predict_options
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="With --engine ray: flag a row unsafe when P(safe) is below this "
                    "[default: the checkpoint's guard threshold, else 0.5].")
+@allow_overlap_option
 @encoder_predict_options
+@force_option
 def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | None,
             run: str, engine: str, ray_actors: int | None, ray_batch_size: int | None,
-            threshold: float | None, **encoder: object) -> None:
+            threshold: float | None, allow_overlap: bool, force: bool,
+            **encoder: object) -> None:
     """Predict a dataset with a saved classifier; write prediction records (JSONL).
+
+    Items the checkpoint was trained on (near-duplicates included) are refused unless
+    --allow-overlap, which marks the records so every table row shows it.
 
     --batch-size, --precision, --device and --runtime apply to encoder checkpoints only.
     """
     from ..classifiers.base import read_manifest
     from ..errors import UsageError
+    from ..io import prepare_output_dir, prepare_output_file
     from ..training import predict_file
 
     if engine == "ray":
@@ -47,6 +54,7 @@ def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | N
 
         if data_path is None:
             raise UsageError("--engine ray needs --data PATTERN (e.g. 'logs/*.parquet')")
+        prepare_output_dir(out, command="predict", force=force, create=True, fresh=True)
         n = screen_files(str(data_path), checkpoint, out, threshold=threshold,
                          batch_size=ray_batch_size or DEFAULT_BATCH_SIZE,
                          concurrency=ray_actors)
@@ -57,12 +65,14 @@ def command(checkpoint: Path, data_path: Path | None, out: Path, system: str | N
                                          ("--threshold", threshold)) if value is not None]
     if ray_only:
         raise UsageError(f"{', '.join(ray_only)}: for --engine ray only")
-    if out.is_dir():
-        raise UsageError(f"{out}: is a folder; --out names the prediction file to write")
+    if force:
+        raise UsageError("--force: for --engine ray only (its --out is a folder)")
+    prepare_output_file(out)  # before the model loads
 
     settings = {k: v for k, v in encoder.items() if v is not None}
     if settings and read_manifest(checkpoint)["kind"] != "encoder":
         flags = ", ".join("--" + k.replace("eval_", "").replace("_", "-") for k in settings)
         raise UsageError(f"{flags} only apply to encoder checkpoints")
-    n = predict_file(checkpoint, data_path, out, system, run, settings)
+    n = predict_file(checkpoint, data_path, out, system, run, settings, allow_overlap,
+                     warn=lambda text: click.echo(f"warning: {text}", err=True))
     click.echo(f"wrote {n} prediction records to {out}", err=True)

@@ -5,22 +5,23 @@ from pathlib import Path
 
 import click
 
-from .options import bootstrap_options, invoked_command
+from .options import bootstrap_options, force_option, invoked_command
 
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Report folder to write (index.html, analysis.json, "
-              "figures/); replaced only if an earlier report made it.")
+              "figures/); replaced only if an earlier report made it (see --force).")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The dataset the runs were made on: its hash is recorded "
               "and missed items are shown with their text.")
 @bootstrap_options
 @click.option("--title", default="Dialogue safety: analysis report", show_default=True,
               help="Title of the page.")
+@force_option
 def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resamples: int,
-            seed: int, level: float, title: str) -> None:
+            seed: int, level: float, title: str, force: bool) -> None:
     """Write one self-contained HTML report over prediction files or folders of them.
 
     The page (OUT/index.html) embeds its tables and figures and needs no server and no
@@ -34,7 +35,7 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
     start = time.perf_counter()
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
                           level=level, command=command_line(invoked_command()),
-                          title=title)
+                          title=title, force=force, show_progress=True)
     n = len(result.analysis.systems)
     click.echo(f"wrote {result.html} ({n} system{'' if n == 1 else 's'}, "
                f"{len(result.figures)} figure files) in {time.perf_counter() - start:.1f} s",

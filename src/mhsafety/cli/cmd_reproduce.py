@@ -7,7 +7,7 @@ import click
 
 from ..tables import TABLE2_COLUMNS, format_per_class, format_table
 from ..upstream import reproduce_scores
-from .options import decimals_option, format_option
+from .options import decimals_option, force_option, format_option
 
 
 @click.command("reproduce")
@@ -17,12 +17,22 @@ from .options import decimals_option, format_option
 @decimals_option
 @click.option("--per-class", is_flag=True, help="Also print per-class tables.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write every run's prediction records under this folder.")
-def command(upstream: Path, fmt: str, decimals: int, per_class: bool, out: Path | None) -> None:
+              help="Also write every run's prediction records under this folder (a rerun "
+                   "replaces its own; any other non-empty folder is refused, see --force).")
+@force_option
+def command(upstream: Path, fmt: str, decimals: int, per_class: bool, out: Path | None,
+            force: bool) -> None:
     """Recompute the paper's Table 2 from the released ChatGPT answers and predictions."""
     start = time.perf_counter()
-    scores = reproduce_scores(upstream, out_dir=out,
-                              progress=lambda name: click.echo(f"reading {name} …", err=True))
+    say = lambda name: click.echo(f"reading {name} …", err=True)
+    if out is None:
+        scores = reproduce_scores(upstream, progress=say)
+    else:
+        from ..io import atomic_directory, prepare_output_dir
+
+        prepare_output_dir(out, command="reproduce", force=force)
+        with atomic_directory(out, "reproduce") as tmp:
+            scores = reproduce_scores(upstream, out_dir=tmp, progress=say)
     systems = scores.systems
     click.echo(format_table(scores.rows, fmt, TABLE2_COLUMNS, decimals))
     if per_class:

@@ -11,6 +11,7 @@ from .options import (
     config_option,
     encoder_config,
     encoder_train_options,
+    force_option,
     parse_config,
     seeds_option,
     split_train_selection,
@@ -19,8 +20,8 @@ from .options import (
 
 @click.command("train", cls=SpacedListCommand)
 @click.option("--model", default="baseline", show_default=True,
-              help="'baseline' (offline, CPU) or a classifier spec kind:ARG; any other value is "
-                   "read as a Hugging Face encoder name or path.")
+              help="'baseline' (offline, CPU) or a classifier spec kind:ARG; a value without a "
+                   "colon is read as a Hugging Face encoder name or path.")
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="Labelled training data (JSON list or JSONL).")
 @click.option("--dev", "dev_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -30,12 +31,14 @@ from .options import (
 @seeds_option(DEFAULT_TRAIN_SEEDS)
 @config_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Checkpoint folder (with several seeds: one OUT/seed-N per seed).")
+              help="Checkpoint folder (with several seeds: one OUT/seed-N per seed); a rerun "
+                   "replaces its own, any other non-empty folder is refused (see --force).")
+@force_option
 @allow_overlap_option
 @encoder_train_options
 def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: float | None,
-            seeds: list[int], config: tuple[str, ...], out: Path, allow_overlap: bool,
-            **encoder: object) -> None:
+            seeds: list[int], config: tuple[str, ...], out: Path, force: bool,
+            allow_overlap: bool, **encoder: object) -> None:
     """Train a classifier and save it as a checkpoint folder.
 
     The options from --head on apply to fine-tuned encoders only.
@@ -51,4 +54,4 @@ def command(model: str, train_path: Path, dev_path: Path | None, dev_ratio: floa
         encoder_config(encoder, spec)  # encoder options given to another kind: an error
     train_checkpoints(model, train_path, out, seeds, dev_path, dev_ratio,
                       settings, log=lambda msg: click.echo(msg, err=True),
-                      allow_overlap=allow_overlap)
+                      allow_overlap=allow_overlap, force=force)

@@ -37,6 +37,11 @@ allow_overlap_option = click.option(
     help="Run even when the training (or example) items share items with the scored ones; "
          "every table row of the run is then marked so.",
 )
+force_option = click.option(
+    "--force", is_flag=True,
+    help="Replace the output folder even when this command did not write it (what it holds "
+         "is lost). Without it such a folder is refused.",
+)
 
 
 # --------------------------------------------------------------------------- seeds

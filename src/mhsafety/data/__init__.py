@@ -37,14 +37,21 @@ from .examples import (
 )
 from .formats import load_examples, read_items_text, read_json_items, read_text_file, write_examples
 from .overlap import (
+    FINGERPRINT_VERSION,
+    CheckpointOverlap,
     OverlapError,
+    canonical_text,
+    check_checkpoint_overlap,
     check_overlap,
+    checkpoint_overlap,
     find_overlap,
+    item_fingerprint,
     item_fingerprints,
     item_key,
     normalise_text,
     overlap_message,
     shared_ids,
+    training_fingerprints,
 )
 from .splits import DEFAULT_FOLDS, context_groups, stratified_kfold, train_dev_split
 from .stats import dataset_stats, format_stats
@@ -52,19 +59,24 @@ from .stats import dataset_stats, format_stats
 __all__ = [
     "CACHE_ENV",
     "DEFAULT_FOLDS",
+    "FINGERPRINT_VERSION",
     "MAX_ITEM_CHARS",
     "MAX_ITEM_CHARS_ENV",
     "ROLE_MARKERS",
     "TEST_SET_SHA256",
     "TEST_SET_URL",
     "UPSTREAM_COMMIT",
+    "CheckpointOverlap",
     "Example",
     "OverlapError",
     "Role",
     "Turn",
     "cache_dir",
     "cached_test_set_path",
+    "canonical_text",
+    "check_checkpoint_overlap",
     "check_overlap",
+    "checkpoint_overlap",
     "context_groups",
     "dataset_stats",
     "download_test_set",
@@ -74,6 +86,7 @@ __all__ = [
     "find_overlap",
     "format_stats",
     "format_turns",
+    "item_fingerprint",
     "item_fingerprints",
     "item_key",
     "load_examples",
@@ -89,5 +102,6 @@ __all__ = [
     "shared_ids",
     "stratified_kfold",
     "train_dev_split",
+    "training_fingerprints",
     "write_examples",
 ]

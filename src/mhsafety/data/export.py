@@ -131,7 +131,11 @@ def dataset_card(splits: Mapping[str, Sequence[Example]], fmt: str) -> str:
 
 def export_dataset(splits: Mapping[str, Sequence[Example]], out: str | os.PathLike[str],
                    fmt: str = "parquet") -> Path:
-    """Write ``splits`` (name -> examples) as a dataset folder with its card; atomic."""
+    """Write ``splits`` (name -> examples) as a dataset folder with its card; atomic.
+
+    An existing folder is replaced; check it first with
+    :func:`~mhsafety.io.prepare_output_dir` (``command="data export"``), as the CLI does.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if not splits:
@@ -142,7 +146,7 @@ def export_dataset(splits: Mapping[str, Sequence[Example]], out: str | os.PathLi
         raise missing_extra("datasets", "hf") from None
     datasets.disable_progress_bars()
     target = Path(out)
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, "data export") as tmp:
         if fmt == "hf":
             datasets.DatasetDict({
                 name: datasets.Dataset.from_list(_rows(exs), features=_features())

@@ -81,6 +81,12 @@ def train_dev_split(examples: Sequence[Example], dev_ratio: float = 0.1,
     counts = Counter(group_label.tolist())
     splittable = np.array([g for g, lab in zip(group_ids, group_label) if counts[lab] >= 2])
     kept = [g for g, lab in zip(group_ids, group_label) if counts[lab] < 2]
+    if len(splittable) < 2:
+        # No label has two context groups, so nothing can go to dev without a label
+        # vanishing from train; sklearn would only say "n_samples=0".
+        raise DataError(f"{len(examples)} items are too few to split off a dev set "
+                        f"(dev_ratio {dev_ratio}): no label has items in two different "
+                        "contexts; give a separate dev set (train --dev FILE) or more items")
     stratify = np.array([group_label[g] for g in splittable]) if len(splittable) else None
     try:
         train_g, dev_g = train_test_split(splittable, test_size=dev_ratio, random_state=seed,

@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from ..classifiers.base import read_manifest
-from ..data import Example, context_groups, load_examples
+from ..data import DEFAULT_FOLDS, Example, context_groups, load_examples
 from ..errors import DataError, UsageError
 from ..taxonomy import SAFE_LABEL
-from .core import THRESHOLD_KEY, Guard, ModelTier, validate_band, validate_threshold
+from .core import Guard
+from .results import THRESHOLD_KEY, validate_band, validate_threshold
+from .tiers import ModelTier
 
-DEFAULT_FOLDS = 5
 DEFAULT_TARGET_RECALL = 0.9
 # Interval level of every reported rate.
 CONFIDENCE = 0.95
@@ -207,16 +208,10 @@ def cross_fitted_flags(p_safe: np.ndarray, forced: np.ndarray, unsafe: np.ndarra
 
 def training_overlap(manifest: Mapping[str, Any], examples: Sequence[Example]) -> list[str]:
     """Ids of ``examples`` that are in the checkpoint's training data (as far as the
-    manifest tells: its per-item fingerprints, else the whole-file hash)."""
-    from ..data import examples_hash, shared_ids
+    manifest tells: see :func:`mhsafety.data.checkpoint_overlap`)."""
+    from ..data import checkpoint_overlap
 
-    stored = manifest.get("train_item_fingerprints")
-    if stored:
-        return shared_ids(stored, examples)
-    if manifest.get("train_data_sha256") and \
-            manifest["train_data_sha256"] == examples_hash(examples):
-        return [ex.id or str(i) for i, ex in enumerate(examples)]
-    return []
+    return checkpoint_overlap(manifest, examples).shared
 
 
 def refuse_overlap(manifest: Mapping[str, Any], examples: Sequence[Example], source: str,
@@ -248,17 +243,15 @@ def _first_tier_scores(guard: Guard, examples: Sequence[Example]
                        ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """P(safe) per item (NaN where not scored), items flagged whatever the threshold, and
     the counts of rule hits and unverified items."""
-    plan = guard.plan(examples)
+    screening = guard.before_model(examples)
+    to_model, _ = screening.waiting()
     p_safe = np.full(len(examples), np.nan)
-    forced = np.zeros(len(examples), dtype=bool)
-    rule_hits = len(examples) - len(plan.to_model)
-    for i, result in enumerate(plan.results):
-        if result is not None:
-            forced[i] = True
-    preds = guard.first.safe_predictions([examples[i] for i in plan.to_model])
+    forced = np.array([r is not None for r in screening.results], dtype=bool)
+    rule_hits = sum(r is not None and r.tier == "rules" for r in screening.results)
+    preds = guard.model.safe_predictions([examples[i] for i in to_model])
     probs = np.asarray(preds.probs, dtype=float)
     unverified = 0
-    for j, i in enumerate(plan.to_model):
+    for j, i in enumerate(to_model):
         row = probs[j]
         if np.all(np.isfinite(row)):
             p_safe[i] = row[SAFE_LABEL]
@@ -403,13 +396,14 @@ def calibrate_cascade(guard: Guard, second: ModelTier,
     refuse_overlap(guard.manifest, examples, source or "the calibration data", allow_overlap)
     refuse_overlap(second.manifest, examples, source or "the calibration data", allow_overlap)
     chosen = [validate_band(b) for b in (bands or default_bands())]
-    plan = guard.plan(examples)
-    ruled = np.array([r is not None for r in plan.results])
-    modelled = [examples[i] for i in plan.to_model]
-    idx = np.array(plan.to_model, dtype=int)
-    p1, f1 = _verdicts(guard.first, modelled)
+    screening = guard.before_model(examples)
+    to_model, _ = screening.waiting()
+    ruled = np.array([r is not None for r in screening.results], dtype=bool)
+    modelled = [examples[i] for i in to_model]
+    idx = np.array(to_model, dtype=int)
+    p1, f1 = _verdicts(guard.model, modelled)
     _, f2 = _verdicts(second, modelled)
-    first_ms = _single_item_ms(guard.first, modelled)
+    first_ms = _single_item_ms(guard.model, modelled)
     second_ms = _single_item_ms(second, modelled)
     unsafe = np.array([ex.label != SAFE_LABEL for ex in examples])
     n_unsafe, n_safe = int(unsafe.sum()), int((~unsafe).sum())
@@ -425,8 +419,9 @@ def calibrate_cascade(guard: Guard, second: ModelTier,
             first_ms * len(modelled) / max(len(examples), 1)
             + second_ms * float(up.sum()) / max(len(examples), 1),
             int(np.isnan(p1).sum())))
-    return CascadeReport(rows, len(examples), n_unsafe, n_safe, int(ruled.sum()), first_ms,
-                         second_ms, guard.first.threshold, second.threshold,
+    rule_hits = sum(r is not None and r.tier == "rules" for r in screening.results)
+    return CascadeReport(rows, len(examples), n_unsafe, n_safe, rule_hits, first_ms,
+                         second_ms, guard.model.threshold, second.threshold,
                          "every tier at its own threshold; bands applied to the first tier's "
                          "P(safe); figures on the given file (not cross-fitted: nothing is "
                          "tuned, each band is a row to choose from)", source)

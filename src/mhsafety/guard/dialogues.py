@@ -6,7 +6,8 @@ would have been checked live. A conversation is ``{"id"?: ..., "turns": [...]}``
 ``[supporter]`` markers. Files are a JSON list or JSONL, as every data file.
 
 A supporter turn with nothing before it (an opening line) has no context to be judged
-against; it is reported ``unverified`` with that reason, never dropped and never passed.
+against; it is reported ``unverified`` with that reason, never dropped and never passed. An
+empty supporter turn is "unverified: empty reply", as everywhere (:mod:`.items`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 
 from ..data import Example, Turn, format_turns, parse_turns
 from ..errors import DataError, UsageError
-from .core import CheckResult, Guard, _turn, unverified
+from .core import Guard
+from .items import _turn
+from .results import CheckResult, unverified
 
 NO_CONTEXT = "no turns before this supporter turn to judge it against"
 
@@ -86,9 +89,11 @@ def turn_items(dialogue: Dialogue) -> list[tuple[int, Example | None]]:
         if turn.role != "supporter":
             continue
         before = [t for t in dialogue.turns[:k] if t.text.strip()]
-        if not before or not turn.text.strip():
+        if not before:
             out.append((k, None))
             continue
+        # An empty supporter turn is screened like any reply: the guard's one rule for
+        # empty replies answers it (unverified), as in `check` and the HTTP service.
         out.append((k, Example(format_turns(before), format_turns([turn]), None,
                                f"{dialogue.id}:{k}")))
     return out

@@ -12,8 +12,9 @@ wherever they take ``*.preds.jsonl``:
   ``--log_samples``): one record per document, the label taken from the task's filter
   output, the system named after the ``model_name`` of the ``results_*.json`` beside it.
 
-Importing this module registers both readers with :mod:`mhsafety.records` (the CLI does),
-so the records layer never imports a harness.
+Importing this module registers both readers with :mod:`mhsafety.records`, which imports it
+the first time it meets such a file name (``records.READER_MODULES``), so the records layer
+never imports a harness.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def read_inspect_log(path: str | Path) -> list[PredictionRecord]:
         raise DataError(f"{p}: the log holds no samples (status {log.status})")
     protocol = settings.get("protocol", "flat")
     system = f"{log.eval.model} {_shots_name(settings.get('shots'))}"
+    notes, setup = _run_labels(settings)
     if protocol != "flat":
         system += f" {protocol}"
     records = []
@@ -82,7 +84,7 @@ def read_inspect_log(path: str | Path) -> list[PredictionRecord]:
         where = f"{p} sample {sample.id!r} epoch {sample.epoch}"
         score = (sample.scores or {}).get(SCORER)
         completion = sample.output.completion if sample.output is not None else None
-        meta: dict[str, Any] = {"source": "inspect", "log": str(p)}
+        meta: dict[str, Any] = {"source": "inspect", "log": str(p), "setup": setup}
         if score is not None:
             values = score.metadata or {}
             gold, pred, error = values.get("gold"), values.get("pred"), values.get("error")
@@ -94,20 +96,34 @@ def read_inspect_log(path: str | Path) -> list[PredictionRecord]:
                 "not scored"
         records.append(PredictionRecord(
             id=str(sample.id), gold=_label(gold, where), pred=_label(pred, where),
-            system=system, run=str(sample.epoch), raw=completion, error=error, meta=meta))
+            system=system, run=str(sample.epoch), raw=completion, error=error, meta=meta,
+            notes=list(notes)))
     return records
+
+
+def _run_labels(settings: dict[str, Any]) -> tuple[list[str], str]:
+    """(notes every row of the run shows, its settings key) from the metadata a harness
+    run recorded (:func:`mhsafety.integrations.common.run_metadata`)."""
+    from .common import settings_key
+
+    notes = [n for n in settings.get("notes") or [] if isinstance(n, str)]
+    return notes, settings_key(settings)
 
 
 # --------------------------------------------------------------------------- lm-eval
 
 
-def _lmeval_system(samples: Path) -> str:
-    """``MODEL zero-shot`` from the results file lm-eval writes beside its samples."""
+def _lmeval_run(samples: Path) -> tuple[str, list[str], str]:
+    """(``MODEL zero-shot`` or ``MODEL 8-shot``, the run's notes, its settings key) from the
+    results file lm-eval writes beside its samples (the task config's ``metadata``, which
+    the exported YAML fills with :func:`mhsafety.integrations.common.run_metadata`)."""
+    from .common import METADATA_KEY
+
     stamp = samples.stem.rsplit("_", 1)[-1]
     candidates = sorted(samples.parent.glob(f"results_{stamp}*.json")) or \
         sorted(samples.parent.glob("results_*.json"))
     model = samples.parent.name
-    shots = 0
+    metadata: dict[str, Any] = {}
     for file in candidates[:1]:
         try:
             results = json.loads(file.read_text(encoding="utf-8"))
@@ -115,8 +131,15 @@ def _lmeval_system(samples: Path) -> str:
             break
         model = results.get("model_name") or model
         settings = (results.get("configs", {}).get("mhsafety_dialogue_safety") or {})
-        shots = (settings.get("metadata") or {}).get("shots", 0)
-    return f"{model} {_shots_name(shots)}"
+        recorded = settings.get("metadata") or {}
+        # Folders exported before issue 20 kept (at most) ``shots`` at the top level.
+        metadata = recorded.get(METADATA_KEY) or \
+            {k: recorded[k] for k in ("shots",) if k in recorded}
+    notes, setup = _run_labels(metadata)
+    system = f"{model} {_shots_name(metadata.get('shots', 0))}"
+    if metadata.get("protocol", "flat") != "flat":
+        system += f" {metadata['protocol']}"
+    return system, notes, setup
 
 
 def read_lmeval_samples(path: str | Path) -> list[PredictionRecord]:
@@ -126,7 +149,7 @@ def read_lmeval_samples(path: str | Path) -> list[PredictionRecord]:
     from .lmeval import INVALID
 
     p = Path(path)
-    system = _lmeval_system(p)
+    system, notes, setup = _lmeval_run(p)
     records = []
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
@@ -155,8 +178,8 @@ def read_lmeval_samples(path: str | Path) -> list[PredictionRecord]:
         records.append(PredictionRecord(
             id=str(doc.get("id", sample.get("doc_id"))), gold=_label(doc.get("label"), where),
             pred=pred, system=system, run="0", raw=raw if isinstance(raw, str) else None,
-            error=UNPARSED if pred is None else None,
-            meta={"source": "lm-eval", "samples": str(p)}))
+            error=UNPARSED if pred is None else None, notes=list(notes),
+            meta={"source": "lm-eval", "samples": str(p), **({"setup": setup} if setup else {})}))
     if not records:
         raise DataError(f"{p}: no samples in the file")
     return records

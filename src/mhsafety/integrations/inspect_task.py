@@ -23,6 +23,12 @@ src/mhsafety/integrations/inspect_task.py@dialogue_safety``). Task parameters (`
 ``template``, ``system_prompt``, ``system_role``   the judge's prompt options
 ``seed``      seed of the few-shot draw
 ``reasoning_effort``  passed to reasoning models
+``allow_overlap``  run even when ``train`` shares items with ``data`` (copies changed in no
+              meaning included; refused otherwise, as ``mhsafety judge`` does): an item is
+              never shown itself and every row read back is marked
+
+The task's metadata (``mhsafety``) carries shots, protocol, the few-shot source, the overlap
+count and the rows' notes, so ``mhsafety evaluate LOG.eval`` labels the runs right.
 
 Every default is the judge's (:class:`mhsafety.judge.settings.JudgeSettings`), and so are the
 prompt, the parser and the labels (:mod:`mhsafety.judge.prompts`, :mod:`mhsafety.judge.parse`,
@@ -64,15 +70,19 @@ from inspect_ai.scorer import (
 )
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
+from mhsafety import metrics
 from mhsafety.data import Example, load_examples, resolve_data
 from mhsafety.errors import UsageError
 from mhsafety.integrations.common import (
+    METADATA_KEY,
     N_SHOTS,
     OUTPUTS,
     PROTOCOLS,
     UNPARSED,
     judge_settings,
     label_reader,
+    run_metadata,
+    shot_overlap,
 )
 from mhsafety.judge.prompts import PromptTemplate, ShotPlan, load_template, plan_shots
 from mhsafety.metrics import RunMetrics, compute_metrics
@@ -103,28 +113,16 @@ def _mean_over_epochs(name: str, scores: Sequence[SampleScore]) -> float:
     return sum(r.score(name) for r in runs) / len(runs)
 
 
-@metric(name="accuracy", scores="unreduced")
-def accuracy_score() -> Metric:
-    """Share of items whose parsed label is the gold label (unparsed answers are wrong)."""
-    return lambda scores: _mean_over_epochs("accuracy", scores)
+def _harness_metric(entry: metrics.Metric) -> Metric:
+    """An inspect metric reporting a registered score (mean over the epochs)."""
+    name = entry.name
 
+    @metric(name=entry.harness, scores="unreduced")
+    def score() -> Metric:
+        return lambda scores: _mean_over_epochs(name, scores)
 
-@metric(name="weighted_f1", scores="unreduced")
-def weighted_f1() -> Metric:
-    """F1 averaged over labels weighted by support (the paper's F1)."""
-    return lambda scores: _mean_over_epochs("f1", scores)
-
-
-@metric(name="macro_f1", scores="unreduced")
-def macro_f1() -> Metric:
-    """F1 averaged over the labels in the gold or predicted labels (as scikit-learn does)."""
-    return lambda scores: _mean_over_epochs("macro_f1", scores)
-
-
-@metric(name="unsafe_recall", scores="unreduced")
-def unsafe_recall() -> Metric:
-    """Recall of the binary unsafe class (every label but Safe Response)."""
-    return lambda scores: _mean_over_epochs("unsafe_recall", scores)
+    score.__doc__ = entry.doc
+    return score()
 
 
 @metric(name="invalid", scores="unreduced")
@@ -137,10 +135,16 @@ def invalid_share() -> Metric:
     return share
 
 
+def task_metrics() -> list[Metric]:
+    """The task's metrics: every score of :data:`mhsafety.metrics.METRICS` that names a
+    ``harness`` metric, read when the task is built, then the share of invalid answers."""
+    return [*(_harness_metric(m) for m in metrics.harness_metrics()), invalid_share()]
+
+
 # --------------------------------------------------------------------------- scorer
 
 
-@scorer(metrics=[accuracy_score(), weighted_f1(), macro_f1(), unsafe_recall(), invalid_share()])
+@scorer(metrics=task_metrics())
 def safety_label(parser: str | None = None, output: str | None = None) -> Any:
     """Read the model's answer as the judge does (reasoning off, the output format's parser)
     and compare it with the gold label."""
@@ -276,7 +280,8 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                     protocol: str = "flat", parser: str | None = None,
                     output: str | None = None, template: str | None = None,
                     system_prompt: str | None = None, system_role: bool = False,
-                    seed: int | None = None, reasoning_effort: str | None = None) -> Task:
+                    seed: int | None = None, reasoning_effort: str | None = None,
+                    allow_overlap: bool = False) -> Task:
     """Dialogue safety in mental-health support (Qiu et al., NLPCC 2023): eight labels."""
     shots = int(shots)
     if shots not in (0, N_SHOTS):
@@ -292,13 +297,17 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
     source = resolve_data(data)
     examples = load_examples(source)
     plan = None
+    shared: list[str] = []
     if shots:
         if protocol != "flat":
             raise UsageError("few-shot examples belong to the flat protocol; "
                              "use shots=0 with protocol=sequential")
         if train is None:
             raise UsageError("shots=8 needs train=PATH, the labelled file the examples come from")
-        plan = _Shots(load_examples(train), settings.seed, "train")
+        train_examples = load_examples(train)
+        shared = shot_overlap(train_examples, examples, f"train={train}", f"data={source}",
+                              _flag(allow_overlap), "-T allow_overlap=true")
+        plan = _Shots(train_examples, settings.seed, "train")
     prompt = load_template(template, system_prompt, bool(system_role))
     if protocol == "flat":
         solver_chain = [judge_prompt(prompt, plan, settings.output), generate()]
@@ -309,8 +318,17 @@ def dialogue_safety(data: str | None = None, shots: int = 0, train: str | None =
                               name=TASK_NAME, location=str(source)),
         solver=solver_chain,
         scorer=safety_label(settings.parser, settings.output),
+        metrics=task_metrics(),  # a score registered after this module loaded is in too
         config=_generate_config(settings),
-        metadata={"mhsafety": {"data": str(source), "shots": shots, "protocol": protocol,
-                               "parser": settings.parser, "output": settings.output,
-                               "template_sha256": prompt.sha256}},
+        metadata={METADATA_KEY: {"data": str(source), **run_metadata(
+            shots, protocol, shared, str(train) if train else None, parser=settings.parser,
+            output=settings.output, template_sha256=prompt.sha256,
+            seed=settings.seed if shots else None)}},
     )
+
+
+def _flag(value: Any) -> bool:
+    """A boolean task parameter (``-T allow_overlap=true`` may arrive as text)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

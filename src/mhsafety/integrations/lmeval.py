@@ -30,20 +30,31 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Example, load_examples
-from ..errors import DataError, UsageError
+from ..errors import DataError
 from ..io import write_json, write_text
 from ..judge.prompts import load_template, plan_shots
-from ..metrics import compute_metrics
+from ..metrics import compute_metrics, harness_metrics
+from ..settings import SettingsError
 from ..taxonomy import LABEL_NAMES, label_id
-from .common import N_SHOTS, judge_settings, label_reader
+from .common import METADATA_KEY, N_SHOTS, judge_settings, label_reader, run_metadata, shot_overlap
 
 TASK_NAME = "mhsafety_dialogue_safety"
 SETTINGS_FILE = "mhsafety_task.json"
 # What the filter writes for an answer that names no label (never a label name).
 INVALID = "[invalid]"
-# Metric name in lm-eval's table -> the RunMetrics field it reports.
-METRICS = {"acc": "accuracy", "weighted_f1": "f1", "macro_f1": "macro_f1",
-           "unsafe_recall": "unsafe_recall", "invalid": "n_invalid"}
+# lm-eval's own name for accuracy; every other harness metric keeps its registry name.
+_LMEVAL_NAMES = {"accuracy": "acc"}
+INVALID_METRIC = "invalid"
+
+
+def task_metrics() -> dict[str, str]:
+    """lm-eval metric name -> its aggregation function's name in this module: the scores of
+    :data:`mhsafety.metrics.METRICS` that name a ``harness`` metric, then the share of
+    invalid answers."""
+    out = {_LMEVAL_NAMES.get(m.harness, m.harness): f"aggregate_{m.harness}"
+           for m in harness_metrics() if m.harness}
+    out[INVALID_METRIC] = "aggregate_invalid"
+    return out
 
 
 @dataclass
@@ -57,6 +68,8 @@ class LmEvalSettings:
     output: str | None = None
     seed: int | None = None
     template: str | None = None
+    # Run even when the few-shot source shares items with the data (the rows are marked).
+    allow_overlap: bool = False
 
     @property
     def judge(self) -> Any:
@@ -65,11 +78,11 @@ class LmEvalSettings:
 
     def check(self) -> None:
         if self.shots not in (0, N_SHOTS):
-            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
-                             f"got {self.shots}")
+            raise SettingsError(f"{{shots}} must be 0 or {N_SHOTS} (one example per label), "
+                                f"got {self.shots}", "shots")
         if self.shots and not self.train:
-            raise UsageError("--shots 8 needs --train PATH, the labelled file the examples "
-                             "come from")
+            raise SettingsError(f"{{shots}} {N_SHOTS} needs {{train}}, the labelled file the "
+                                "examples come from", "shots", "train")
         self.judge  # noqa: B018 - builds the judge settings, which check parser and output
 
 
@@ -84,10 +97,22 @@ class TaskFunctions:
         self.parse = label_reader(self.judge)
         self._examples = load_examples(settings.data)
         self._shots = None
+        # Items of the data that are also few-shot examples (refused unless allowed).
+        self.overlap: list[str] = []
         if settings.shots:
+            train = load_examples(settings.train)  # type: ignore[arg-type]
+            self.overlap = shot_overlap(train, self._examples, f"--train {settings.train}",
+                                        f"--data {settings.data}", settings.allow_overlap)
             # One draw (round 1 of the judge's plan): lm-eval has no rounds.
-            self._shots = plan_shots(load_examples(settings.train), 1, self.judge.seed,
-                                     str(settings.train))
+            self._shots = plan_shots(train, 1, self.judge.seed, str(settings.train))
+
+    def metadata(self) -> dict[str, Any]:
+        """What the task YAML records for the rows read back (shots, protocol, overlap,
+        notes): :func:`mhsafety.integrations.common.run_metadata`."""
+        return run_metadata(self.settings.shots, "flat", self.overlap, self.settings.train,
+                            parser=self.judge.parser, output=self.judge.output,
+                            template_sha256=self.template.sha256,
+                            seed=self.judge.seed if self.settings.shots else None)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TaskFunctions:
@@ -136,33 +161,37 @@ class TaskFunctions:
         while isinstance(answer, (list, tuple)):  # one answer per repeat; the first counts
             answer = answer[0] if answer else INVALID
         pair = (int(doc["label"]), _label_or_none(answer))
-        return {name: pair for name in METRICS}
+        return {name: pair for name in task_metrics()}
 
 
 def _label_or_none(name: str) -> int | None:
     return None if name == INVALID else label_id(name)
 
 
-def _aggregate(field: str):
+def _aggregate(name: str):
     def aggregate(pairs: Sequence[tuple[int, int | None]]) -> float:
-        gold = [g for g, _ in pairs]
-        run = compute_metrics(gold, [p for _, p in pairs])
-        value = run.score(field)
-        return value / run.n if field == "n_invalid" else value
+        run = compute_metrics([g for g, _ in pairs], [p for _, p in pairs])
+        return run.n_invalid / run.n if name == INVALID_METRIC else run.score(name)
 
-    aggregate.__name__ = f"aggregate_{field}"
+    aggregate.__name__ = f"aggregate_{name}"
     return aggregate
 
 
-# Aggregations are plain module functions so the YAML can name them from utils.py.
-aggregate_accuracy = _aggregate("accuracy")
-aggregate_weighted_f1 = _aggregate("f1")
-aggregate_macro_f1 = _aggregate("macro_f1")
-aggregate_unsafe_recall = _aggregate("unsafe_recall")
-aggregate_invalid = _aggregate("n_invalid")
-_AGGREGATION_OF = {"acc": "aggregate_accuracy", "weighted_f1": "aggregate_weighted_f1",
-                   "macro_f1": "aggregate_macro_f1", "unsafe_recall": "aggregate_unsafe_recall",
-                   "invalid": "aggregate_invalid"}
+def aggregate_invalid(pairs: Sequence[tuple[int, int | None]]) -> float:
+    """Share of answers that named no label (already counted wrong in every other metric)."""
+    return _aggregate(INVALID_METRIC)(pairs)
+
+
+def __getattr__(name: str) -> Any:
+    # aggregate_<harness name> of every registered score, so the YAML (through utils.py)
+    # can name them as module functions, including a score registered after import.
+    if name.startswith("aggregate_"):
+        wanted = name[len("aggregate_"):]
+        for m in harness_metrics():
+            if m.harness == wanted:
+                return _aggregate(m.name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _UTILS = '''\
 """Glue for the mhsafety dialogue-safety task; written by `mhsafety export-task lm-eval`.
@@ -175,11 +204,7 @@ from pathlib import Path
 
 from mhsafety.integrations.lmeval import TaskFunctions
 from mhsafety.integrations.lmeval import (  # noqa: F401 - named by the task YAML
-    aggregate_accuracy,
-    aggregate_invalid,
-    aggregate_macro_f1,
-    aggregate_unsafe_recall,
-    aggregate_weighted_f1,
+{aggregations}
 )
 
 _task = TaskFunctions.from_file(Path(__file__).with_name("{settings}"))
@@ -191,12 +216,17 @@ process_results = _task.process_results
 '''
 
 
-def task_yaml(judge: Any) -> str:
-    """The task YAML; its generation settings are the judge's (budget, sampling)."""
+def task_yaml(judge: Any, metadata: dict[str, Any] | None = None) -> str:
+    """The task YAML; its generation settings are the judge's (budget, sampling); its
+    ``metadata`` carries ``metadata`` (shots, protocol, overlap, notes) under ``mhsafety``,
+    which lm-eval copies into its results file, where the sample reader finds it."""
+    recorded = json.dumps(metadata or {}, ensure_ascii=False)  # JSON is a YAML flow mapping
+    better = {_LMEVAL_NAMES.get(m.harness, m.harness): m.higher_is_better
+              for m in harness_metrics() if m.harness}
     metrics = "\n".join(
-        f"  - metric: {name}\n    aggregation: !function utils.{_AGGREGATION_OF[name]}\n"
-        f"    higher_is_better: {'false' if name == 'invalid' else 'true'}"
-        for name in METRICS)
+        f"  - metric: {name}\n    aggregation: !function utils.{function}\n"
+        f"    higher_is_better: {'true' if better.get(name, False) else 'false'}"
+        for name, function in task_metrics().items())
     return f"""\
 # Dialogue safety in mental-health support (Qiu et al., NLPCC 2023), written by
 # `mhsafety export-task lm-eval`. Prompt, parser and metrics are mhsafety's; see utils.py.
@@ -223,6 +253,7 @@ metric_list:
 {metrics}
 metadata:
   version: 1.0
+  {METADATA_KEY}: {recorded}
 """
 
 
@@ -233,10 +264,12 @@ def export_task(out: str | os.PathLike[str], settings: LmEvalSettings) -> Path:
         settings.train = str(Path(settings.train).resolve())
     if settings.template:
         settings.template = str(Path(settings.template).resolve())
-    TaskFunctions(settings)  # fail now, not inside lm_eval, on bad data or settings
+    task = TaskFunctions(settings)  # fail now, not inside lm_eval, on bad data or settings
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / SETTINGS_FILE, asdict(settings))
-    write_text(folder / "utils.py", _UTILS.replace("{settings}", SETTINGS_FILE))
-    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge))
+    aggregations = "\n".join(f"    {fn}," for fn in sorted(task_metrics().values()))
+    write_text(folder / "utils.py", _UTILS.replace("{settings}", SETTINGS_FILE)
+               .replace("{aggregations}", aggregations))
+    write_text(folder / f"{TASK_NAME}.yaml", task_yaml(settings.judge, task.metadata()))
     return folder

@@ -2,7 +2,7 @@
 
 :class:`ScreenBatch` is a callable class for ``Dataset.map_batches``: each Ray actor loads
 the checkpoint once (any kind: baseline, encoder, judge) in ``__init__`` and screens batches
-in ``__call__`` through the guard (:class:`mhsafety.guard.core.Guard`), adding the columns
+in ``__call__`` through the guard (:class:`mhsafety.guard.Guard`), adding the columns
 
 ``label``       the guard's label id (null when unverified)
 ``label_name``  its name
@@ -48,7 +48,7 @@ class ScreenBatch:
     def __init__(self, checkpoint: str, threshold: float | None = None,
                  context_column: str = "context", response_column: str = "response",
                  id_column: str | None = "id") -> None:
-        from ..guard.core import Guard
+        from ..guard import Guard
 
         self.guard = Guard.load(checkpoint, threshold)
         self.context_column, self.response_column = context_column, response_column
@@ -56,7 +56,7 @@ class ScreenBatch:
 
     def _examples(self, contexts: Sequence[Any], responses: Sequence[Any],
                   ids: Sequence[Any]) -> tuple[list[Any], dict[int, str]]:
-        from ..guard.core import make_example
+        from ..guard import make_example
 
         examples, bad = [], {}
         for i, (context, response, item_id) in enumerate(zip(contexts, responses, ids)):
@@ -70,7 +70,7 @@ class ScreenBatch:
     def screen(self, contexts: Sequence[Any], responses: Sequence[Any],
                ids: Sequence[Any] | None = None) -> dict[str, list[Any]]:
         """The output columns for aligned context and response values."""
-        from ..guard.core import unverified
+        from ..guard import unverified
 
         n = len(contexts)
         examples, bad = self._examples(contexts, responses, ids if ids is not None else [None] * n)

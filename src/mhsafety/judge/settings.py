@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
-from ..settings import at_least, positive, setting
+from ..settings import DEFAULT_SEED, Settings, SettingsError, at_least, positive, setting
 from ..taxonomy import NUM_LABELS
+from .parse import PARSERS
 from .sequential import PROTOCOLS
 
 N_SHOTS = NUM_LABELS  # few-shot means one example per label
@@ -42,10 +42,6 @@ def _headers_check(v: Any) -> str | None:
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str)
                                           for k, x in v.items()):
         return "must map header names to text values"
-    secret = [k for k in v if k.strip().lower() in SECRET_HEADERS]
-    if secret:
-        return (f"must not carry credentials ({secret[0]}): the API key comes from the "
-                "environment variable named by --api-key-env")
     return None
 
 
@@ -60,22 +56,22 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _dict_check(v: Any) -> str | None:
-    return None if isinstance(v, dict) else f"must be a JSON object, got {v!r}"
+def _url_check(url: str) -> str | None:
+    return url_problem(url) if url else None  # empty: given later (the spec, the env)
 
 
-@dataclass
-class JudgeSettings:
+@dataclass(frozen=True)
+class JudgeSettings(Settings):
     """Everything that decides what a judge run sends and how; see ``mhsafety judge --help``."""
 
     model: str = setting("", "Model name as the server knows it.")
     base_url: str = setting("", "OpenAI-compatible API root, e.g. https://api.openai.com/v1 or "
-                                "http://127.0.0.1:8000/v1.")
+                                "http://127.0.0.1:8000/v1.", check=_url_check)
     shots: int = setting(0, f"0 = zero-shot; {N_SHOTS} = one example per label from --train, "
                             "redrawn per round.", choices=(0, N_SHOTS))
     rounds: int = setting(5, "Rounds: independent answers per item (the paper: 5).",
                           check=at_least(1))
-    seed: int = setting(42, "Seed of the few-shot draw (set once, as in the paper).")
+    seed: int = setting(DEFAULT_SEED, "Seed of the few-shot draw (set once, as in the paper).")
     template: str | None = setting(None, "Prompt template file replacing the built-in one "
                                          "($definitions $labels $answer $examples $context "
                                          "$response).", metavar="FILE")
@@ -110,11 +106,11 @@ class JudgeSettings:
                                     "up to 20).", check=at_least(NUM_LABELS))
     extra_body: dict[str, Any] | None = setting(
         None, "JSON object merged into every request body (provider fields: vLLM "
-              "guided_choice, chat_template_kwargs, ...).", check=_dict_check, metavar="JSON")
+              "guided_choice, chat_template_kwargs, ...).", metavar="JSON")
     headers: dict[str, str] = setting({}, "Extra non-secret HTTP headers, NAME=VALUE.",
                                       check=_headers_check)
     parser: str = setting("tolerant", "How text answers become labels: tolerant or paper (the "
-                                      "paper's exact rule).", choices=("tolerant", "paper"))
+                                      "paper's exact rule).", choices=tuple(PARSERS))
     concurrency: int = setting(8, "Requests in flight.", check=at_least(1))
     timeout: float = setting(60.0, "Seconds per request.", check=positive)
     max_attempts: int = setting(8, "Attempts per request before the item is recorded as "
@@ -144,60 +140,45 @@ class JudgeSettings:
                                              "--price-in/--price-out (OpenAI, Anthropic: "
                                              "half).", check=at_least(0))
 
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Cross-field rules (each field's own check runs in ``settings.build``)."""
-        from .parse import get_parser
-
-        if self.shots not in (0, N_SHOTS):
-            raise UsageError(f"--shots must be 0 or {N_SHOTS} (one example per label), "
-                             f"got {self.shots}")
-        for name, low in (("rounds", 1), ("concurrency", 1), ("max_attempts", 1),
-                          ("samples", 1), ("stop_after_failures", 0)):
-            if getattr(self, name) < low:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, "
-                                 f"got {getattr(self, name)}")
-        if self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive, got {self.timeout}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1, got {self.max_tokens}")
+    def check_together(self) -> None:
+        """Rules across fields (each field's own check runs before, in ``Settings``)."""
+        secret = [k for k in self.headers if k.strip().lower() in SECRET_HEADERS]
+        if secret:
+            raise SettingsError(f"{{headers}} must not carry credentials ({secret[0]}): the "
+                                "API key comes from the environment variable named by "
+                                "{api_key_env}", "headers", "api_key_env")
         if self.logprobs and self.output != "number":
-            raise UsageError("--logprobs reads the label from the answer's first token, so it "
-                             "needs --output number (the eight answers 1-8 differ at their "
-                             "first token)")
+            raise SettingsError("{logprobs} reads the label from the answer's first token, so "
+                                "it needs {output} number (the eight answers 1-8 differ at "
+                                "their first token)", "logprobs", "output")
         if self.logprobs and self.samples > 1:
-            raise UsageError("--logprobs and --samples both make the probabilities; choose one")
+            raise SettingsError("{logprobs} and {samples} both make the probabilities; choose "
+                                "one", "logprobs", "samples")
         if self.system_role and self.system_prompt:
-            raise UsageError("--system-role splits the built-in template; with --system-prompt "
-                             "FILE the system message is the file: choose one")
-        problem = url_problem(self.base_url) if self.base_url else None
-        if problem:
-            raise UsageError(f"--base-url {problem}")
-        problem = _headers_check(self.headers)
-        if problem:
-            raise UsageError(f"--header {problem}")
-        if self.extra_body is not None and not isinstance(self.extra_body, dict):
-            raise UsageError("--extra-body must be a JSON object")
-        get_parser(self.parser)
+            raise SettingsError("{system_role} splits the built-in template; with "
+                                "{system_prompt} the system message is the file: choose one",
+                                "system_role", "system_prompt")
         if self.protocol == "sequential":
             self._check_sequential()
 
     def _check_sequential(self) -> None:
         # The node prompts are built in and ask yes/no (or one of five names) as text.
-        clash = [flag for flag, on in (
-            ("--shots 8", self.shots), ("--template", self.template),
-            ("--system-prompt", self.system_prompt), ("--system-role", self.system_role),
-            ("--output json/number", self.output != "text"), ("--logprobs", self.logprobs),
-            ("--samples", self.samples > 1)) if on]
+        clash = [(name, shown) for name, shown, on in (
+            ("shots", f"{{shots}} {N_SHOTS}", self.shots),
+            ("template", "{template}", self.template),
+            ("system_prompt", "{system_prompt}", self.system_prompt),
+            ("system_role", "{system_role}", self.system_role),
+            ("output", "{output} json/number", self.output != "text"),
+            ("logprobs", "{logprobs}", self.logprobs),
+            ("samples", "{samples}", self.samples > 1)) if on]
         if clash:
-            raise UsageError(f"--protocol sequential asks its own zero-shot node questions as "
-                             f"text; {clash[0]} needs --protocol flat")
+            name, shown = clash[0]
+            raise SettingsError("{protocol} sequential asks its own zero-shot node questions "
+                                f"as text; {shown} needs {{protocol}} flat", "protocol", name)
         if self.batch:
-            raise UsageError("--protocol sequential asks each node after the previous "
-                             "answer, which one batch cannot do; use --protocol flat with "
-                             "--batch")
+            raise SettingsError("{protocol} sequential asks each node after the previous "
+                                "answer, which one batch cannot do; use {protocol} flat with "
+                                "{batch}", "protocol", "batch")
 
     @property
     def reasoning(self) -> bool:
@@ -251,5 +232,3 @@ class JudgeSettings:
         blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

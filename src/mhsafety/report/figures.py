@@ -16,11 +16,12 @@ import numpy as np
 
 from ..analysis.core import Analysis
 from ..analysis.stats import confusions, scores_from_confusion
+from ..metrics import METRICS
 from ..taxonomy import LABEL_NAMES
 
 FORMATS = ("png", "svg")
-DISTRIBUTION_METRICS = (("accuracy", "Accuracy"), ("f1", "Weighted F1"),
-                        ("macro_f1", "Macro-F1"), ("unsafe_recall", "Unsafe recall"))
+DISTRIBUTION_METRICS = tuple((name, METRICS[name].label)
+                             for name in ("accuracy", "f1", "macro_f1", "unsafe_recall"))
 
 
 # --------------------------------------------------------------------------- plots

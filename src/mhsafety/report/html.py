@@ -27,8 +27,9 @@ from ..analysis.core import (
 from ..analysis.mistakes import POOLED
 from ..analysis.nodes import DECISIONS
 from ..analysis.stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, MAJORITY_VOTE, format_p
-from ..errors import UsageError
-from ..io import atomic_directory, write_json, write_text
+from ..io import atomic_directory, prepare_output_dir, write_json, write_text
+from ..metrics import METRICS
+from ..progress import step_printer
 from ..records import load_runs, note_text
 from ..scoring import Scores, score_runs
 from ..tables import mean_std, percent
@@ -36,7 +37,8 @@ from ..taxonomy import CATEGORIES, LABEL_NAMES, NODES
 from .figures import RenderedFigure, render_figures
 from .provenance import Provenance, collect_provenance
 
-MARKER = ".mhsafety-report"  # marks a folder this command made and may replace
+# What marked a report folder before every output folder carried io.OUTPUT_MARKER.
+LEGACY_MARKER = ".mhsafety-report"
 ALPHA = 0.05
 SECTIONS = (("summary", "Scores"), ("significance", "Significance"), ("classes", "Per class"),
             ("nodes", "Per node"), ("errors", "Error analysis"), ("figures", "Figures"),
@@ -56,6 +58,9 @@ def _environment():
         b64=lambda data: base64.b64encode(data).decode("ascii"),
         note_text=note_text,
         label_name=lambda i: LABEL_NAMES[i],
+        # A score's column title and long name, from its one entry in metrics.METRICS.
+        title=lambda name: METRICS[name].title,
+        long_title=lambda name: METRICS[name].label,
         confusion_row=lambda c: [c.gold_name, c.pred_name, c.count,
                                  percent(c.share_of_errors, 1),
                                  percent(c.cumulative_share, 1)],
@@ -117,11 +122,8 @@ class ReportResult:
     figures: list[Path]
 
 
-def _check_target(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
-                                                       and not (out_dir / MARKER).exists())):
-        raise UsageError(f"{out_dir}: exists and is not a report folder made by mhsafety; "
-                         "choose another --out (nothing was overwritten)")
+def _is_old_report(folder: Path) -> bool:
+    return (folder / LEGACY_MARKER).is_file()
 
 
 def _readable(folder: Path) -> None:
@@ -137,27 +139,35 @@ def build_report(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
                  data: str | os.PathLike[str] | None = None,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                  level: float = DEFAULT_LEVEL, command: str | None = None,
-                 title: str = "Dialogue safety: analysis report") -> ReportResult:
+                 title: str = "Dialogue safety: analysis report", force: bool = False,
+                 show_progress: bool = False) -> ReportResult:
     """Analyse the runs under ``paths`` and write ``out_dir``: index.html (self-contained),
     analysis.json and figures/ (PNG and SVG).
 
-    The folder is built under a temporary name and swapped in at the end; an existing folder
-    is replaced only if an earlier report made it.
+    The folder is built under a temporary name and swapped in at the end; an existing
+    non-empty folder is replaced only if an earlier report made it, or with ``force``
+    (:func:`~mhsafety.io.prepare_output_dir`). ``show_progress``: a bar on a terminal, a
+    line per step when stderr is piped.
     """
-    target = Path(out_dir)
-    _check_target(target)
+    target = prepare_output_dir(out_dir, command="report", force=force,
+                                recognise=_is_old_report)
     runs = load_runs(paths)
-    analysis = analyze(paths, resamples, seed, level, data=data, runs=runs)
+    # Steps: each system bootstrapped, comparisons, errors (analyze), figures, the page.
+    total = len(runs) + 4
+    printer = step_printer("report", quiet=not show_progress)
+    analysis = analyze(paths, resamples, seed, level, data=data, runs=runs,
+                       on_progress=lambda done, _total, info: printer(done, total, info))
     scores = score_runs(runs)
     settings = {"resamples": resamples, "seed": seed, "level": level}
     provenance = collect_provenance(paths, runs, data, command, settings)
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, "report") as tmp:
         figures = render_figures(analysis, tmp / "figures")
+        printer(total - 1, total, "figures")
         page = render_html(analysis, scores, figures, provenance, title)
         write_text(tmp / "index.html", page)
         write_json(tmp / "analysis.json", {"analysis": analysis.to_dict(),
                                            "provenance": provenance.to_dict()})
-        write_text(tmp / MARKER, "made by mhsafety report; may be replaced by it\n")
         _readable(tmp)
+        printer(total, total, "page")
     files = [target / "figures" / p.name for fig in figures for p in fig.files]
     return ReportResult(target, target / "index.html", analysis, files)

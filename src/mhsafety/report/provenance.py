@@ -12,12 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..io import sha256_file
+from ..io import OUTPUT_MARKER, output_writer, sha256_file
 from ..records import PREDICTION_SUFFIX, Run, merge_notes, note_text
 
-# JSON files beside prediction records that describe how they were made.
-MANIFEST_MAX_BYTES = 1_000_000
-MANIFEST_SHOWN_CHARS = 20_000
+# Manifests beside prediction records that describe how they were made: only those mhsafety
+# wrote, within these limits, so a folder of unrelated JSON never swells the page.
+MANIFEST_MAX_BYTES = 1_000_000  # larger files are named, not read
+MANIFEST_SHOWN_CHARS = 20_000  # per manifest
+MANIFESTS_MAX_CHARS = 200_000  # all manifests of one report together
+MANIFEST_NAMES_LISTED = 5  # left-out files named in the line that counts them
 _META_VALUES_SHOWN = 3
 
 
@@ -91,21 +94,59 @@ def _summary(obj: Any) -> dict[str, str]:
     return {key: _short(obj[key], 400) for key in SUMMARY_KEYS if key in obj}
 
 
-def find_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[Manifest]:
-    """JSON files (not prediction records) in the given folders, shown as they are."""
+def _is_ours(obj: Any, folder_marked: bool) -> bool:
+    """A manifest mhsafety wrote: its folder carries the output marker, or the object says
+    so itself (``kind`` / ``format`` starting with ``mhsafety``: judge runs, checkpoints)."""
+    if folder_marked:
+        return True
+    return isinstance(obj, dict) and any(
+        isinstance(obj.get(key), str) and obj[key].startswith("mhsafety")
+        for key in ("kind", "format"))
+
+
+def _record_folders(paths: Sequence[str | os.PathLike[str]], sources: Sequence[str]) -> list[Path]:
+    """The folders beside the records: each record file's folder and the folders above it,
+    up to the input path that held it (a file given directly: its own folder only)."""
+    folders: dict[Path, None] = {}
+    roots = [Path(r).resolve() for r in paths]
+    for source in sources:
+        folder = Path(source).resolve().parent
+        root = next((r for r in roots if r.is_dir() and (folder == r or r in folder.parents)),
+                    None)
+        folders[folder] = None
+        while root is not None and folder != root:
+            folder = folder.parent
+            folders[folder] = None
+    return list(folders)
+
+
+def find_manifests(paths: Sequence[str | os.PathLike[str]],
+                   sources: Sequence[str] | None = None) -> tuple[list[Manifest], list[str]]:
+    """The manifests mhsafety wrote beside the prediction records ``sources`` (the record
+    files read from ``paths``), and lines saying what was left out: JSON files that are not
+    mhsafety's, and whatever exceeds the :data:`MANIFESTS_MAX_CHARS` cap.
+
+    Without ``sources`` every ``*.preds.jsonl`` under ``paths`` counts as a record file.
+    """
+    if sources is None:
+        sources = [str(f) for root in paths for f in
+                   ([Path(root)] if Path(root).is_file() else Path(root).rglob(f"*{PREDICTION_SUFFIX}"))]
     found: list[Manifest] = []
-    seen: set[Path] = set()
-    for root in paths:
-        p = Path(root)
-        if not p.is_dir():
-            continue
-        for file in sorted(p.rglob("*.json")):
-            if file.name.endswith(PREDICTION_SUFFIX) or file.resolve() in seen:
+    foreign: list[Path] = []
+    over_cap: list[Path] = []
+    shown = 0
+    for folder in _record_folders(paths, [s for s in sources if s]):
+        marked = output_writer(folder) is not None
+        for file in sorted(folder.glob("*.json")):
+            if file.name == OUTPUT_MARKER or file.name.endswith(PREDICTION_SUFFIX) \
+                    or not file.is_file():
                 continue
-            seen.add(file.resolve())
-            if file.stat().st_size > MANIFEST_MAX_BYTES:
-                found.append(Manifest(str(file), f"(not shown: {file.stat().st_size} bytes)",
-                                      True))
+            size = file.stat().st_size
+            if size > MANIFEST_MAX_BYTES:
+                if marked:
+                    found.append(Manifest(str(file), f"(not shown: {size} bytes)", True))
+                else:
+                    foreign.append(file)
                 continue
             obj = None
             try:
@@ -113,10 +154,31 @@ def find_manifests(paths: Sequence[str | os.PathLike[str]]) -> list[Manifest]:
                 text = json.dumps(obj, ensure_ascii=False, indent=2)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 text = f"(not valid JSON: {exc})"
-            truncated = len(text) > MANIFEST_SHOWN_CHARS
-            found.append(Manifest(str(file), text[:MANIFEST_SHOWN_CHARS], truncated,
+            if not _is_ours(obj, marked):
+                foreign.append(file)
+                continue
+            part = text[:MANIFEST_SHOWN_CHARS]
+            if shown + len(part) > MANIFESTS_MAX_CHARS:
+                over_cap.append(file)
+                continue
+            shown += len(part)
+            found.append(Manifest(str(file), part, len(text) > MANIFEST_SHOWN_CHARS,
                                   _summary(obj)))
-    return found
+    left_out = []
+    if foreign:
+        left_out.append(f"{len(foreign)} JSON file{'s' if len(foreign) != 1 else ''} beside "
+                        f"the records not written by mhsafety, not shown: {_names(foreign)}")
+    if over_cap:
+        left_out.append(f"{len(over_cap)} manifest{'s' if len(over_cap) != 1 else ''} left "
+                        f"out, past the cap of {MANIFESTS_MAX_CHARS:,} characters of manifests "
+                        f"per report: {_names(over_cap)}")
+    return found, left_out
+
+
+def _names(files: Sequence[Path]) -> str:
+    names = ", ".join(str(f) for f in files[:MANIFEST_NAMES_LISTED])
+    more = len(files) - MANIFEST_NAMES_LISTED
+    return names + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass
@@ -175,6 +237,8 @@ class Provenance:
     runs: list[RunSource]
     manifests: list[Manifest]
     settings: dict[str, Any] = field(default_factory=dict)
+    # What find_manifests left out (foreign JSON, past the size cap), one line each.
+    manifests_left_out: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,6 +248,8 @@ def collect_provenance(paths: Sequence[str | os.PathLike[str]],
                        systems: Mapping[str, Sequence[Run]],
                        data: str | os.PathLike[str] | None = None, command: str | None = None,
                        settings: Mapping[str, Any] | None = None) -> Provenance:
+    sources = sorted({run.source for runs in systems.values() for run in runs if run.source})
+    manifests, left_out = find_manifests(paths, sources)
     return Provenance(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         command=command,
@@ -191,8 +257,9 @@ def collect_provenance(paths: Sequence[str | os.PathLike[str]],
         inputs=[str(p) for p in paths],
         data=describe_data(data) if data is not None else None,
         runs=describe_runs(systems),
-        manifests=find_manifests(paths),
+        manifests=manifests,
         settings=dict(settings or {}),
+        manifests_left_out=left_out,
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 from tests.helpers.guard_servers import TOKEN
 
 SECRET = "我的秘密对话内容-7731"
+JSON = {"content-type": "application/json"}
 GOOD = {"context": "[seeker]我最近总是失眠，很焦虑", "response": "[supporter]失眠一定很难受，能说说是什么让你焦虑吗？"}
 
 
@@ -117,6 +118,15 @@ def test_concurrent_clients_get_their_own_answers(baseline_server, test_examples
     ("both forms", {"body": {**GOOD, "items": [GOOD]}}, 422, "not both"),
     ("empty batch", {"body": {"items": []}}, 422, "'items' is empty"),
     ("threshold out of range", {"body": {**GOOD, "threshold": 2}}, 422, "less than or equal"),
+    # JSON's non-standard NaN/Infinity (Python's json reads them) and overflowing numbers:
+    # 422 naming the field, never a 500 (issue 20).
+    *[(f"threshold {raw}", {"content": f'{{"context": "a", "response": "b", "threshold": '
+                                       f'{raw}}}', "headers": JSON}, 422, '"threshold"')
+      for raw in ("NaN", "Infinity", "-Infinity", "1e999")],
+    ("NaN response", {"content": '{"context": "a", "response": NaN}', "headers": JSON}, 422,
+     '"response"'),
+    ("NaN in an item", {"content": '{"items": [{"context": Infinity, "response": "b"}]}',
+                        "headers": JSON}, 422, '"context"'),
     ("batch over limit", {"body": {"items": [GOOD] * 9}}, 413, "over the limit of 8"),
     ("context over limit", {"body": {"context": "字" * 601, "response": "b"}}, 413,
      "context has 601 characters, over the limit of 600"),
@@ -234,59 +244,6 @@ def test_an_invalid_row_fails_closed_alone(fake_server):
     assert bad["decision"] == "unverified" and bad["safe"] is False and bad["p_safe"] is None
 
 
-def test_microbatcher_shares_model_calls():
-    from mhsafety.data import Example
-    from mhsafety.guard.service import MicroBatcher
-
-    calls = []
-
-    def score(examples):
-        calls.append(len(examples))
-        import time
-
-        time.sleep(0.05)
-        return np.array([[float(ex.id)] * 8 for ex in examples])
-
-    async def run():
-        batcher = MicroBatcher(score, max_batch=256, wait_s=0.001)
-        await batcher.start()
-        try:
-            jobs = [batcher.score([Example("c", "r", None, str(i))], 10) for i in range(30)]
-            return await asyncio.gather(*jobs)
-        finally:
-            await batcher.stop()
-
-    results = asyncio.run(run())
-    assert [float(r[0, 0]) for r in results] == list(range(30))  # each got its own row
-    assert sum(calls) == 30 and len(calls) < 30
-
-
-@pytest.mark.slow
-def test_several_worker_processes_share_one_port(baseline_checkpoint, tmp_path, test_examples):
-    from tests.helpers.guard_servers import start_server, stop_server
-
-    server = start_server(baseline_checkpoint, tmp_path / "workers.log", "--workers", "2",
-                          env={"MHSAFETY_GUARD_TOKEN": TOKEN})
-    try:
-        async def run():
-            headers = {"authorization": f"Bearer {TOKEN}"}
-            async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                         headers=headers) as client:
-                return await asyncio.gather(*[
-                    client.post("/v1/check", json={"id": ex.id, "context": ex.context,
-                                                   "response": ex.response})
-                    for ex in test_examples[:20]])
-
-        responses = asyncio.run(run())
-        assert [r.json()["results"][0]["id"] for r in responses] == \
-            [ex.id for ex in test_examples[:20]]
-        assert post(server, GOOD).status_code == 401  # the token reached the workers
-        assert len(re.findall(r"Started server process", server.log_text())) == 2
-        assert TOKEN not in server.log_text()
-    finally:
-        stop_server(server)
-
-
 def test_health_degrades_while_a_model_call_hangs_and_requests_fail_closed():
     import threading
 
@@ -316,7 +273,7 @@ def test_health_degrades_while_a_model_call_hangs_and_requests_fail_closed():
         def load_state(cls, directory, manifest):
             return cls()
 
-    app = create_app(Guard(Hanging()), ServiceConfig(timeout_s=0.2))
+    app = create_app(Guard.around(Hanging()), ServiceConfig(timeout_s=0.2))
     with TestClient(app) as client:
         try:
             assert client.get("/healthz").status_code == 200
@@ -339,3 +296,23 @@ def test_health_degrades_while_a_model_call_hangs_and_requests_fail_closed():
             time.sleep(0.05)
         ok = client.post("/v1/check", json={"context": "a", "response": "fine"})
         assert ok.json()["results"][0]["decision"] == "unsafe"  # P(safe) = 1/8 < 0.5
+
+
+@pytest.mark.parametrize("reply", ["\u0000", "\x01", "[supporter]\x01\u200b", "……", "?!"])
+def test_a_reply_with_nothing_in_it_is_unverified_never_safe(baseline_server, reply):
+    response = post(baseline_server, {"context": "[seeker]我好累", "response": reply})
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["decision"] == "unverified" and result["safe"] is False
+    assert result["reason"].startswith("empty reply") and result["tier"] == "input"
+
+
+def test_dialogue_audits_take_the_same_rules(baseline_server):
+    url = f"{baseline_server.url}/v1/check_dialogue"
+    bad = httpx.post(url, content='{"conversations": [{"turns": "[seeker]a[supporter]b"}], '
+                                  '"threshold": NaN}', headers=JSON, timeout=30)
+    assert bad.status_code == 422 and '"threshold"' in bad.text
+    body = {"conversations": [{"turns": [{"role": "seeker", "text": "我好累"},
+                                         {"role": "supporter", "text": "\x01"}]}]}
+    (result,) = httpx.post(url, json=body, timeout=30).json()["conversations"][0]["results"]
+    assert result["decision"] == "unverified" and result["reason"].startswith("empty reply")

@@ -7,11 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Length limits are enforced by the service (413 with a message) so they can be configured;
-# the schema only states the shapes.
+# the schema only states the shapes. Request bodies refuse NaN and Infinity anywhere a number
+# is read (422 naming the field), and their error answers never echo a non-finite number.
+REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TurnIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     role: Literal["seeker", "supporter"]
     text: str
@@ -20,7 +22,7 @@ class TurnIn(BaseModel):
 class CheckItem(BaseModel):
     """One reply to screen: the dialogue so far and the chatbot's candidate response."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     id: str | None = Field(None, max_length=200, description="Echoed back in the result.")
     context: str | list[TurnIn] = Field(
@@ -32,7 +34,7 @@ class CheckItem(BaseModel):
 class CheckRequest(BaseModel):
     """Either one item (``context`` and ``response``) or a batch (``items``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     id: str | None = Field(None, max_length=200)
     context: str | list[TurnIn] | None = None
@@ -88,7 +90,8 @@ class CheckResultOut(BaseModel):
     label_name: str | None
     node: Node | None = Field(description="The framework node that decides the label.")
     path: list[PathStep] | None = Field(description="The walk through the framework's nodes.")
-    tier: Literal["rules", "model", "escalation"] = Field(description="Who decided.")
+    tier: str = Field(description="Who decided: a tier's name (rules, model, escalation, "
+                                  "...) or input (an empty reply, before any tier).")
     why: str | None = Field(description="How the deciding tier decided.")
     rule_id: str | None = Field(description="The rule that decided, for the rule tier.")
     p_safe: float | None
@@ -107,14 +110,14 @@ class CheckResponse(BaseModel):
 class DialogueIn(BaseModel):
     """One conversation: turns as a list, or one string with [seeker]/[supporter] markers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     id: str | None = Field(None, max_length=200)
     turns: str | list[TurnIn]
 
 
 class CheckDialogueRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     conversations: list[DialogueIn] = Field(min_length=1)
     threshold: float | None = Field(None, ge=0.0, le=1.0)

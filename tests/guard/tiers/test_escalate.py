@@ -105,8 +105,8 @@ def test_cascade_calibration_reports_each_band(fake_kind, fake_checkpoint, judge
     rows = [("fine", 7), ("fine", 7), ("border", 2), ("border", 7), ("unsafe", 4)]
     data.write_text("".join(json.dumps({"context": f"c{i}", "response": r, "label": lab})
                             + "\n" for i, (r, lab) in enumerate(rows)))
-    result = CliRunner().invoke(cli, ["check", "--checkpoint", str(fake_checkpoint),
-                                      "--escalate-to", str(judge), "--calibrate", str(data),
+    result = CliRunner().invoke(cli, ["check", "bands", str(data), "--checkpoint",
+                                      str(fake_checkpoint), "--escalate-to", str(judge),
                                       "--bands", "0.3,0.6 0.5,0.6", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
@@ -130,14 +130,15 @@ def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
                                        "--train", str(data), "--config", "rounds=1",
                                        "--config", "max_attempts=1", "--out", str(ckpt)])
     assert trained.exit_code == 0, trained.output
-    checked = CliRunner().invoke(cli, ["check", "--checkpoint", str(ckpt), "--input", str(data),
-                                       "--no-rules"])
+    checked = CliRunner().invoke(cli, ["check", "items", "--checkpoint", str(ckpt), "--input",
+                                       str(data), "--no-rules"])
     assert checked.exit_code == 0, checked.output
     result = json.loads(checked.output)
     assert result["decision"] == "unverified" and "unparseable answer" in result["reason"]
     out = tmp_path / "pred.jsonl"
+    # The judge's shots come from this same file: predict refuses that unless asked.
     predicted = CliRunner().invoke(cli, ["predict", "--checkpoint", str(ckpt), "--data",
-                                         str(data), "--out", str(out)])
+                                         str(data), "--out", str(out), "--allow-overlap"])
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(out.read_text().splitlines()[0])
     assert record["pred"] is None and "unparseable answer" in record["error"]
