@@ -172,7 +172,7 @@ def _copy_checkout(dest: Path) -> None:
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: copy what is there
-        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+        shutil.copytree(REPO, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
             ".git", ".venv", "runs", "results", "report", "__pycache__", "*.egg-info"))
         return
     for rel in filter(None, listed):
