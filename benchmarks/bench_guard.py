@@ -51,7 +51,7 @@ def start_judge(tmp: Path, latency: float) -> tuple[subprocess.Popen, Path]:
 
     log = tmp / "judge.log"
     handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver", "--latency",
+    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.testing.fakeserver", "--latency",
                              str(latency)], stdout=handle, stderr=subprocess.STDOUT)
     handle.close()
     deadline = time.monotonic() + 30

@@ -67,9 +67,9 @@ def main() -> None:
     from mhsafety.classifiers.base import Classifier
     from mhsafety.data import load_examples
     from mhsafety.guard import DEFAULT_THRESHOLD, Guard, ModelTier, calibrate_cascade
-    from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
     from mhsafety.registry import create_classifier
     from mhsafety.taxonomy import SAFE_LABEL
+    from mhsafety.testing.fakeserver import FakeServer, ReplayResponder
 
     examples = load_examples(args.data)
     probs, last_model = out_of_fold(examples, args.folds, args.seed)

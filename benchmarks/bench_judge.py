@@ -12,6 +12,7 @@ written. Then it runs 10,000 items in a child process and prints its peak reside
     python benchmarks/bench_judge.py --client openai  # the same through the openai SDK
     python benchmarks/bench_judge.py --protocol sequential   # node questions, requests per item
     python benchmarks/bench_judge.py --batch          # batch mode's overhead for 800 items
+    python benchmarks/bench_judge.py --in-memory      # judge_examples: no folder, no log
 
 ``--protocol sequential`` starts the server with ``--gold`` (it answers every node question
 as the item's gold label's path through the nodes goes), so the requests per item are those of
@@ -36,7 +37,7 @@ TEST_JSON = REPO.parent / "shared" / "data" / "dialogue-safety" / "test.json"
 
 
 def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.judge.fakeserver",
+    proc = subprocess.Popen([sys.executable, "-m", "mhsafety.testing.fakeserver",
                              "--latency", str(latency), *extra], stdout=subprocess.PIPE,
                             text=True)
     line = proc.stdout.readline().strip()  # "listening on URL"
@@ -51,21 +52,39 @@ def examples(n: int):
             for i, ex in ((i, base[i % len(base)]) for i in range(n))]
 
 
+IN_MEMORY = [False]  # --in-memory: time judge_examples (no folder) instead of run_judge
+
+
 def run_once(url: str, n: int, concurrency: int, client: str, rounds: int = 1,
              **settings) -> dict:
-    from mhsafety.judge.runner import run_judge
     from mhsafety.judge.settings import JudgeSettings
 
     items = examples(n)
+    chosen = JudgeSettings(model="fake-judge", base_url=url, rounds=rounds,
+                           concurrency=concurrency, client=client, **settings)
+    if IN_MEMORY[0] and not chosen.batch:
+        return run_in_memory(items, chosen)
+    from mhsafety.judge.runner import run_judge
+
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = run_judge(items, tmp, JudgeSettings(
-            model="fake-judge", base_url=url, rounds=rounds, concurrency=concurrency,
-            client=client, **settings), show_progress=False)
+        result = run_judge(items, tmp, chosen, show_progress=False)
         total = time.perf_counter() - start
     run = result.summary["this_run"]
     return {"requests_s": run["wall_s"], "total_s": total, "requests": run["requests"],
             "answered": result.summary["answered"], "batch": run.get("batch")}
+
+
+def run_in_memory(items: list, settings) -> dict:
+    """The in-memory judge (what the classifier, the guard and the probe call)."""
+    from mhsafety.judge.core import judge_examples
+
+    start = time.perf_counter()
+    judgement = judge_examples(items, settings)
+    total = time.perf_counter() - start
+    stats = judgement.stats
+    return {"requests_s": stats["wall_s"], "total_s": total, "requests": stats["requests"],
+            "answered": stats["answered"], "batch": None}
 
 
 def bench_sequential(args: argparse.Namespace) -> None:
@@ -183,9 +202,13 @@ def main() -> None:
     ap.add_argument("--protocol", choices=["flat", "sequential"], default="flat")
     ap.add_argument("--batch", action="store_true", help="measure batch mode instead")
     ap.add_argument("--poll", type=float, default=0.1, help="batch poll interval, seconds")
+    ap.add_argument("--in-memory", action="store_true",
+                    help="time the in-memory judge (judge_examples: no log, no records "
+                         "written) instead of the resumable run_judge")
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    IN_MEMORY[0] = args.in_memory
     if args.memory_child:
         memory_child(args.url, args.memory_items, max(args.concurrency), args.client)
         return
@@ -197,8 +220,10 @@ def main() -> None:
         return
     server, url = start_server(args.latency)
     try:
+        what = ("judge_examples call (prompts, requests, records in memory)" if args.in_memory
+                else "run_judge call (prompts, requests, log, records)")
         print(f"client {args.client}, server latency {args.latency * 1000:.0f} ms; wall = the "
-              "whole run_judge call (prompts, requests, log, records)")
+              f"whole {what}")
         print("concurrency  requests  median_s  best_s  worst_s  median req/s  limit/s  "
               "fraction (median, best, worst)  bare loop (same requests) median_s")
         for c in args.concurrency:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mhsafety.judge.fakeserver import FakeServer, item_from_prompt
 from mhsafety.taxonomy import LABEL_NAMES
+from mhsafety.testing.fakeserver import FakeServer, item_from_prompt
 
 
 def need(module: str, extra: str) -> None:

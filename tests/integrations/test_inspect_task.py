@@ -54,7 +54,7 @@ def test_mockllm_run_scores_like_compute_metrics_and_counts_unparsed_as_wrong(
         small_items, small_file, answers, tmp_path):
     need("inspect_ai", "inspect")
     from mhsafety.integrations.inspect_task import dialogue_safety
-    from mhsafety.judge.fakeserver import item_from_prompt
+    from mhsafety.testing.fakeserver import item_from_prompt
 
     log = _eval(dialogue_safety(data=str(small_file)),
                 _mock_model(lambda p: answers[item_from_prompt(p)]), tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mhsafety.judge.fakeserver import FakeServer
+from mhsafety.testing.fakeserver import FakeServer
 
 
 @pytest.fixture

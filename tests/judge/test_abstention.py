@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mhsafety.judge.fakeserver import FakeServer, constant
+from mhsafety.testing.fakeserver import FakeServer, constant
 
 
 def _mhsafety(*args, env=None):

@@ -17,8 +17,8 @@ import pytest
 from mhsafety.errors import UsageError
 from mhsafety.judge import batch as bt
 from mhsafety.judge.client import Answer, Failure
-from mhsafety.judge.fakeserver import FakeServer, GoldResponder
 from mhsafety.judge.runner import run_judge
+from mhsafety.testing.fakeserver import FakeServer, GoldResponder
 
 from .conftest import settings
 

@@ -14,7 +14,7 @@ def test_spec_with_url_and_predictions(server, small_examples, tmp_path):
     server.responder = lambda prompt, body: next(answers)
     clf = create_classifier(f"judge:fake-judge@{server.url}", seed=3, rounds=1,
                             work_dir=str(tmp_path / "w"), concurrency=1)
-    assert clf.needs_training is False and clf.config["model"] == "fake-judge"
+    assert clf.needs_training is False and clf.settings.model == "fake-judge"
     items = small_examples[:6]
     recs = clf.predict_records(items, system="judge")
     assert [r.pred for r in recs] == [0, None] * 3  # invalid answers stay invalid
@@ -31,7 +31,7 @@ def test_spec_with_url_and_predictions(server, small_examples, tmp_path):
 
     clf.save(tmp_path / "ckpt")
     again = load_classifier(tmp_path / "ckpt")
-    assert again.config == clf.config
+    assert again.settings == clf.settings
 
 
 def test_few_shot_judge_draws_from_fit_data(server, small_examples, tmp_path, monkeypatch):
@@ -94,3 +94,38 @@ def test_runs_inside_a_running_event_loop(server, small_examples, tmp_path):
 
     result = asyncio.run(notebook_cell())
     assert result.summary["answered"] == 3
+
+
+def test_predictions_write_nothing_with_a_read_only_tmpdir(tmp_path):
+    """What the guard's judge tier calls: no work folder, no temporary file, no cache."""
+    from tests.helpers.nofiles import run_auditing_files
+
+    touched = run_auditing_files("""
+        from mhsafety.data import Example
+        from mhsafety.registry import create_classifier
+        from mhsafety.testing import FakeServer, constant
+        items = [Example("[seeker]I feel low", f"reply {i}", 7, str(i)) for i in range(4)]
+        with FakeServer(constant("Safe Response")) as server:
+            clf = create_classifier(f"judge:fake-judge@{server.url}", rounds=2)
+            with audited():
+                predictions = clf.predictions(items)
+            assert list(predictions.labels) == [7] * 4 and server.requests == 8
+    """, tmp_path)
+    assert touched == []
+
+
+def test_settings_are_held_once_and_changed_by_copy(small_examples):
+    from mhsafety.judge.settings import JudgeSettings
+    from mhsafety.testing import MockTransport, chat_response
+
+    clf = create_classifier("judge:m@http://127.0.0.1:9/v1", rounds=3)
+    assert clf.settings is clf.settings and isinstance(clf.settings, JudgeSettings)
+    changed = clf.with_settings(rounds=1, concurrency=2)
+    assert (changed.settings.rounds, changed.settings.concurrency) == (1, 2)
+    assert clf.settings.rounds == 3 and clf.settings.concurrency == 8  # untouched
+    with pytest.raises(UsageError, match="rounds"):
+        clf.with_settings(rounds=0)
+    with pytest.raises(UsageError, match="roundz"):
+        clf.with_settings(roundz=2)
+    changed.transport = MockTransport(lambda request: chat_response("Nonsense"))
+    assert list(changed.predict(small_examples[:2])) == [0, 0]

@@ -11,7 +11,7 @@ import sys
 from click.testing import CliRunner
 
 from mhsafety.cli import cli
-from mhsafety.judge.fakeserver import FakeServer, constant
+from mhsafety.testing.fakeserver import FakeServer, constant
 
 
 def _judge(args, timeout=120):

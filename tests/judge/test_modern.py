@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from mhsafety.errors import UsageError
-from mhsafety.judge.fakeserver import REASONING_TEXT, FakeServer, constant
 from mhsafety.judge.parse import CUT_OFF
 from mhsafety.judge.runner import run_judge
 from mhsafety.judge.settings import REASONING_MAX_TOKENS
 from mhsafety.taxonomy import LABEL_NAMES
+from mhsafety.testing.fakeserver import REASONING_TEXT, FakeServer, constant
 
 from .conftest import settings
 

@@ -11,7 +11,7 @@ import sys
 from click.testing import CliRunner
 
 from mhsafety.cli import cli
-from mhsafety.judge.fakeserver import FakeServer, ReplayResponder
+from mhsafety.testing.fakeserver import FakeServer, ReplayResponder
 
 
 def test_replayed_real_answers_give_the_papers_table_2_row(upstream_dir, test_json, tmp_path):

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from mhsafety.judge import sequential as seq
-from mhsafety.judge.fakeserver import FakeServer, GoldResponder
 from mhsafety.judge.runner import run_judge
 from mhsafety.taxonomy import CATEGORIES, LABEL_NAMES, NODES, path_for_label
+from mhsafety.testing.fakeserver import FakeServer, GoldResponder
 
 from .conftest import settings
 

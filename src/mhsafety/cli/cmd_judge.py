@@ -19,6 +19,9 @@ from .options import allow_overlap_option, data_option
 
 _DOC = {name: doc for name, _default, doc in fields_doc(JudgeSettings)}
 _BY_HAND = ("model", "base_url", "headers", "extra_body")  # required, env or parsed values
+# run_judge's own parameters as this command's flags (settings fields map themselves).
+_RUN_FLAGS = {"train": "--train FILE", "batch_file_only": "--batch-file-only",
+              "batch_results": "--batch-results", "headers": "--header"}
 
 
 def _headers(values: tuple[str, ...]) -> dict[str, str] | None:
@@ -90,7 +93,7 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     from ..data import load_examples, resolve_data
     from ..io import prepare_output_dir
     from ..judge.runner import format_batch_file, format_summary, run_judge
-    from ..settings import build_from_options
+    from ..settings import SettingsError, build_from_options, in_flags
 
     values = given({**options, "headers": _headers(headers), "extra_body": _extra_body(extra_body)})
     # Checked before any file is read; errors name this command's flags.
@@ -103,11 +106,15 @@ def command(data_path: Path | None, out_dir: Path, train_path: Path | None,
     # folder's log holds paid answers).
     prepare_output_dir(out_dir, command="judge", create=True, force_flag=None,
                        recognise=_is_judge_folder)
-    result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
-                       train_source=str(train_path) if train_path else None,
-                       show_progress=not quiet, on_message=lambda m: click.echo(m, err=True),
-                       batch_file_only=batch_file_only, batch_results=batch_results,
-                       allow_overlap=allow_overlap)
+    try:
+        result = run_judge(examples, out_dir, settings, train=train, data_source=str(data),
+                           train_source=str(train_path) if train_path else None,
+                           show_progress=not quiet,
+                           on_message=lambda m: click.echo(m, err=True),
+                           batch_file_only=batch_file_only, batch_results=batch_results,
+                           allow_overlap=allow_overlap)
+    except SettingsError as exc:  # the library names parameters; say them as flags
+        raise in_flags(exc, JudgeSettings, flags=_RUN_FLAGS) from None
     if batch_file_only:
         click.echo(format_batch_file(result.summary, settings.model))
         return

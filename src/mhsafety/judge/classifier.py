@@ -4,8 +4,8 @@ System spec: ``judge:MODEL`` or ``judge:MODEL@BASE_URL``; without ``@BASE_URL`` 
 from the ``base_url`` config key or ``$MHSAFETY_JUDGE_BASE_URL``. Other config keys are the
 fields of :class:`~mhsafety.judge.settings.JudgeSettings` (``shots``, ``rounds``, ``output``,
 ``concurrency``, ...), built and checked exactly as ``mhsafety judge`` builds its options,
-with the same defaults; plus ``work_dir``, where the resumable run lives (default: under the
-mhsafety cache, keyed on the settings and the items, so an interrupted benchmark resumes).
+with the same defaults; plus ``work_dir``: a folder where the run is kept resumably (without
+one, predictions are made in memory and nothing is written).
 
 A judge does not learn. Zero-shot it needs no training data; few-shot (``shots=8``) it keeps
 the examples ``fit`` gives it to draw from. Its probabilities are, per item, the mean over
@@ -17,76 +17,52 @@ the rounds' vote shares. An item no round could answer is an abstention
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..classifiers.base import Classifier, Predictions
-from ..data import Example, examples_hash, load_examples, write_examples
+from ..data import Example, load_examples, write_examples
 from ..errors import UsageError
 from ..records import PredictionRecord
-from ..settings import build
-from ..taxonomy import NUM_LABELS
-from .parse import CUT_OFF, NO_CATEGORY, PROBS_LOGPROBS, PROBS_VOTES
-from .runner import JudgeResult, run_judge
+from ..settings import DEFAULT_SEED
+from .core import judge_examples
+from .results import abstain_reason, combine_rounds  # noqa: F401 - abstain_reason re-exported
 from .settings import JudgeSettings
+from .transport import Transport
 
 BASE_URL_ENV = "MHSAFETY_JUDGE_BASE_URL"
 WORK_DIR = "work_dir"
-_SETTING_NAMES = {f.name for f in fields(JudgeSettings)}
 # "host:port/..." or "host.tld/...": what a URL without its scheme looks like after the "@"
 # (a model name may hold an "@" too, e.g. "claude-3-5-sonnet@20240620").
 _SCHEMELESS = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-f:]+\]|[\w.-]+:\d+)"
                          r"(:\d+)?(/.*)?$", re.IGNORECASE)
 
 
-def settings_from_config(config: dict[str, Any]) -> JudgeSettings:
-    """The judge's settings from classifier config (``--config KEY=VALUE``), checked against
-    the fields of :class:`JudgeSettings`."""
-    values = {k: v for k, v in config.items() if k != WORK_DIR}
-    unknown = sorted(set(values) - _SETTING_NAMES)
-    if unknown:
-        raise UsageError(f"unknown judge setting {unknown[0]!r}; expected some of "
-                         + ", ".join(sorted(_SETTING_NAMES | {WORK_DIR})))
-    return build(JudgeSettings, values, where="judge config")
-
-
-def abstain_reason(record: PredictionRecord) -> str:
-    """A short reason for a record with no label, led by its kind (what the guard shows)."""
-    error = record.error or "no answer"
-    if record.raw is not None:
-        if error == CUT_OFF:
-            return "answer cut off by the token budget (finish_reason: length)"
-        if error == NO_CATEGORY:
-            shown = record.raw if len(record.raw) <= 60 else record.raw[:57] + "..."
-            return f"unparseable answer: {shown!r}"
-        return error
-    low = error.lower()
-    if "no answer within" in low:
-        return f"timeout: {error}"
-    if any(s in low for s in ("cannot connect", "connection", "nothing listens",
-                              "does not resolve", "tls failure")):
-        return f"server unreachable: {error}"
-    if "not requested" in low:
-        return "not asked: the run stopped before this item"
-    return error
-
-
 class JudgeClassifier(Classifier):
+    """An LLM judge as a classifier. Its settings are one :class:`JudgeSettings`, built and
+    checked once (:attr:`settings`); :meth:`with_settings` returns a changed copy.
+
+    ``predictions`` calls the in-memory judge (:func:`~mhsafety.judge.core.judge_examples`)
+    and writes no file. Only when built with ``work_dir=DIR`` does it keep a resumable run
+    in that folder instead (``run_judge``: a rerun reuses the logged answers); a saved
+    checkpoint does not keep the folder. ``transport``
+    (an attribute, default None: the built-in HTTP client) carries its requests, e.g. a
+    ``mhsafety.testing.MockTransport`` in tests.
+    """
+
     kind = "judge"
     config_class = JudgeSettings
     extra_config = frozenset({WORK_DIR})
     needs_training = False
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        settings = settings_from_config(config)  # checks every key, before any request
+    def __init__(self, settings: JudgeSettings | None = None, /, **config: Any) -> None:
+        super().__init__(settings, **config)  # settings built and checked once, held frozen
+        settings = self.settings
         if not settings.model:
             raise UsageError("a judge needs a model: use the system spec judge:MODEL")
         if not settings.base_url:
@@ -95,10 +71,28 @@ class JudgeClassifier(Classifier):
         # Few-shot judges draw their examples from what fit() gives them.
         self.needs_training = bool(settings.shots)  # type: ignore[misc]
         self.train: list[Example] | None = None
-        self.last_result: JudgeResult | None = None
+        self.transport: Transport | None = None
+
+    @property
+    def settings(self) -> JudgeSettings:
+        return self._settings  # type: ignore[return-value]
+
+    def with_settings(self, **changes: Any) -> JudgeClassifier:
+        """A copy with ``changes`` applied (``work_dir`` too); this classifier is left as it
+        was. The copy shares the few-shot source."""
+        clone = super().with_settings(**changes)
+        assert isinstance(clone, JudgeClassifier)
+        clone.needs_training = bool(clone.settings.shots)  # type: ignore[misc]
+        return clone
+
+    def manifest_config(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the settings. Never the work folder: it belongs to the
+        process that set it, so a loaded judge (the guard's) never writes to disk."""
+        return self.settings.to_dict()
 
     @classmethod
-    def from_spec(cls, argument: str, seed: int = 42, **config: Any) -> JudgeClassifier:
+    def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any
+                  ) -> JudgeClassifier:
         model, base_url = argument, config.pop("base_url", None) or os.environ.get(BASE_URL_ENV)
         for scheme in ("@http://", "@https://"):
             if scheme in argument:
@@ -115,10 +109,6 @@ class JudgeClassifier(Classifier):
             config["base_url"] = base_url
         return cls(model=model, seed=seed, **config)
 
-    @property
-    def settings(self) -> JudgeSettings:
-        return settings_from_config(self.config)
-
     def fit(self, train: Sequence[Example], dev: Sequence[Example] | None = None
             ) -> JudgeClassifier:
         if self.settings.shots:
@@ -126,49 +116,31 @@ class JudgeClassifier(Classifier):
             self.record_training_data(self.train)
         return self
 
-    def _run(self, examples: Sequence[Example]) -> JudgeResult:
+    def _rounds(self, examples: Sequence[Example]) -> list[list[PredictionRecord]]:
+        """Each round's records: in memory, or resumably in ``work_dir`` when one is set.
+
+        A classifier also serves the guard, where a screened reply may happen to be a shot
+        source; the protocols that score it check overlap themselves (benchmark --train)."""
         settings = self.settings
         if settings.shots and not self.train:
             raise UsageError("a few-shot judge needs examples to draw from: call fit(train) "
                              "first")
-        work = self.config.get(WORK_DIR)
-        if not work:
-            from ..data import cache_dir
+        work_dir = self.extras.get(WORK_DIR)
+        if work_dir:
+            from .runner import run_judge
 
-            digest = hashlib.sha256(
-                f"{settings.model}|{settings.base_url}|{settings.shots}|{settings.seed}|"
-                f"{examples_hash(examples)}|{self.train_data_sha256}".encode()).hexdigest()
-            work = cache_dir() / "judge-runs" / digest[:16]
-        # A classifier also serves the guard, where a screened reply may happen to be a shot
-        # source; the protocols that score it check overlap themselves (benchmark --train).
-        self.last_result = run_judge(examples, work, settings, train=self.train,
-                                     show_progress=False, allow_overlap=True)
-        return self.last_result
+            records = run_judge(examples, work_dir, settings, train=self.train,
+                                show_progress=False, allow_overlap=True).records
+        else:
+            records = judge_examples(examples, settings, self.transport, train=self.train,
+                                     allow_overlap=True).records
+        return [records[str(r)] for r in range(1, settings.rounds + 1)]
 
     def _combine(self, examples: Sequence[Example]
-                 ) -> tuple[Predictions, str | None, JudgeResult]:
-        result = self._run(examples)
-        rounds = [result.records[str(r)] for r in range(1, self.settings.rounds + 1)]
-        probs = np.full((len(examples), NUM_LABELS), np.nan)
-        reasons: list[str | None] = []
-        kinds: set[str] = set()
-        for i in range(len(examples)):
-            valid = [recs[i] for recs in rounds if recs[i].pred is not None]
-            if not valid:
-                reasons.append(abstain_reason(rounds[0][i]))
-                continue
-            row = np.zeros(NUM_LABELS)
-            for rec in valid:
-                if rec.probs is not None:
-                    row += np.asarray(rec.probs, dtype=float)
-                    kinds.add(rec.meta.get("probs_from") or PROBS_VOTES)
-                else:
-                    row[rec.pred] += 1.0
-                    kinds.add(PROBS_VOTES)
-            probs[i] = row / row.sum()
-            reasons.append(None)
-        kind = PROBS_LOGPROBS if kinds == {PROBS_LOGPROBS} else PROBS_VOTES if kinds else None
-        return Predictions(probs, tuple(reasons)), kind, result
+                 ) -> tuple[Predictions, str | None, list[list[PredictionRecord]]]:
+        rounds = self._rounds(examples)
+        predictions, kind = combine_rounds(rounds, len(examples))
+        return predictions, kind, rounds
 
     def predictions(self, examples: Sequence[Example]) -> Predictions:
         """Probabilities per item, and for items no round could answer a NaN row with the
@@ -181,10 +153,10 @@ class JudgeClassifier(Classifier):
 
     def predict_records(self, examples: Sequence[Example], system: str,
                         run: str = "0") -> list[PredictionRecord]:
-        predictions, kind, result = self._combine(examples)
-        first = result.records["1"]
-        single = self.settings.rounds == 1
-        meta: dict[str, Any] = {"judge_model": result.manifest["model_requested"]}
+        predictions, kind, rounds = self._combine(examples)
+        first = rounds[0]
+        single = len(rounds) == 1
+        meta: dict[str, Any] = {"judge_model": self.settings.model}
         if kind:
             meta["probs_from"] = kind
         out = []
@@ -206,7 +178,8 @@ class JudgeClassifier(Classifier):
 
     @classmethod
     def load_state(cls, directory: Path, manifest: dict[str, Any]) -> JudgeClassifier:
-        model = cls(**manifest["config"])
+        # The stored settings only: a work folder an older checkpoint kept is not reused.
+        model = cls(cls.settings_from_manifest(manifest))
         train = directory / "train.jsonl"
         if train.exists():
             model.train = load_examples(train)

@@ -137,8 +137,8 @@ def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoi
     judge that joins answers on ids), each still gets its own answer."""
     import asyncio
 
-    from mhsafety.judge.fakeserver import FakeServer
     from mhsafety.registry import create_classifier
+    from mhsafety.testing.fakeserver import FakeServer
     from tests.helpers.guard_servers import start_server, stop_server
 
     with FakeServer(latency=0.2) as judge_server:
@@ -167,8 +167,8 @@ def test_concurrent_single_items_reach_a_judge_together(fake_kind, fake_checkpoi
 
 
 def test_a_judge_whose_server_is_down_is_alive_but_not_ready(tmp_path):
-    from mhsafety.judge.fakeserver import FakeServer
     from mhsafety.registry import create_classifier
+    from mhsafety.testing.fakeserver import FakeServer
     from tests.helpers.guard_servers import start_server, stop_server
 
     judge_server = FakeServer().start()

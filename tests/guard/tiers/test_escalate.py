@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mhsafety.cli import cli
 from mhsafety.guard import NO_RULES, Guard, ModelTier
-from mhsafety.judge.fakeserver import FakeServer
+from mhsafety.testing.fakeserver import FakeServer
 
 
 @pytest.fixture
@@ -142,3 +142,23 @@ def test_check_and_predict_on_a_judge_that_cannot_tell(judge_server, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(out.read_text().splitlines()[0])
     assert record["pred"] is None and "unparseable answer" in record["error"]
+
+
+def test_the_judge_tier_writes_nothing_with_a_read_only_tmpdir(tmp_path):
+    """The guard's judge asks in memory: no work folder, no temporary file (every file event
+    of the check audited in a child whose TMPDIR, HOME and cwd are read-only and empty)."""
+    from tests.helpers.nofiles import run_auditing_files
+
+    ckpt = str(tmp_path / "judge")
+    touched = run_auditing_files(f"""
+        from mhsafety.guard import NO_RULES, Guard
+        from mhsafety.registry import create_classifier
+        from mhsafety.testing import FakeServer, constant
+        with FakeServer(constant("Safe Response")) as server:
+            create_classifier(f"judge:fake-judge@{{server.url}}", rounds=1).save({ckpt!r})
+            guard = Guard.load({ckpt!r}, rules=NO_RULES)
+            with audited():
+                result = guard.check("[seeker]最近总是失眠", "[supporter]能说说吗？")
+            assert result.decision == "safe" and server.requests == 1, result
+    """, tmp_path)
+    assert touched == []

@@ -7,12 +7,9 @@ that the model could not judge, are passed on to the escalation tier instead of 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,10 +32,6 @@ from ..results import (
     validate_threshold,
 )
 from .base import Outcome, Pass, Pending, TierBase
-
-# TODO(core-judge): remove once the judge classifier writes no files (issue 19 item 1).
-# Until then a backend that keeps a resumable work folder gets a private one per call.
-_WORK_DIR_KEY = "work_dir"
 
 
 class ModelTier(TierBase):
@@ -96,29 +89,12 @@ class ModelTier(TierBase):
         # Requests batched together may repeat ids (every single-item request is item "0");
         # the model sees positions instead, and results keep the callers' ids.
         batch = [replace(ex, id=str(i)) for i, ex in enumerate(examples)]
-        with self._lock, self._private_work_dir():
+        with self._lock:  # a loaded judge asks in memory: nothing is written
             preds = self.classifier.predictions(batch)
         if np.asarray(preds.probs).shape != (len(examples), len(LABEL_NAMES)):
             raise ValueError(f"expected probabilities of shape ({len(examples)}, "
                              f"{len(LABEL_NAMES)}), got {np.asarray(preds.probs).shape}")
         return preds
-
-    @contextlib.contextmanager
-    def _private_work_dir(self) -> Iterator[None]:
-        if _WORK_DIR_KEY not in getattr(type(self.classifier), "extra_config", ()):
-            yield
-            return
-        previous = self.classifier.config.get(_WORK_DIR_KEY)
-        folder = tempfile.mkdtemp(prefix="mhsafety-guard-")
-        self.classifier.config[_WORK_DIR_KEY] = folder
-        try:
-            yield
-        finally:
-            if previous is None:
-                self.classifier.config.pop(_WORK_DIR_KEY, None)
-            else:
-                self.classifier.config[_WORK_DIR_KEY] = previous
-            shutil.rmtree(folder, ignore_errors=True)
 
     def safe_predictions(self, examples: Sequence[Example]) -> Predictions:
         """Like :meth:`predictions` but never raises: a failed or timed-out call gives

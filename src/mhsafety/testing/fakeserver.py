@@ -1,5 +1,10 @@
 """A small OpenAI-compatible chat-completions server for tests, benchmarks and dry runs.
 
+Test your own pipeline offline with it: start it (``FakeServer().start()`` in a test, or
+``python -m mhsafety.testing.fakeserver`` in a shell, which prints ``listening on URL`` and
+binds a free port unless ``--port`` names one; a port in use is refused in one line, exit 2)
+and point any OpenAI-compatible client at the URL it prints.
+
 It answers ``POST .../chat/completions`` with a canned label (or whatever a ``responder``
 returns), after an optional fixed latency, and can inject the faults a real API shows:
 ``429`` with ``Retry-After``, ``500``, ``503``, a hang past the client's timeout, a 200 with a
@@ -15,15 +20,17 @@ per request, and OpenAI-shaped ``logprobs``.
 It is a plain asyncio HTTP/1.1 server (keep-alive, Content-Length bodies), so it costs little
 CPU next to the client it serves. Run it in a thread (:class:`FakeServer`) or as a process::
 
-    python -m mhsafety.judge.fakeserver --latency 0.1          # prints its base URL
+    python -m mhsafety.testing.fakeserver --latency 0.1          # prints its base URL
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import json
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -170,20 +177,34 @@ class FakeServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> FakeServer:
+        """Bind and serve in a background thread; raises ``OSError`` when the port cannot
+        be bound (in use, say), so nothing claims to listen where it does not."""
         ready = threading.Event()
+        failed: list[OSError] = []
 
         def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, self.host, self.port, backlog=1024))
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, self.host, self.port, backlog=1024))
+            except OSError as exc:
+                failed.append(exc)
+                loop.close()
+                ready.set()
+                return
             self.port = self._server.sockets[0].getsockname()[1]
+            self._loop = loop
             ready.set()
-            self._loop.run_forever()
+            loop.run_forever()
 
         self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
         self._thread.start()
-        ready.wait(10)
+        if not ready.wait(10):
+            raise OSError(f"the fake server did not start on {self.host}:{self.port}")
+        if failed:
+            self._thread.join(10)
+            raise failed[0]
         return self
 
     def stop(self) -> None:
@@ -352,8 +373,8 @@ class GoldResponder:
                      if ex.label is not None}
 
     def __call__(self, prompt: str, body: dict[str, Any]) -> str:
+        from ..judge.sequential import node_of_prompt
         from ..taxonomy import LABEL_NAMES, NODES, SAFE_LABEL, path_for_label
-        from .sequential import node_of_prompt
 
         label = self.gold.get(_item_of(prompt), SAFE_LABEL)
         node = node_of_prompt(prompt)
@@ -629,10 +650,11 @@ def _json(status: int, obj: Any) -> tuple[int, dict[str, str], bytes]:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m mhsafety.judge.fakeserver",
+    ap = argparse.ArgumentParser(prog="python -m mhsafety.testing.fakeserver",
                                  description="A fake OpenAI-compatible chat server.")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0,
+                    help="TCP port (default 0: a free one, printed in the URL)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     ap.add_argument("--answer", default=DEFAULT_ANSWER, help="the canned answer")
     ap.add_argument("--replay", default=None,
@@ -665,7 +687,13 @@ def main(argv: list[str] | None = None) -> None:
         n = run_batch_file(server, Path(args.run_batch[0]), Path(args.run_batch[1]))
         print(f"answered {n} requests into {args.run_batch[1]}", flush=True)
         return
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}; choose another "
+              "--port, or leave it out to take a free one", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"listening on {server.url}", flush=True)
     try:
         threading.Event().wait()
