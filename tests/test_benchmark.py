@@ -278,6 +278,18 @@ class RoundsClassifier(NoTrainingClassifier):
         return votes
 
 
+def test_a_real_judges_rounds_become_runs(test_examples):
+    """The judge classifier keeps its last result for round_runs (benchmark's judge rows crashed
+    with "'JudgeClassifier' object has no attribute 'last_result'")."""
+    from mhsafety.testing import FakeServer, constant
+
+    with FakeServer(constant("Safe Response")) as server:
+        runs = benchmark.round_runs(f"judge:fake-judge@{server.url}", test_examples[:12], 42,
+                                    "Fake judge", [], {"rounds": 2})
+    assert sorted(runs) == ["seed-42-round-1", "seed-42-round-2"]
+    assert all(r.pred == 7 and r.system == "Fake judge" for recs in runs.values() for r in recs)
+
+
 def _accuracy(records):
     return sum(r.pred == r.gold for r in records) / len(records)
 

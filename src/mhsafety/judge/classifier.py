@@ -129,12 +129,13 @@ class JudgeClassifier(Classifier):
         if work_dir:
             from .runner import run_judge
 
-            records = run_judge(examples, work_dir, settings, train=self.train,
-                                show_progress=False, allow_overlap=True).records
+            result = run_judge(examples, work_dir, settings, train=self.train,
+                               show_progress=False, allow_overlap=True)
         else:
-            records = judge_examples(examples, settings, self.transport, train=self.train,
-                                     allow_overlap=True).records
-        return [records[str(r)] for r in range(1, settings.rounds + 1)]
+            result = judge_examples(examples, settings, self.transport, train=self.train,
+                                    allow_overlap=True)
+        self.last_result = result  # benchmark.round_runs scores each round as its own run
+        return [result.records[str(r)] for r in range(1, settings.rounds + 1)]
 
     def _combine(self, examples: Sequence[Example]
                  ) -> tuple[Predictions, str | None, list[list[PredictionRecord]]]:
