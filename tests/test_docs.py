@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PAGES = ["README.md"] + sorted(
     str(p.relative_to(REPO)) for p in (REPO / "docs" / "cli").glob("*.md"))
-PAGE_LIMIT_S = 900  # a hang guard: the README takes ~3 min on 2 idle cores, 9 min at load 8
+PAGE_LIMIT_S = 900  # a hang guard: the README took 3 min at load 2.5, 9 min at load 8
 GUIDE_FOLDERS = {Path(p).stem for p in PAGES if p.startswith("docs/cli/")}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
