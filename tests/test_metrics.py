@@ -214,3 +214,23 @@ def test_registry_names_are_unique():
 
     with pytest.raises(ValueError):
         register(METRICS["accuracy"])
+
+
+def test_binary_answers_score_the_binary_view_and_labels_false_leaves_labels_undefined():
+    from mhsafety.metrics import aggregate_runs
+
+    gold = [7, 7, 0, 4, 2]
+    unsafe = [False, True, True, None, False]  # right, false alarm, hit, none, miss
+    m = compute_metrics(gold, [None] * 5, unsafe=unsafe, labels=False)
+    assert m.unsafe_recall == pytest.approx(1 / 3)
+    assert m.false_alarm_rate == pytest.approx(1 / 2)
+    assert m.binary_accuracy == pytest.approx(2 / 5)
+    assert m.coverage == pytest.approx(4 / 5) and m.n_invalid == 1
+    assert np.isnan(m.accuracy) and np.isnan(m.macro_f1)
+    agg = aggregate_runs("s", {"0": m})
+    assert "accuracy" not in agg.scores and agg.scores["binary_accuracy"].mean == 0.4
+    # Labels given: the binary view read from them equals the one from matching answers.
+    pred = [7, 3, 0, None, 7]
+    said = [p != 7 if p is not None else None for p in pred]
+    a, b = compute_metrics(gold, pred), compute_metrics(gold, pred, unsafe=said)
+    assert a.scores == b.scores

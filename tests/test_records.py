@@ -147,3 +147,25 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_binary_fields_round_trip_and_are_checked(tmp_path):
+    from mhsafety.errors import DataError
+    from mhsafety.records import (
+        NOTE_BINARY_ONLY,
+        PredictionRecord,
+        read_records,
+        record_from_dict,
+        write_records,
+    )
+
+    rec = PredictionRecord("1", 3, None, unsafe=True, p_unsafe=0.8, notes=[NOTE_BINARY_ONLY])
+    back = read_records(write_records(tmp_path / "r.preds.jsonl", [rec]))[0]
+    assert (back.pred, back.unsafe, back.p_unsafe, back.error) == (None, True, 0.8, None)
+    assert back.said_unsafe is True and PredictionRecord("2", 7, 7).said_unsafe is False
+    with pytest.raises(DataError, match="disagrees"):
+        record_from_dict({"id": "1", "pred": 7, "unsafe": True}, "x")
+    with pytest.raises(DataError, match="p_unsafe"):
+        record_from_dict({"id": "1", "pred": None, "p_unsafe": 1.5}, "x")
+    with pytest.raises(DataError, match="'unsafe'"):
+        record_from_dict({"id": "1", "pred": None, "unsafe": "yes"}, "x")

@@ -11,8 +11,18 @@ Schema (``schema_version`` 1), one JSON object per line:
 ``error``   optional str, why ``pred`` is null (unparsable answer, request failed, ...)
 ``system``  str, the system's name as it appears in tables (e.g. "BERT-base")
 ``run``     str, the run within the system (a seed, a round, a fold repeat)
+``unsafe``  optional bool or null, the system's own safe/unsafe answer (the binary view).
+            Absent: read from ``pred`` (every label but Safe Response is unsafe). Present
+            with ``pred`` set, it must agree with it. ``pred`` null with ``unsafe`` true or
+            false is a binary-only answer (a guard model said "unsafe" and named no taxonomy
+            label, or "safe"): not an abstention, ``error`` is then absent, and the
+            eight-label view counts it as no label (see ``binary-only`` below)
+``p_unsafe`` optional float 0..1, P(unsafe) from the model's own log-probabilities (guard
+            models); absent where the model gave none (never made up from the text)
 ``notes``   optional list of str, caveats every table row of the run must show (below)
-``meta``    optional object, anything else a producer wants to keep
+``meta``    optional object, anything else a producer wants to keep (guard models:
+            ``refusal``, ``categories`` in the model's own names, ``reasoning``,
+            ``level``, ``prompt_harmful``, ``guard_model``, ``kind``)
 
 Notes are short codes whose texts are defined once here (:data:`NOTE_TEXTS`); a table row
 shows the texts of every note any record of its system carries. Known codes:
@@ -25,7 +35,12 @@ shows the texts of every note any record of its system carries. Known codes:
 - ``different-items-allowed``: the row's runs scored different item sets, allowed by
   ``evaluate --allow-different-items``;
 - ``design-chosen-on-test``: the system's design (the baseline's features and defaults) was
-  chosen by cross-validation on the public test items, so its scores there are optimistic.
+  chosen by cross-validation on the public test items, so its scores there are optimistic;
+- ``binary-only``: the system (a general guard model) answers safe/unsafe and names no
+  taxonomy label, so its eight-label scores are not defined: scoring leaves them empty
+  (NaN, "–" in tables) instead of counting every item as a wrong label, and scores the
+  binary view (unsafe precision/recall/F1, false-alarm rate, binary accuracy, coverage)
+  from ``unsafe``.
 
 Any other string is a free-text note (a benchmark protocol's short description, say) and is
 shown as it is. Files written before ``notes`` existed kept their notes under
@@ -49,7 +64,7 @@ from typing import Any
 
 from .errors import DataError
 from .io import atomic_write, jsonl_objects
-from .taxonomy import NUM_LABELS
+from .taxonomy import NUM_LABELS, SAFE_LABEL
 
 SCHEMA_VERSION = 1
 PREDICTION_SUFFIX = ".preds.jsonl"
@@ -60,6 +75,7 @@ NOTE_OVERLAP = "overlap-allowed"
 NOTE_DEV_OVERLAP = "dev-overlap-allowed"
 NOTE_DIFFERENT_ITEMS = "different-items-allowed"
 NOTE_DESIGN_ON_TEST = "design-chosen-on-test"
+NOTE_BINARY_ONLY = "binary-only"
 # The one home of the words a table shows for each note code.
 NOTE_TEXTS: dict[str, str] = {
     NOTE_SELECTED_ON_TEST: "epoch picked on the test set",
@@ -69,6 +85,7 @@ NOTE_TEXTS: dict[str, str] = {
     NOTE_DIFFERENT_ITEMS: "runs scored on different item sets",
     NOTE_DESIGN_ON_TEST: "features and settings chosen by cross-validation on the 800 public "
                          "test items",
+    NOTE_BINARY_ONLY: "binary only: names no taxonomy label, eight-label scores not defined",
 }
 _CODE_OF_TEXT = {text: code for code, text in NOTE_TEXTS.items()}
 
@@ -106,6 +123,16 @@ class PredictionRecord:
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unsafe: bool | None = None
+    p_unsafe: float | None = None
+
+    @property
+    def said_unsafe(self) -> bool | None:
+        """The binary answer: ``unsafe`` when given, else read from ``pred`` (None: no
+        answer)."""
+        if self.unsafe is not None:
+            return self.unsafe
+        return None if self.pred is None else self.pred != SAFE_LABEL
 
     @property
     def all_notes(self) -> list[str]:
@@ -128,6 +155,10 @@ class PredictionRecord:
             out["raw"] = self.raw
         if self.error is not None:
             out["error"] = self.error
+        if self.unsafe is not None:
+            out["unsafe"] = self.unsafe
+        if self.p_unsafe is not None:
+            out["p_unsafe"] = round(float(self.p_unsafe), 6)
         notes = self.all_notes
         if notes:
             out["notes"] = notes
@@ -177,10 +208,23 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
         if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
             raise DataError(f"{where}: field '{name}' must be a list of strings")
     meta = {k: v for k, v in meta.items() if k != "notes"}
+    pred = _label_or_null(obj["pred"], "pred", where)
+    unsafe = obj.get("unsafe")
+    if unsafe is not None and not isinstance(unsafe, bool):
+        raise DataError(f"{where}: field 'unsafe' must be true, false or null, got {unsafe!r}")
+    if unsafe is not None and pred is not None and unsafe != (pred != SAFE_LABEL):
+        raise DataError(f"{where}: field 'unsafe' ({str(unsafe).lower()}) disagrees with "
+                        f"'pred' {pred}")
+    p_unsafe = obj.get("p_unsafe")
+    if p_unsafe is not None and (isinstance(p_unsafe, bool)
+                                 or not isinstance(p_unsafe, (int, float))
+                                 or not 0.0 <= p_unsafe <= 1.0):
+        raise DataError(f"{where}: field 'p_unsafe' must be a number in 0..1, got "
+                        f"{p_unsafe!r}")
     return PredictionRecord(
         id=str(item_id),
         gold=_label_or_null(obj.get("gold"), "gold", where),
-        pred=_label_or_null(obj["pred"], "pred", where),
+        pred=pred,
         system=str(obj.get("system", "system")),
         run=str(obj.get("run", "0")),
         probs=[float(p) for p in probs] if probs is not None else None,
@@ -188,6 +232,8 @@ def record_from_dict(obj: Any, where: str) -> PredictionRecord:
         error=obj.get("error"),
         meta=meta,
         notes=merge_notes(notes, legacy),
+        unsafe=unsafe,
+        p_unsafe=None if p_unsafe is None else float(p_unsafe),
     )
 
 
@@ -305,6 +351,16 @@ class Run:
     @property
     def pred(self) -> list[int | None]:
         return [r.pred for r in self.records]
+
+    @property
+    def unsafe(self) -> list[bool | None]:
+        """Each record's binary answer (:attr:`PredictionRecord.said_unsafe`)."""
+        return [r.said_unsafe for r in self.records]
+
+    @property
+    def binary_only(self) -> bool:
+        """Whether the run names no taxonomy label (a record carries ``binary-only``)."""
+        return NOTE_BINARY_ONLY in self.notes
 
     @property
     def notes(self) -> list[str]:

@@ -26,9 +26,18 @@ KINDS: dict[str, str] = {
     "baseline": "mhsafety.classifiers.baseline:BaselineClassifier",
     "encoder": "mhsafety.classifiers.encoder:EncoderClassifier",
     "judge": "mhsafety.judge.classifier:JudgeClassifier",
+    # Guard models over an OpenAI-compatible endpoint (mhsafety.guardmodels).
+    "qwen3guard": "mhsafety.guardmodels.classifier:Qwen3GuardClassifier",
+    "llamaguard": "mhsafety.guardmodels.classifier:LlamaGuardClassifier",
+    "shieldgemma": "mhsafety.guardmodels.classifier:ShieldGemmaClassifier",
+    "wildguard": "mhsafety.guardmodels.classifier:WildGuardClassifier",
+    "policy": "mhsafety.guardmodels.classifier:PolicyClassifier",
+    # Several saved classifiers voting (mhsafety.guardmodels.panel).
+    "panel": "mhsafety.guardmodels.panel:PanelClassifier",
 }
 # The pip extra that installs what a kind needs, for the "not installed" message.
-_EXTRAS = {"encoder": "train", "judge": "judge"}
+_EXTRAS = {"encoder": "train", "judge": "judge", "qwen3guard": "judge", "llamaguard": "judge",
+           "shieldgemma": "judge", "wildguard": "judge", "policy": "judge", "panel": "analysis"}
 
 
 def classifier_class(kind: str) -> type[Classifier]:
@@ -42,7 +51,10 @@ def classifier_class(kind: str) -> type[Classifier]:
         if exc.name and not exc.name.startswith("mhsafety"):
             raise missing_extra(exc.name, _EXTRAS.get(kind, "all")) from None
         raise
-    return getattr(module, attr)
+    cls = getattr(module, attr)
+    if hasattr(cls, "load_member"):  # a kind made of other checkpoints (the panel)
+        cls.load_member = staticmethod(load_classifier)
+    return cls
 
 
 def checked_config(spec: str, config: Mapping[str, Any],

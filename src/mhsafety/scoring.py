@@ -40,8 +40,12 @@ def runs_of(system: str, runs: Mapping[str, Sequence[PredictionRecord]],
 def score_system(name: str, runs: Sequence[Run], notes: Sequence[str] = ()) -> SystemMetrics:
     """One system: every run scored, then mean and sample std over runs. The row's notes are
     ``notes`` followed by every note any of its records carries."""
-    metrics = {run.run: compute_metrics(run.gold, run.pred)  # type: ignore[arg-type]
-               for run in runs}
+    # A run whose records carry their own binary answers (guard models) is scored on that
+    # view from them; a binary-only one leaves the label-view scores undefined.
+    metrics = {run.run: compute_metrics(
+        run.gold, run.pred,  # type: ignore[arg-type]
+        unsafe=run.unsafe if any(r.unsafe is not None for r in run.records) else None,
+        labels=not run.binary_only) for run in runs}
     return aggregate_runs(name, metrics, merge_notes(notes, *(run.notes for run in runs)))
 
 

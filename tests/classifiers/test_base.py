@@ -145,3 +145,27 @@ def test_manifest_stores_every_setting_and_old_manifests_still_load(tmp_path):
     # A manifest written by another version: unknown keys left out, missing ones default.
     old = {"config": {"batch_size": 3, "retired_setting": True}}
     assert Toy.settings_from_manifest(old) == ToySettings(batch_size=3)
+
+
+def test_predictions_binary_view_reads_labels_or_its_own_answers():
+    import numpy as np
+
+    from mhsafety.classifiers.base import BINARY_ONLY, Predictions
+    from mhsafety.data import Example
+
+    eye = np.eye(8)
+    plain = Predictions.from_probs(np.stack([eye[7], eye[3], np.full(8, np.nan)]))
+    assert plain.binary.tolist() == [0, 1, -1]
+    assert plain.unsafe_probability[:2].tolist() == [0.0, 1.0]
+    nan = np.full(8, np.nan)
+    guard = Predictions(np.stack([nan, eye[2], nan]), (BINARY_ONLY, None, "empty answer"),
+                        np.array([1.0, 1.0, np.nan]), np.array([0.9, np.nan, np.nan]),
+                        ({"refusal": True}, {}, {}))
+    assert guard.labels.tolist() == [-1, 2, -1] and guard.binary.tolist() == [1, 1, -1]
+    assert guard.binary_reasons == (None, None, "empty answer")
+    items = [Example("[seeker]a", "[supporter]b", label=7, id=str(i)) for i in range(3)]
+    first, second, third = guard.records(items, "s")
+    assert (first.pred, first.unsafe, first.p_unsafe, first.error) == (None, True, 0.9, None)
+    assert first.meta == {"refusal": True}
+    assert (second.pred, second.unsafe) == (2, True)
+    assert (third.pred, third.unsafe, third.error) == (None, None, "empty answer")

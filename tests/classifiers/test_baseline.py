@@ -109,7 +109,7 @@ def test_settings_come_from_baseline_config_and_reach_the_manifest(tmp_path):
 
     clf = create_classifier("baseline", seed=5, c_grid="[2, 8]", class_weight="none")
     assert clf.settings == BaselineConfig(seed=5, c_grid=[2, 8], class_weight="none")
-    assert clf.config == asdict(clf.settings)  # what the manifest keeps
+    assert clf.manifest_config() == asdict(clf.settings)  # what the manifest keeps
     assert BaselineClassifier().settings == BaselineConfig()
 
 

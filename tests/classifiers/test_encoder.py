@@ -300,7 +300,7 @@ def test_length_grouped_batches_cover_every_item_once_with_little_padding():
 def _decoded(model, example) -> tuple[str, str]:
     """The (context, response) an encoded pair holds, as characters without spaces."""
     ids = model.encode([example])[0]["input_ids"]
-    assert len(ids) <= model.config["max_length"]
+    assert len(ids) <= model.settings.max_length
     sep = model._tokenizer.sep_token_id
     first = ids.index(sep)
     text = [model._tokenizer.decode(part, skip_special_tokens=False).replace(" ", "")

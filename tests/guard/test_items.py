@@ -25,12 +25,12 @@ def test_empty_reply(text, empty):
 
 def test_library_check_gives_unverified_before_any_model(fake_kind, fake_checkpoint):
     guard = Guard.load(fake_checkpoint)
-    calls = guard.classifier.config.get("calls", 0)
+    calls = getattr(guard.classifier, "calls", 0)
     result = guard.check("[seeker]hi", "\x01")
     assert result.decision == "unverified" and not result.safe
     assert result.reason == EMPTY_REPLY and result.tier == "input"
     assert result.action == guard.policy.action_for(None)
-    assert guard.classifier.config.get("calls", 0) == calls  # no model call for it
+    assert getattr(guard.classifier, "calls", 0) == calls  # no model call for it
 
 
 def test_check_cli_control_only_is_unverified_whitespace_is_refused(fake_kind,

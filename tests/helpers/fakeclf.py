@@ -41,7 +41,7 @@ class FakeClassifier(Classifier):
         return self
 
     def predict_proba(self, examples):
-        self.config["calls"] = self.config.get("calls", 0) + 1
+        self.calls = getattr(self, "calls", 0) + 1  # how often the model was asked
         responses = [ex.response for ex in examples]
         if any("RAISE" in r for r in responses):
             raise RuntimeError("scripted failure")

@@ -11,7 +11,6 @@ from mhsafety.judge import ChatClient, chat, judge_examples
 from mhsafety.judge.settings import JudgeSettings
 from mhsafety.taxonomy import LABEL_NAMES
 from mhsafety.testing import MockTransport, Response, chat_response
-
 from tests.helpers.nofiles import run_auditing_files
 
 

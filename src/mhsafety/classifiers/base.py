@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,17 +40,68 @@ CHECKPOINT_FORMAT_VERSION = 1
 NO_ANSWER = "no answer"
 
 
+# The reason an answered row of a binary-only answer has no eight-label row: the model said
+# safe or unsafe but named no taxonomy label (a general guard model's "unsafe").
+BINARY_ONLY = "binary-only answer: the model names no taxonomy label"
+
+
 @dataclass(frozen=True)
 class Predictions:
     """A classifier's answers: an (n, 8) probability array whose NaN rows mark abstentions,
-    and for each row why it has no answer (None for valid rows)."""
+    and for each row why it has no answer (None for valid rows).
+
+    The binary view (safe/unsafe), optional: ``unsafe`` holds each row's own verdict
+    (1.0 unsafe, 0.0 safe, NaN no answer) and ``p_unsafe`` P(unsafe) where the model gave
+    one (NaN elsewhere). Classifiers over the eight labels leave both None and the view is
+    read from ``probs`` (:attr:`binary`, :attr:`unsafe_probability`). Guard models that know
+    "unsafe" but not which label set them: a row answered on the binary view only is NaN in
+    ``probs`` with the reason :data:`BINARY_ONLY`, so the eight-label view calls it no
+    answer (never a guessed label) while the binary view scores it. ``meta`` keeps per-row
+    extras for the records (refusal, the model's own categories, its reasoning).
+    """
 
     probs: np.ndarray
     reasons: tuple[str | None, ...]
+    unsafe: np.ndarray | None = None
+    p_unsafe: np.ndarray | None = None
+    meta: tuple[dict[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.reasons) != len(self.probs):
             raise ValueError(f"{len(self.reasons)} reasons for {len(self.probs)} rows")
+        for name in ("unsafe", "p_unsafe", "meta"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.probs):
+                raise ValueError(f"{len(value)} {name} values for {len(self.probs)} rows")
+
+    @property
+    def binary(self) -> np.ndarray:
+        """Each row's safe/unsafe answer: 1 unsafe, 0 safe, -1 no answer. From ``unsafe``
+        when given, else from the eight-label argmax (every label but Safe Response is
+        unsafe)."""
+        from ..taxonomy import SAFE_LABEL
+
+        if self.unsafe is not None:
+            u = np.asarray(self.unsafe, dtype=float)
+            return np.where(np.isnan(u), -1, (u > 0.5).astype(int)).astype(int)
+        labels = self.labels
+        return np.where(labels < 0, -1, (labels != SAFE_LABEL).astype(int)).astype(int)
+
+    @property
+    def unsafe_probability(self) -> np.ndarray:
+        """P(unsafe) per row, NaN where there is none: ``p_unsafe`` when the binary view is
+        given (a guard model's, from log-probabilities only), else 1 - P(Safe)."""
+        if self.unsafe is not None:
+            if self.p_unsafe is None:
+                return np.full(len(self.probs), np.nan)
+            return np.asarray(self.p_unsafe, dtype=float)
+        return 1.0 - self.p_safe
+
+    @property
+    def binary_reasons(self) -> tuple[str | None, ...]:
+        """Why each row has no binary answer (None where it has one)."""
+        return tuple(None if b >= 0 else (why or NO_ANSWER)
+                     for b, why in zip(self.binary, self.reasons))
 
     @classmethod
     def from_probs(cls, probs: np.ndarray, reasons: Sequence[str | None] | None = None,
@@ -94,13 +145,30 @@ class Predictions:
                 run: str = "0") -> list[PredictionRecord]:
         """Prediction records for ``examples`` (abstained: pred null, error = reason)."""
         labels = self.labels
-        return [
-            PredictionRecord(id=ex.id or str(i), gold=ex.label,
-                             pred=int(label) if label >= 0 else None, system=system, run=run,
-                             probs=row.tolist() if label >= 0 else None, error=why)
-            for i, (ex, row, label, why) in enumerate(zip(examples, self.probs, labels,
-                                                          self.reasons))
-        ]
+        if self.unsafe is None:
+            return [
+                PredictionRecord(id=ex.id or str(i), gold=ex.label,
+                                 pred=int(label) if label >= 0 else None, system=system,
+                                 run=run, probs=row.tolist() if label >= 0 else None,
+                                 error=why)
+                for i, (ex, row, label, why) in enumerate(zip(examples, self.probs, labels,
+                                                              self.reasons))
+            ]
+        # With a binary view: the record's ``unsafe`` and ``p_unsafe`` fields (records.py);
+        # a binary-only answer is pred null with no error, an abstention keeps its reason.
+        out = []
+        binary = self.binary
+        for i, ex in enumerate(examples):
+            label, said = int(labels[i]), int(binary[i])
+            p = None if self.p_unsafe is None or np.isnan(self.p_unsafe[i]) \
+                else float(self.p_unsafe[i])
+            out.append(PredictionRecord(
+                id=ex.id or str(i), gold=ex.label, pred=label if label >= 0 else None,
+                system=system, run=run, probs=self.probs[i].tolist() if label >= 0 else None,
+                error=None if said >= 0 else (self.reasons[i] or NO_ANSWER),
+                unsafe=None if said < 0 else bool(said), p_unsafe=p,
+                meta=dict(self.meta[i]) if self.meta is not None else {}))
+        return out
 
 
 class Classifier(ABC):
@@ -182,13 +250,6 @@ class Classifier(ABC):
         """Whether ``fit`` picks its model on the set it is given as ``dev`` even when that
         is the test set (the paper's leaky protocol; such runs are marked in every table)."""
         return False
-
-    @property
-    def config(self) -> _ConfigView:
-        """Deprecated string-keyed view of :attr:`settings` and ``extras``, kept only until
-        the judge classifier and the guard move to :attr:`settings` / :meth:`with_settings`.
-        Writing a key replaces the settings in place."""
-        return _ConfigView(self)
 
     @classmethod
     def settings_from_manifest(cls, manifest: dict[str, Any]) -> Settings:
@@ -326,41 +387,6 @@ class Classifier(ABC):
         model.train_item_fingerprints = manifest.get("train_item_fingerprints")
         model.fingerprint_version = manifest.get("fingerprint_version", 1)
         return model
-
-
-class _ConfigView(MutableMapping[str, Any]):
-    """``clf.config``: the settings and extras of a classifier by name (deprecated)."""
-
-    def __init__(self, clf: Classifier) -> None:
-        self._clf = clf
-
-    def _names(self) -> list[str]:
-        own = self._clf._settings.to_dict() if self._clf._settings is not None else {}
-        return [*own, *self._clf.extras]
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._clf.extras:
-            return self._clf.extras[key]
-        settings = self._clf._settings
-        if settings is not None and key in settings.to_dict():
-            return getattr(settings, key)
-        raise KeyError(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        clf = self._clf
-        if key in type(clf).extra_config or clf._settings is None:
-            clf.extras[key] = value
-        else:
-            clf._settings = clf._settings.replace(**{key: value})
-
-    def __delitem__(self, key: str) -> None:
-        del self._clf.extras[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Settings of the guard-model kinds: one frozen dataclass per family over a shared base.
 
-Fields are made by :func:`mhsafety.settings.setting`, so ``settings.build(cls, values)`` checks
-untyped input (CLI, JSON, ``--config KEY=VALUE``) with one-sentence errors naming the field.
-Nothing here opens a connection: the transport (the judge core's) reads ``model``,
-``base_url`` and the key from ``$api_key_env`` when the lead wires the kinds in.
+They derive :class:`mhsafety.settings.Settings`: constructing one checks every field once,
+and ``settings.build(cls, values)`` checks untyped input (CLI, JSON, ``--config KEY=VALUE``)
+with one-sentence errors naming the field. Nothing here opens a connection: the kinds
+(:mod:`.classifier`) send through the judge core's :class:`~mhsafety.judge.ChatClient`, which
+reads the endpoint fields (``model``, ``base_url``, the key from ``$api_key_env``, timeout,
+attempts, concurrency, client); their defaults are the judge's (one home).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..settings import at_least, setting
+from ..judge.settings import CLIENTS, JudgeSettings, url_problem
+from ..settings import Settings, at_least, defaults, positive, setting
 from ..taxonomy import CATEGORIES
+
+_JUDGE = defaults(JudgeSettings)  # the endpoint defaults every chat client shares
 
 REASONING_EFFORTS = ("low", "medium", "high")
 # The guard policy's actions other than "allow" (guard.policy.ACTIONS sits above this floor;
@@ -33,8 +38,12 @@ def _label_names(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _url_check(url: str) -> str | None:
+    return url_problem(url) if url else None  # empty: given later (the spec)
+
+
 @dataclass(frozen=True)
-class GuardModelSettings:
+class GuardModelSettings(Settings):
     """What every guard-model kind shares."""
 
     family: ClassVar[str] = ""
@@ -42,7 +51,7 @@ class GuardModelSettings:
     model: str = setting("", "Model name as the server knows it (e.g. Qwen/Qwen3Guard-Gen-4B).")
     base_url: str = setting("", "OpenAI-compatible API root of the server, e.g. "
                                 "http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 "
-                                "(Ollama).")
+                                "(Ollama).", check=_url_check)
     api_key_env: str = setting("OPENAI_API_KEY", "Name of the environment variable holding "
                                                  "the API key (the key itself is never a "
                                                  "setting).")
@@ -55,6 +64,13 @@ class GuardModelSettings:
                                              "'unsafe' when it names no taxonomy label; the "
                                              "category stays unknown.",
                                  choices=UNSAFE_ACTIONS)
+    concurrency: int = setting(_JUDGE["concurrency"], "Requests in flight.", check=at_least(1))
+    timeout: float = setting(_JUDGE["timeout"], "Seconds per request.", check=positive)
+    max_attempts: int = setting(_JUDGE["max_attempts"], "Attempts per request before the item "
+                                                        "abstains.", check=at_least(1))
+    client: str = setting(_JUDGE["client"], "HTTP client: the openai SDK, the built-in fast "
+                                            "one, or auto (SDK for https://, fast for "
+                                            "http://).", choices=CLIENTS)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,22 @@ _SCHEMELESS = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-f:]+\]|[\w.-]+:
                          r"(:\d+)?(/.*)?$", re.IGNORECASE)
 
 
+def split_model_url(kind: str, argument: str) -> tuple[str, str | None]:
+    """``MODEL@BASE_URL`` (the part of a ``KIND:MODEL@BASE_URL`` spec after the colon) as
+    ``(model, url)``; url None when the spec names none. A URL without its scheme is one
+    sentence saying how to write it (a model name may hold an "@" of its own)."""
+    for scheme in ("@http://", "@https://"):
+        if scheme in argument:
+            model, _, rest = argument.partition(scheme)
+            return model, scheme[1:] + rest
+    head, at, tail = argument.rpartition("@")
+    if at and _SCHEMELESS.match(tail):
+        raise UsageError(f"{kind}:{argument}: the URL {tail!r} has no scheme; write "
+                         f"{kind}:{head}@http://{tail} (a local server) or "
+                         f"{kind}:{head}@https://{tail}")
+    return argument, None
+
+
 class JudgeClassifier(Classifier):
     """An LLM judge as a classifier. Its settings are one :class:`JudgeSettings`, built and
     checked once (:attr:`settings`); :meth:`with_settings` returns a changed copy.
@@ -93,18 +109,9 @@ class JudgeClassifier(Classifier):
     @classmethod
     def from_spec(cls, argument: str, seed: int = DEFAULT_SEED, **config: Any
                   ) -> JudgeClassifier:
-        model, base_url = argument, config.pop("base_url", None) or os.environ.get(BASE_URL_ENV)
-        for scheme in ("@http://", "@https://"):
-            if scheme in argument:
-                model, _, rest = argument.partition(scheme)
-                base_url = scheme[1:] + rest
-                break
-        else:
-            head, at, tail = argument.rpartition("@")
-            if at and _SCHEMELESS.match(tail):
-                raise UsageError(f"judge:{argument}: the URL {tail!r} has no scheme; write "
-                                 f"judge:{head}@http://{tail} (a local server) or "
-                                 f"judge:{head}@https://{tail}")
+        model, base_url = split_model_url(cls.kind, argument)
+        base_url = base_url or config.pop("base_url", None) or os.environ.get(BASE_URL_ENV)
+        config.pop("base_url", None)
         if base_url:
             config["base_url"] = base_url
         return cls(model=model, seed=seed, **config)

@@ -30,7 +30,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +162,17 @@ class RequestShape:
                                                tail.encode())
         return hole
 
-    def payload(self, messages_json: bytes, token_field: str | None = None) -> bytes:
-        """The request body around ``messages_json`` (the messages list as UTF-8 JSON)."""
+    def payload(self, messages_json: bytes, token_field: str | None = None,
+                fields: Mapping[str, Any] | None = None) -> bytes:
+        """The request body around ``messages_json`` (the messages list as UTF-8 JSON);
+        ``fields`` are this request's own body fields (a guard model's per-call
+        ``chat_template_kwargs``, say), merged over the run's."""
+        if fields:
+            body = {**self._fixed, (token_field or self.token_field): self.budget,
+                    **fields, "messages": None}
+            text = json.dumps(body, ensure_ascii=False)
+            head, _, tail = text.rpartition('"messages": null')
+            return head.encode() + b'"messages": ' + messages_json + tail.encode()
         head, tail = self._hole(token_field or self.token_field)
         return head + messages_json + tail
 
@@ -265,7 +274,8 @@ async def complete(transport: Transport, shape: RequestShape,
                    messages_json: bytes, policy: RetryPolicy, rng: random.Random,
                    secret: str | None = None,
                    on_retry: Callable[[str], None] | None = None,
-                   fatal: Callable[[str], bool] | None = None) -> Answer | Failure:
+                   fatal: Callable[[str], bool] | None = None,
+                   fields: Mapping[str, Any] | None = None) -> Answer | Failure:
     """Send one chat-completion request, retrying per ``policy``; never raises for a failure
     that retrying could fix (those come back as :class:`Failure`). A transport fault for
     which ``fatal(kind)`` is true raises :class:`FatalAPIError` at once: the runner says so
@@ -278,7 +288,8 @@ async def complete(transport: Transport, shape: RequestShape,
         start = time.perf_counter()
         sent = shape.token_field
         try:
-            reply = await transport.post("/chat/completions", shape.payload(messages_json, sent))
+            reply = await transport.post("/chat/completions", shape.payload(messages_json, sent,
+                                                                       fields))
             choices, data = _interpret(reply, secret)
         except TransportError as exc:
             if fatal is not None and fatal(exc.kind):
@@ -352,15 +363,18 @@ class ChatClient:
 
     async def send(self, messages: Sequence[dict[str, Any]] | bytes,
                    on_retry: Callable[[str], None] | None = None,
-                   fatal: Callable[[str], bool] | None = None) -> Answer | Failure:
+                   fatal: Callable[[str], bool] | None = None,
+                   fields: Mapping[str, Any] | None = None) -> Answer | Failure:
         """Send one chat request (``messages``: the list of ``{"role", "content"}``, or that
         list already as UTF-8 JSON) with this endpoint's retries: an :class:`Answer`, or a
-        :class:`Failure` once the attempts are spent. Raises :class:`FatalAPIError` when the
+        :class:`Failure` once the attempts are spent. ``fields`` are body fields of this
+        request only (``chat_template_kwargs``, ``logprobs``, ...), merged over the
+        settings' (the guard-model kinds send one policy per call this way). Raises :class:`FatalAPIError` when the
         server refuses outright (bad key, unknown model); see :func:`complete`."""
         blob = messages if isinstance(messages, bytes) else json.dumps(
             list(messages), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return await complete(self.transport, self.shape, blob, self.policy, self.rng,
-                              self.api_key, on_retry, fatal)
+                              self.api_key, on_retry, fatal, fields)
 
     async def aclose(self) -> None:
         if self.owns_transport:

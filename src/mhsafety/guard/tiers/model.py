@@ -26,6 +26,8 @@ from ..results import (
     checkpoint_threshold,
     decide,
     failed_predictions,
+    flagged,
+    labelled,
     rationale_of,
     valid_row,
     validate_band,
@@ -71,7 +73,7 @@ class ModelTier(TierBase):
         if runtime is not None:
             if classifier.kind != "encoder":
                 raise UsageError("runtime applies to encoder checkpoints only")
-            classifier.config["runtime"] = runtime
+            classifier = classifier.with_settings(runtime=runtime)
             classifier.runtime()  # type: ignore[attr-defined]
         chosen = checkpoint_threshold(manifest) if threshold is None else threshold
         return cls(classifier, chosen, timeout, str(checkpoint_dir), manifest, **options)
@@ -128,6 +130,9 @@ class ModelTier(TierBase):
         out: list[Outcome] = []
         for j, item in enumerate(items):
             row, note = probs[j], ""
+            if not valid_row(row) and _binary_answer(preds, j) is not None:
+                out.append(self.binary_outcome(item, preds, j))
+                continue
             if self.band is not None:
                 low, high = self.band
                 if not valid_row(row):
@@ -146,6 +151,40 @@ class ModelTier(TierBase):
                               rationale=rationale_of(preds, j)))
         return out
 
+    @property
+    def unsafe_action(self) -> str:
+        """What a binary-only "unsafe" does: the kind's ``unsafe_action`` setting (guard
+        models), else what the policy does with an unknown category."""
+        settings = getattr(self.classifier, "settings", None)
+        return getattr(settings, "unsafe_action", None) or self.policy.action_for(None)
+
+    def binary_outcome(self, item: Pending, preds: Any, j: int) -> Outcome:
+        """The verdict from a safe/unsafe answer that names no label (a general guard
+        model): "unsafe" is flagged with the category unknown and :attr:`unsafe_action`;
+        with the model's P(unsafe) (from log-probabilities) the threshold decides on
+        P(safe) = 1 - P(unsafe), and a band passes in-band items on as for any row."""
+        threshold = self.threshold if item.threshold is None else item.threshold
+        said_unsafe, p_unsafe = _binary_answer(preds, j)  # type: ignore[misc]
+        p_safe = None if p_unsafe is None else 1.0 - p_unsafe
+        if self.band is not None and p_safe is not None:
+            low, high = self.band
+            if low <= p_safe <= high:
+                return Pass(f"first-tier P(safe) {p_safe:.3f} is inside the band "
+                            f"[{low:g}, {high:g}]")
+        if p_safe is not None:
+            unsafe = p_safe < threshold
+            why = (f"P(safe) {p_safe:.3f} (1 - the model's P(unsafe)) is "
+                   f"{'below' if unsafe else 'at or above'} the threshold {threshold:g}")
+        else:
+            unsafe = said_unsafe
+            why = f"the {self.kind} model said {'unsafe' if unsafe else 'safe'}"
+        if unsafe:
+            return flagged(threshold, item.example.id, tier=self.name,
+                           why=why + " (it names no category)", action=self.unsafe_action,
+                           p_safe=p_safe, rationale=rationale_of(preds, j))
+        return labelled(SAFE_LABEL, None, threshold, item.example.id, tier=self.name, why=why,
+                        policy=self.policy, rationale=rationale_of(preds, j))
+
     def describe(self) -> dict[str, Any]:
         return {"tier": self.name, "kind": self.kind, "threshold": self.threshold,
                 "band": None if self.band is None else list(self.band)}
@@ -158,7 +197,7 @@ class ModelTier(TierBase):
         try:
             if probe is not None:
                 return probe()
-            base_url = self.classifier.config.get("base_url")
+            base_url = getattr(self.classifier.settings, "base_url", None)
             return (True, None) if not base_url else reachable(str(base_url))
         except Exception as exc:  # noqa: BLE001 - not ready, with the exception's type
             return False, f"readiness check failed: {type(exc).__name__}"
@@ -167,6 +206,17 @@ class ModelTier(TierBase):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _binary_answer(preds: Any, j: int) -> tuple[bool, float | None] | None:
+    """Row ``j``'s safe/unsafe answer and P(unsafe) when the predictions carry a binary
+    view and the row answered on it (None otherwise)."""
+    unsafe = getattr(preds, "unsafe", None)
+    if unsafe is None or np.isnan(unsafe[j]):
+        return None
+    p = getattr(preds, "p_unsafe", None)
+    p_unsafe = None if p is None or np.isnan(p[j]) else float(p[j])
+    return bool(unsafe[j] > 0.5), p_unsafe
 
 
 def reachable(base_url: str, timeout: float = 2.0) -> tuple[bool, str | None]:
