@@ -26,7 +26,7 @@ class RecordingClassifier(Classifier):
     kind = "fake"
 
     def fit(self, train: Sequence[Example], dev=None) -> RecordingClassifier:
-        FITS.append((self.config["seed"], {ex.id for ex in train}))
+        FITS.append((self.extras["seed"], {ex.id for ex in train}))
         self.label = int(np.bincount([ex.label for ex in train]).argmax())
         return self
 
@@ -259,7 +259,7 @@ class RoundsClassifier(NoTrainingClassifier):
 
     @property
     def settings(self) -> _Rounds:
-        return _Rounds(int(self.config.get("rounds", 3)), bool(self.config.get("vote", False)))
+        return _Rounds(int(self.extras.get("rounds", 3)), bool(self.extras.get("vote", False)))
 
     def predict_records(self, examples, system, run="0"):
         from mhsafety.records import PredictionRecord
