@@ -246,11 +246,6 @@ class _Rounds:
         self.rounds, self.vote = rounds, vote
 
 
-class _Result:
-    def __init__(self, records) -> None:
-        self.records = records
-
-
 class RoundsClassifier(NoTrainingClassifier):
     """Like an LLM judge with rounds: round r answers the gold label on every r-th item and
     'Safe Response' elsewhere; predict_records is the majority vote over the rounds."""
@@ -261,15 +256,19 @@ class RoundsClassifier(NoTrainingClassifier):
     def settings(self) -> _Rounds:
         return _Rounds(int(self.extras.get("rounds", 3)), bool(self.extras.get("vote", False)))
 
+    def round_records(self, examples):
+        from mhsafety.records import PredictionRecord
+
+        return {str(r): [PredictionRecord(ex.id, ex.label, ex.label if i % (r + 1) == 0 else 7,
+                                          "judge-internal", str(r))
+                         for i, ex in enumerate(examples)]
+                for r in range(1, self.settings.rounds + 1)}
+
     def predict_records(self, examples, system, run="0"):
         from mhsafety.records import PredictionRecord
 
         k = self.settings.rounds
-        per_round = {str(r): [PredictionRecord(ex.id, ex.label,
-                                               ex.label if i % (r + 1) == 0 else 7,
-                                               "judge-internal", str(r))
-                              for i, ex in enumerate(examples)] for r in range(1, k + 1)}
-        self.last_result = _Result({**per_round, "vote": []})
+        per_round = self.round_records(examples)
         votes = []
         for i, ex in enumerate(examples):
             answers = [per_round[str(r)][i].pred for r in range(1, k + 1)]

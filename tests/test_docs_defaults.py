@@ -16,7 +16,10 @@ import pytest
 
 from mhsafety.annotate.config import AnnotateServerConfig
 from mhsafety.classifiers.encoder_config import EncoderConfig
+from mhsafety.guard.gateway import GatewayConfig
 from mhsafety.judge.settings import JudgeSettings
+from mhsafety.leaderboard import LeaderboardSettings
+from mhsafety.probe.targets import ProbeSettings
 from mhsafety.settings import default_text, field_default, flag
 
 DOCS = Path(__file__).parents[1] / "docs" / "cli"
@@ -24,6 +27,9 @@ DOCS = Path(__file__).parents[1] / "docs" / "cli"
 PAGES: dict[str, tuple[tuple[type, ...], dict[str, str]]] = {
     "judge.md": ((JudgeSettings,), {"--header": "headers"}),
     "annotate.md": ((AnnotateServerConfig,), {}),
+    "gateway.md": ((GatewayConfig,), {}),
+    "leaderboard.md": ((LeaderboardSettings,), {"--system": "systems"}),
+    "probe.md": ((ProbeSettings,), {}),
     # predict's --batch-size is the prediction batch (cli/options.py writes it by hand).
     "encoder.md": ((EncoderConfig,), {"--batch-size": "eval_batch_size"}),
 }

@@ -21,7 +21,7 @@ FLOORS = {
     "judge": 4, "guardmodels": 4,
     "registry": 5,
     "guard": 6, "report": 6, "training": 6,
-    "benchmark": 7, "upstream": 7, "integrations": 7, "probe": 7,
+    "benchmark": 7, "upstream": 7, "leaderboard": 7, "integrations": 7, "probe": 7,
     "cli": 8, "__main__": 8, "__init__": 0,
     # Test fakes sit above everything, so no product module can import them (tests and
     # benchmarks may).
@@ -271,6 +271,8 @@ GUARD_ROOMS = {
     "guard.config": 3,
     "guard.core": 4,
     "guard.calibrate": 5, "guard.dialogues": 5,
+    # the gateway: the chat route over the pure pieces; the service mounts it
+    "guard.gateway": 5,
     "guard.service": 6,
 }
 
@@ -301,3 +303,29 @@ def test_guard_modules_import_only_their_own_room_or_lower():
     assert problems == []
     # The rooms this test knows cover the guard's core modules (others are unchecked).
     assert not [m for m in unplaced if m.split(".")[1] in ("tiers", "service", "core")]
+
+
+# Inside the probe (floor 7): the pure pieces (cards, rubric, rates, records, summary,
+# endpoints, graders) never reach for the run that drives them.
+PROBE_ROOMS = {
+    "probe.personas": 1, "probe.crisis": 1, "probe.correct": 1, "probe.coverage": 1,
+    "probe.records": 1, "probe.summary": 1, "probe.targets": 1, "probe.grade": 1,
+    "probe.single": 2, "probe.simulate": 2, "probe.runner": 2, "probe.report": 2,
+}
+
+
+def test_probe_modules_import_only_their_own_room_or_lower():
+    problems, unplaced = [], []
+    for path in sorted((SRC / "probe").rglob("*.py")):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        if module == "probe.__init__":
+            continue  # re-exports
+        own = PROBE_ROOMS.get(module)
+        if own is None:
+            unplaced.append(module)
+            continue
+        for target in _imports(path):
+            room = PROBE_ROOMS.get(target)
+            if room and room > own:
+                problems.append(f"{module} (room {own}) imports {target} (room {room})")
+    assert problems == [] and unplaced == []

@@ -185,8 +185,7 @@ def round_runs(spec: str, examples: Sequence[Example], seed: int, system: str,
     from .registry import create_classifier
 
     clf = create_classifier(spec, seed=seed, **(config or {}))
-    clf.predict_records(examples, system, f"seed-{seed}")  # answers every round
-    rounds = clf.last_result.records
+    rounds = clf.round_records(examples)  # every round's answers, each its own run
     out: dict[str, list[PredictionRecord]] = {}
     for r in sorted((k for k in rounds if k.isdigit()), key=int):
         run = f"seed-{seed}-round-{r}"

@@ -113,15 +113,22 @@ def test_serve_missing_checkpoint_is_one_sentence(tmp_path):
 
 
 def test_serve_options_come_from_service_config():
-    """One home for the service's defaults: every ServiceConfig field but the token is an
-    option of `serve`, its help showing the dataclass default; nothing given means defaults."""
+    """One home for the service's defaults: every ServiceConfig field but the token (and
+    the gateway, whose own fields are options) is an option of `serve`, its help showing the
+    dataclass default; nothing given means defaults."""
+    from mhsafety.guard.gateway import GatewayConfig
     from mhsafety.guard.service import ServiceConfig
     from mhsafety.settings import fields_doc
 
     help_text = " ".join(run(["serve", "--help"]).output.split())
+    for name, default, doc in fields_doc(GatewayConfig):
+        assert "--" + name.replace("_", "-") in help_text, name
     for name, default, doc in fields_doc(ServiceConfig):
         if name == "token":
             assert "--token " not in help_text  # secrets come from the environment only
+            continue
+        if name == "gateway":
+            assert "--gateway " not in help_text
             continue
         flag = "--timeout" if name == "timeout_s" else "--" + name.replace("_", "-")
         assert flag in help_text, name

@@ -7,6 +7,8 @@ import click
 
 from .options import bootstrap_options, force_option, invoked_command
 
+REPORT_TITLE = "Dialogue safety: analysis report"
+
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -17,7 +19,7 @@ from .options import bootstrap_options, force_option, invoked_command
               default=None, help="The dataset the runs were made on: its hash is recorded "
               "and missed items are shown with their text.")
 @bootstrap_options
-@click.option("--title", default="Dialogue safety: analysis report", show_default=True,
+@click.option("--title", default=REPORT_TITLE, show_default=True,
               help="Title of the page.")
 @force_option
 def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resamples: int,
@@ -28,11 +30,27 @@ def command(runs: tuple[Path, ...], out_dir: Path, data_path: Path | None, resam
     network: scores with bootstrap intervals (runs and items resampled for systems with
     several runs), significance of every pair of systems, per-class and per-node results,
     error analysis, the taxonomy and the provenance of each run.
+
+    Given one chatbot audit instead (a `mhsafety probe` results folder, or an inspect log of
+    the chatbot_safety task), it writes the audit's report: unsafe rates observed and
+    corrected, comparisons, categories, risk levels, crisis handling, the grader's validity,
+    the worst replies behind a content note, tokens and provenance.
     """
+    from ..probe.report import TITLE, is_probe_results, write_probe_report
     from ..report.html import build_report
     from ..report.provenance import command_line
 
     start = time.perf_counter()
+    if len(runs) == 1 and is_probe_results(runs[0]):
+        audit = write_probe_report(runs[0], out_dir, force=force,
+                                   title=TITLE if title == REPORT_TITLE else title,
+                                   command=command_line(invoked_command()),
+                                   resamples=resamples, seed=seed, level=level)
+        n = len(audit.results.summary["targets"])
+        click.echo(f"wrote {audit.html} (audit of {n} target{'' if n == 1 else 's'}, "
+                   f"{len(audit.figures)} figure files) in {time.perf_counter() - start:.1f} s",
+                   err=True)
+        return
     result = build_report(runs, out_dir, data=data_path, resamples=resamples, seed=seed,
                           level=level, command=command_line(invoked_command()),
                           title=title, force=force, show_progress=True)

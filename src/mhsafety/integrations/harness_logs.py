@@ -22,15 +22,22 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, missing_extra
 from ..records import PredictionRecord, register_reader
+
+if TYPE_CHECKING:
+    from ..probe.records import GradedReply
 from ..taxonomy import NUM_LABELS, label_id
 
 INSPECT_SUFFIX = ".eval"
 LMEVAL_PATTERN = re.compile(r"^samples_.*\.jsonl$")
 SCORER = "safety_label"  # the inspect task's scorer name
+# The chatbot audit task (:mod:`.inspect_chatbot`): its name, scorer and metadata key.
+CHATBOT_TASK = "chatbot_safety"
+CHATBOT_SCORER = "chatbot_grader"
+CHATBOT_METADATA_KEY = "mhsafety_chatbot"
 
 
 def is_inspect_log(path: Path) -> bool:
@@ -69,6 +76,9 @@ def read_inspect_log(path: str | Path) -> list[PredictionRecord]:
         raise DataError(f"{p}: not a readable inspect eval log ({type(exc).__name__}: {exc})"
                         ) from None
     settings = (log.eval.metadata or {}).get("mhsafety")
+    if CHATBOT_METADATA_KEY in (log.eval.metadata or {}):
+        raise DataError(f"{p}: an audit log of the chatbot_safety task, not predictions of "
+                        "labelled items; report it with `mhsafety report LOG --out DIR`")
     if settings is None:
         raise DataError(f"{p}: an inspect log of task {log.eval.task!r}, not of mhsafety's "
                         "dialogue_safety task")
@@ -108,6 +118,85 @@ def _run_labels(settings: dict[str, Any]) -> tuple[list[str], str]:
 
     notes = [n for n in settings.get("notes") or [] if isinstance(n, str)]
     return notes, settings_key(settings)
+
+
+# --------------------------------------------------------------------------- inspect chatbot audit
+
+
+def _read_log(p: Path, header_only: bool = False) -> Any:
+    try:
+        from inspect_ai.log import read_eval_log
+    except ModuleNotFoundError:
+        raise missing_extra("inspect_ai", "inspect") from None
+    try:
+        return read_eval_log(str(p), header_only=header_only)
+    except Exception as exc:  # noqa: BLE001 - inspect raises many kinds; one sentence here
+        raise DataError(f"{p}: not a readable inspect eval log ({type(exc).__name__}: {exc})"
+                        ) from None
+
+
+def is_chatbot_log(path: str | Path) -> bool:
+    """Whether ``path`` is an inspect log of the ``chatbot_safety`` task (reads its header
+    only; an unreadable file is not one)."""
+    p = Path(path)
+    if p.suffix != INSPECT_SUFFIX or not p.is_file():
+        return False
+    try:
+        log = _read_log(p, header_only=True)
+    except DataError:
+        return False
+    return CHATBOT_METADATA_KEY in (log.eval.metadata or {})
+
+
+def _tokens(sample: Any) -> tuple[int | None, int | None]:
+    usage = list((sample.model_usage or {}).values())
+    if not usage:
+        return None, None
+    return (sum(u.input_tokens or 0 for u in usage), sum(u.output_tokens or 0 for u in usage))
+
+
+def read_chatbot_log(path: str | Path) -> list[GradedReply]:
+    """The graded replies of an inspect log of the ``chatbot_safety`` task: one per sample
+    and epoch (epoch e is sample e - 1 of its prompt), the target named by the task's
+    ``target`` parameter or else the model. A sample inspect could not finish, or whose
+    reply was not graded, is a reply with ``pred`` None and the reason: never safe."""
+    from ..probe.records import GradedReply
+
+    p = Path(path)
+    log = _read_log(p)
+    settings = (log.eval.metadata or {}).get(CHATBOT_METADATA_KEY)
+    if settings is None:
+        raise DataError(f"{p}: an inspect log of task {log.eval.task!r}, not of mhsafety's "
+                        "chatbot_safety task")
+    if not log.samples:
+        raise DataError(f"{p}: the log holds no samples (status {log.status})")
+    target = settings.get("target") or log.eval.model
+    out = []
+    for sample in log.samples:
+        where = f"{p} sample {sample.id!r} epoch {sample.epoch}"
+        meta = sample.metadata or {}
+        score = (sample.scores or {}).get(CHATBOT_SCORER)
+        values = (score.metadata or {}) if score is not None else {}
+        completion = sample.output.completion if sample.output is not None else ""
+        if score is None:
+            error = (f"inspect sample error: {sample.error.message}" if sample.error
+                     else "not scored")
+        else:
+            error = values.get("error")
+        prompt_tokens, completion_tokens = _tokens(sample)
+        reply = values.get("reply")
+        out.append(GradedReply(
+            target=target, prompt_id=str(meta.get("prompt_id", sample.id)),
+            sample=sample.epoch - 1, persona=meta.get("persona"), risk=meta.get("risk"),
+            context=meta.get("context"), reply=completion if reply is None else reply,
+            reasoning=values.get("reasoning"), pred=_label(values.get("pred"), where),
+            probs=values.get("probs"), grader=values.get("grader") or str(
+                settings.get("grader", "")),
+            grader_error=error if values.get("pred") is None else None,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            latency_s=sample.total_time,
+            meta={"source": "inspect", "log": str(p), "model": log.eval.model}))
+    return out
 
 
 # --------------------------------------------------------------------------- lm-eval

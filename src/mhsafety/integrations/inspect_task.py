@@ -339,3 +339,8 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
+
+
+# The package's inspect_ai entry point names this module: importing the chatbot audit here
+# registers its task (``mhsafety/chatbot_safety``) beside this one.
+from mhsafety.integrations import inspect_chatbot  # noqa: F401

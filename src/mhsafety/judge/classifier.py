@@ -136,13 +136,17 @@ class JudgeClassifier(Classifier):
         if work_dir:
             from .runner import run_judge
 
-            result = run_judge(examples, work_dir, settings, train=self.train,
-                               show_progress=False, allow_overlap=True)
+            records = run_judge(examples, work_dir, settings, train=self.train,
+                                show_progress=False, allow_overlap=True).records
         else:
-            result = judge_examples(examples, settings, self.transport, train=self.train,
-                                    allow_overlap=True)
-        self.last_result = result  # benchmark.round_runs scores each round as its own run
-        return [result.records[str(r)] for r in range(1, settings.rounds + 1)]
+            records = judge_examples(examples, settings, self.transport, train=self.train,
+                                     allow_overlap=True).records
+        return [records[str(r)] for r in range(1, settings.rounds + 1)]
+
+    def round_records(self, examples: Sequence[Example]) -> dict[str, list[PredictionRecord]]:
+        """Each round's own records, keyed "1".."k": for protocols that score single rounds
+        and average them, as the paper did."""
+        return {str(r): records for r, records in enumerate(self._rounds(examples), start=1)}
 
     def _combine(self, examples: Sequence[Example]
                  ) -> tuple[Predictions, str | None, list[list[PredictionRecord]]]:

@@ -217,7 +217,14 @@ class Calibration:
         out and counted: Se and Sp are then those of
         ``binary_validity(gold, pred, abstain="drop")``, the grader's errors on the items it
         grades, which is what an audit rate over graded replies needs."""
-        g, p = unsafe_view(gold), unsafe_view(pred)
+        return cls.from_binary(gold, unsafe_view(pred), groups)
+
+    @classmethod
+    def from_binary(cls, gold: Any, said_unsafe: Any, groups: Sequence[Hashable] | None = None
+                    ) -> Calibration:
+        """From gold labels and the grader's binary answers (1 unsafe, 0 safe, -1 ungraded),
+        as :meth:`from_labels` does for labels; a binary-only grader answers only these."""
+        g, p = unsafe_view(gold), np.asarray(said_unsafe, dtype=int)
         if g.shape != p.shape:
             raise ValueError(f"{g.size} gold labels for {p.size} predictions")
         if (g < 0).any():

@@ -40,7 +40,10 @@ class GradedReply:
     context: str | None = None  # what the reply was graded against ([seeker]/[supporter] text)
     reply: str = ""  # the reply as graded (a leading reasoning block taken off)
     reasoning: str | None = None  # the reasoning block, kept but never graded
-    pred: int | None = None  # the grader's label 0..7; None: ungraded
+    pred: int | None = None  # the grader's label 0..7; None: no label (see binary)
+    # A binary-only grader's answer (a general guard model: unsafe or safe, category unknown)
+    # when pred is None; ungraded when both are None.
+    binary: bool | None = None
     probs: list[float] | None = None
     grader: str = ""
     grader_error: str | None = None
@@ -67,12 +70,13 @@ class GradedReply:
 
     @property
     def graded(self) -> bool:
-        return self.pred is not None
+        return self.pred is not None or self.binary is not None
 
     @property
     def unsafe(self) -> bool | None:
-        """The binary view of the grader's label (None when ungraded)."""
-        return None if self.pred is None else self.pred != SAFE_LABEL
+        """The binary view: the grader's label, or a binary-only grader's answer (None when
+        ungraded)."""
+        return self.binary if self.pred is None else self.pred != SAFE_LABEL
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_version": PROBE_SCHEMA_VERSION, "target": self.target}
@@ -87,6 +91,8 @@ class GradedReply:
         if self.reasoning is not None:
             out["reasoning"] = self.reasoning
         out["pred"] = self.pred
+        if self.pred is None and self.binary is not None:
+            out["unsafe"] = self.binary  # the record format's name for a binary-only answer
         if self.probs is not None:
             out["probs"] = [round(float(p), 6) for p in self.probs]
         out["grader"] = self.grader
@@ -107,7 +113,7 @@ class GradedReply:
         if version != PROBE_SCHEMA_VERSION:
             raise DataError(f"{where}: schema_version {version!r} is not supported (this "
                             f"mhsafety reads {PROBE_SCHEMA_VERSION})")
-        known = set(cls.__dataclass_fields__) | {"schema_version"}
+        known = (set(cls.__dataclass_fields__) - {"binary"}) | {"schema_version", "unsafe"}
         unknown = sorted(set(obj) - known)
         if unknown:
             raise DataError(f"{where}: unknown field '{unknown[0]}'")
@@ -139,6 +145,10 @@ class GradedReply:
                                  or not 0 <= pred < NUM_LABELS):
             raise DataError(f"{where}: field 'pred' must be a label 0..{NUM_LABELS - 1} or "
                             f"null, got {pred!r}")
+        binary = obj.get("unsafe")
+        if binary is not None and (not isinstance(binary, bool) or pred is not None):
+            raise DataError(f"{where}: field 'unsafe' must be true or false, and only with "
+                            f"'pred' null (a binary-only grader), got {binary!r}")
         probs = obj.get("probs")
         if probs is not None and (
                 not isinstance(probs, list) or len(probs) != NUM_LABELS
@@ -162,7 +172,7 @@ class GradedReply:
             target=text("target", required=True), **ident,
             sample=integer("sample", 0, 0), turn=integer("turn", 1, 1),
             persona=text("persona"), risk=risk, context=text("context"),
-            reply=text("reply") or "", reasoning=text("reasoning"), pred=pred,
+            reply=text("reply") or "", reasoning=text("reasoning"), pred=pred, binary=binary,
             probs=None if probs is None else [float(p) for p in probs],
             grader=text("grader") or "", grader_error=text("grader_error"),
             prompt_tokens=integer("prompt_tokens", None, 0),

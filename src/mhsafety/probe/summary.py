@@ -5,7 +5,8 @@ Shape (rates are fractions; ``null`` where there is nothing to report)::
     {"targets": {NAME: {
         "n": replies asked, "ungraded": replies the grader could not grade,
         "unsafe_rate": {"observed", "ci", "corrected", "corrected_ci"},
-        "categories": {LABEL_NAME: count of graded replies, all eight labels},
+        "categories": {LABEL_NAME: count of graded replies, all eight labels; a binary-only
+                       grader's replies count in the rates, in no category},
         "by_risk": {RISK: {"n", "ungraded", "unsafe_rate": {...}}},  # multi-turn replies
         "crisis": crisis.crisis_summary(...) or {}}},
      "comparisons": [correct.PairedComparison.to_dict(), ...],
@@ -80,7 +81,7 @@ class _Corrector:
 
 
 def _counts(replies: Sequence[GradedReply]) -> dict[str, int]:
-    counts = np.bincount([r.pred for r in replies if r.graded], minlength=NUM_LABELS)
+    counts = np.bincount([r.pred for r in replies if r.pred is not None], minlength=NUM_LABELS)
     return {name: int(counts[k]) for k, name in enumerate(LABEL_NAMES)}
 
 

@@ -26,12 +26,32 @@ DISTRIBUTION_METRICS = tuple((name, METRICS[name].label)
 
 # --------------------------------------------------------------------------- plots
 
+# Fonts tried in order for every glyph (matplotlib falls back glyph by glyph), so Chinese
+# target, persona and category names draw where a CJK font is installed; the report page's
+# style sheet names the same families.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+             "WenQuanYi Zen Hei", "PingFang SC", "Microsoft YaHei", "SimHei",
+             "Arial Unicode MS")
+
+
+def font_stack() -> list[str]:
+    """The installed CJK fonts of :data:`CJK_FONTS`, then matplotlib's default sans-serif
+    (naming only installed families keeps matplotlib from warning about the others)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [name for name in CJK_FONTS if name in installed] + ["DejaVu Sans"]
+
+
 def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # never needs a display
     import matplotlib.pyplot as plt
 
+    plt.rcParams["font.sans-serif"] = [*font_stack(), *(
+        f for f in plt.rcParams["font.sans-serif"] if f not in CJK_FONTS)]
+    plt.rcParams["font.family"] = "sans-serif"
     return plt
 
 
@@ -214,6 +234,80 @@ def plot_intervals(systems: Sequence[str], intervals: Sequence[dict[str, tuple[f
     return fig
 
 
+def plot_grouped_rates(groups: Sequence[str], series: Sequence[str],
+                       values: Sequence[Sequence[float | None]],
+                       intervals: Sequence[Sequence[tuple[float | None, float | None] | None]]
+                       | None = None, title: str = "", xlabel: str = "%"):
+    """Horizontal grouped bars: one group per entry of ``groups`` (categories, risk levels),
+    one bar per entry of ``series`` (targets). ``values[i][g]`` is series i's fraction in
+    group g (None: no bar, and "n/a" written); ``intervals[i][g]`` its (low, high), drawn as
+    an error bar."""
+    plt = _pyplot()
+    k, m = len(series), len(groups)
+    height = 0.8 / max(k, 1)
+    fig, ax = plt.subplots(figsize=(8.0, max(2.2, 0.32 * k * m + 1.2)))
+    y = np.arange(m)[::-1]
+    for i, (name, color) in enumerate(zip(series, _system_colors(k))):
+        pos = y + 0.4 - height * (i + 0.5)
+        shown = np.array([np.nan if v is None else 100 * v for v in values[i]], dtype=float)
+        err = None
+        if intervals is not None:
+            err = np.zeros((2, m))
+            for g, iv in enumerate(intervals[i]):
+                if iv is not None and iv[0] is not None and not np.isnan(shown[g]):
+                    err[:, g] = [shown[g] - 100 * iv[0], 100 * iv[1] - shown[g]]
+            err = np.clip(err, 0, None)
+        ax.barh(pos, np.nan_to_num(shown), height, label=name, color=color, xerr=err,
+                capsize=2, error_kw={"elinewidth": 0.8})
+        for g in np.flatnonzero(np.isnan(shown)):
+            ax.text(0.5, pos[g], "n/a", va="center", fontsize=7, color="grey")
+    ax.set_yticks(y, list(groups), fontsize=9)
+    ax.set_xlabel(xlabel)
+    # Up to the largest bar or interval end, so small shares stay readable.
+    ends = [100 * v for row in values for v in row if v is not None] + [
+        100 * iv[1] for row in (intervals or []) for iv in row
+        if iv is not None and iv[1] is not None]
+    ax.set_xlim(0, min(100.0, max(5.0, 1.1 * max(ends, default=100.0))))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_pairs(names: Sequence[str],
+                    observed: Sequence[tuple[float, float | None, float | None] | None],
+                    corrected: Sequence[tuple[float, float | None, float | None] | None],
+                    title: str = ""):
+    """Each target's observed rate and, where there is one, its corrected rate, with their
+    intervals ((estimate, low, high) fractions; None: not drawn)."""
+    plt = _pyplot()
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * k + 1.6))
+    for offset, rows, color, label in ((0.12, observed, "#333333", "observed (grader's own)"),
+                                       (-0.12, corrected, "#c44e52",
+                                        "corrected for the grader's errors")):
+        drawn = False
+        for i, row in enumerate(rows):
+            if row is None or row[0] is None:
+                continue
+            est, low, high = (100 * (v if v is not None else row[0]) for v in row)
+            ax.errorbar(est, k - 1 - i + offset, xerr=[[est - low], [high - est]], fmt="o",
+                        color=color, capsize=3, label=None if drawn else label)
+            drawn = True
+    ax.set_yticks(range(k), list(reversed(list(names))), fontsize=9)
+    ax.set_ylim(-0.6, k - 0.4)
+    ax.set_xlabel("unsafe replies (%)")
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- the report's figures
 
 
@@ -307,3 +401,77 @@ def render_figures(analysis: Analysis, out_dir: str | os.PathLike[str] | None = 
 def save_all_figures(analysis: Analysis, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Save every figure as PNG and SVG under ``out_dir``; returns the files written."""
     return [path for fig in render_figures(analysis, out_dir) for path in fig.files]
+
+
+# --------------------------------------------------------------------------- a chatbot audit's figures
+
+
+def _triple(rate: dict, key: str, ci_key: str) -> tuple[float, float | None, float | None] | None:
+    if rate.get(key) is None:
+        return None
+    ci = rate.get(ci_key) or [None, None]
+    return (rate[key], ci[0], ci[1])
+
+
+def render_probe_figures(summary: dict, out_dir: str | os.PathLike[str] | None = None
+                         ) -> list[RenderedFigure]:
+    """The figures of a chatbot audit's report from its ``summary.json`` object
+    (:func:`mhsafety.probe.summary.build_summary`): unsafe rates observed and corrected,
+    unsafe categories, rates by risk level, crisis handling by risk level. With ``out_dir``
+    each is also saved as PNG and SVG."""
+    target = Path(out_dir) if out_dir is not None else None
+    targets = summary["targets"]
+    names = list(targets)
+    level = f"{100 * summary.get('protocol', {}).get('level', 0.95):g} %"
+    out: list[RenderedFigure] = []
+    rates = [t["unsafe_rate"] for t in targets.values()]
+    fig = plot_rate_pairs(names, [_triple(r, "observed", "ci") for r in rates],
+                          [_triple(r, "corrected", "corrected_ci") for r in rates])
+    out.append(_render(fig, "unsafe-rates", "Unsafe replies per target",
+                       f"Share of graded replies the grader found unsafe, with its {level} "
+                       "interval (clusters resampled); beside it the rate corrected for the "
+                       "grader's measured sensitivity and specificity, where a calibration "
+                       "sample allowed it.", target))
+
+    unsafe = [n for n in LABEL_NAMES if n != LABEL_NAMES[-1]]
+    shares = []
+    for t in targets.values():
+        graded = t["n"] - t["ungraded"]
+        shares.append([t["categories"].get(n, 0) / graded if graded else None for n in unsafe])
+    fig = plot_grouped_rates(unsafe, names, shares, xlabel="share of graded replies (%)")
+    out.append(_render(fig, "categories", "Unsafe categories per target",
+                       "Share of each target's graded replies given each unsafe label.",
+                       target))
+
+    # Risk levels in the summary's own order (it lists them from lowest to highest).
+    risks = list(dict.fromkeys([*(r for t in targets.values() for r in t["by_risk"]), *(
+        r for t in targets.values() for r in (t.get("crisis") or {}).get("by_risk", {}))]))
+    rated = [r for r in risks if any(r in t["by_risk"] for t in targets.values())]
+    if rated:
+        blocks = [[t["by_risk"].get(r, {}).get("unsafe_rate") for r in rated]
+                  for t in targets.values()]
+        fig = plot_grouped_rates(
+            rated, names, [[b["observed"] if b else None for b in row] for row in blocks],
+            [[tuple(b["ci"]) if b and b.get("ci") else None for b in row] for row in blocks],
+            xlabel="unsafe replies (%)")
+        out.append(_render(fig, "by-risk", "Unsafe replies by the seeker's risk level",
+                           f"Multi-turn replies, grouped by the persona's risk level; "
+                           f"{level} intervals over conversations.", target))
+
+    crisis_risks = [r for r in risks if any(
+        (t.get("crisis") or {}).get("by_risk", {}).get(r, {}).get("conversations")
+        for t in targets.values())]
+    if crisis_risks:
+        blocks = [[(t.get("crisis") or {}).get("by_risk", {}).get(r) for r in crisis_risks]
+                  for t in targets.values()]
+        fig = plot_grouped_rates(
+            crisis_risks, names,
+            [[b.get("pass_rate") if b else None for b in row] for row in blocks],
+            [[tuple(b["ci"]) if b and b.get("ci") else None for b in row] for row in blocks],
+            xlabel="conversations handled safely (%)")
+        out.append(_render(fig, "crisis", "Crisis handling by risk level",
+                           f"Share of graded conversations where, after the seeker disclosed "
+                           f"a risk to their life, the target acknowledged it, asked about "
+                           f"their safety and pointed to human help; {level} Wilson intervals.",
+                           target))
+    return out

@@ -6,9 +6,14 @@
   ``mhsafety.judge.judge_examples(items, settings, transport)`` or a
   ``mhsafety.judge.ChatClient``: no socket, no file.
 - :class:`FakeServer` (``mhsafety.testing.fakeserver``): a real OpenAI-compatible HTTP server
-  on 127.0.0.1 (port 0 by default) with canned or gold-label answers, injected faults (429,
-  5xx, hangs, dropped connections, malformed bodies), reasoning models, logprobs and the
-  Batch API; ``python -m mhsafety.testing.fakeserver`` runs it from a shell.
+  on 127.0.0.1 (port 0 by default) with canned or gold-label answers, a chatbot replaying a
+  dataset's responses (``DatasetResponder``), injected faults (429, 5xx, hangs, dropped
+  connections, malformed bodies), reasoning models, logprobs and the Batch API; ``python -m
+  mhsafety.testing.fakeserver`` runs it from a shell.
+- :class:`FakeUpstream` (``mhsafety.testing.upstream``): the model server behind a gateway,
+  on 127.0.0.1 (port 0 by default): plain and streamed (``"stream": true``) chat completions,
+  ``/v1/models``, a reply function of the messages, HTTP faults (:class:`UpstreamFault`);
+  ``python -m mhsafety.testing.upstream`` runs it from a shell.
 
 Product code never imports this package (``tests/test_registry.py`` checks it); tests and
 benchmarks do.
@@ -16,12 +21,13 @@ benchmarks do.
 
 from typing import Any
 
-__all__ = ["FakeServer", "GoldResponder", "MockTransport", "ReplayResponder", "Request",
-           "Response", "chat_response", "constant"]
-_HOMES = {"FakeServer": "fakeserver", "GoldResponder": "fakeserver",
-          "ReplayResponder": "fakeserver", "constant": "fakeserver",
+__all__ = ["DatasetResponder", "FakeServer", "FakeUpstream", "GoldResponder", "MockTransport",
+           "ReplayResponder", "Request", "Response", "UpstreamFault", "chat_response", "constant"]
+_HOMES = {"DatasetResponder": "fakeserver", "FakeServer": "fakeserver",
+          "GoldResponder": "fakeserver", "ReplayResponder": "fakeserver", "constant": "fakeserver",
           "MockTransport": "transport", "Request": "transport", "Response": "transport",
-          "chat_response": "transport"}
+          "chat_response": "transport", "FakeUpstream": "upstream",
+          "UpstreamFault": "upstream"}
 
 
 def __getattr__(name: str) -> Any:

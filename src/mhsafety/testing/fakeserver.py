@@ -387,6 +387,41 @@ class GoldResponder:
         return "Yes" if answer else "No"
 
 
+# ============================================================================ a chatbot that replays
+# A target for ``mhsafety probe``: it answers a dataset context with that item's own response, so
+# an audit of it can be checked against ``mhsafety predict`` on the same (context, response) pairs.
+
+
+def _dialogue_key(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(str(m.get("content", "")).strip() for m in messages
+                     if m.get("role") != "system")
+
+
+class DatasetResponder:
+    """Answers each dataset context with the responses of the items holding it (the n-th
+    request for a context gets the n-th response, cycling); an unknown context gets
+    ``fallback``."""
+
+    def __init__(self, examples: Iterable[Any], fallback: str = "I hear you.") -> None:
+        from ..probe.personas import target_messages
+
+        self.replies: dict[str, list[str]] = {}
+        for ex in examples:
+            key = _dialogue_key(target_messages(ex.context))
+            self.replies.setdefault(key, []).append(ex.response_text)
+        self.seen: collections.Counter[str] = collections.Counter()
+        self.fallback = fallback
+
+    def __call__(self, prompt: str, body: dict[str, Any]) -> str:
+        key = _dialogue_key(body.get("messages") or [])
+        replies = self.replies.get(key)
+        if not replies:
+            return self.fallback
+        n = self.seen[key]
+        self.seen[key] += 1
+        return replies[n % len(replies)]
+
+
 # ============================================================================ Batch API
 # /v1/files (upload, metadata, content) and /v1/batches (create, list, get, cancel). A batch
 # moves validating -> in_progress -> finalizing -> completed on the clock (``validating_s``,
@@ -663,6 +698,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gold", default=None,
                     help="answer flat and sequential-protocol questions from this data file's "
                          "gold labels")
+    ap.add_argument("--replay-data", default=None, metavar="FILE",
+                    help="play a chatbot that answers each context of this data file with "
+                         "its items' own responses (a target for mhsafety probe)")
     ap.add_argument("--batch-validating", type=float, default=0.0,
                     help="seconds a batch stays 'validating'")
     ap.add_argument("--batch-progress", type=float, default=0.0,
@@ -679,6 +717,10 @@ def main(argv: list[str] | None = None) -> None:
         from ..data import load_examples
 
         responder = GoldResponder(load_examples(args.gold))
+    if args.replay_data:
+        from ..data import load_examples
+
+        responder = DatasetResponder(load_examples(args.replay_data, require_label=False))
     model = responder.model if isinstance(responder, ReplayResponder) else "fake-judge"
     server = FakeServer(responder, latency=args.latency, faults=args.fault, host=args.host,
                         port=args.port, model=model)

@@ -82,6 +82,11 @@ class GuardAPI:
         self.screener = Screener(guard, cfg)
         self.metrics = Metrics()
         self.started = False
+        # Hooks for what is mounted beside the guard (the gateway): started after the
+        # screener, stopped before it, asked by /readyz.
+        self.on_start: list[Any] = []
+        self.on_stop: list[Any] = []
+        self.ready_checks: list[Any] = []
 
     @asynccontextmanager
     async def lifespan(self, app: Any):
@@ -90,6 +95,8 @@ class GuardAPI:
         # The model and libraries are ~100k long-lived objects; a full garbage collection
         # scanning them stalls every in-flight request for ~100 ms. Freezing them keeps the
         # collector to objects created after startup.
+        for start in self.on_start:
+            await start()
         gc.collect()
         gc.freeze()
         self.started = True
@@ -97,6 +104,8 @@ class GuardAPI:
             yield
         finally:
             self.started = False
+            for stop in self.on_stop:
+                await stop()
             await self.screener.stop()
 
     # ------------------------------------------------------------------ helpers
@@ -178,6 +187,9 @@ class GuardAPI:
         if not self.started:
             return JSONResponse({"ready": False, "detail": "starting"}, status_code=503)
         ok, detail = await asyncio.get_running_loop().run_in_executor(None, self._readiness)
+        for check in self.ready_checks:
+            if ok:
+                ok, detail = await check()
         body = {"ready": ok, "detail": detail}
         return body if ok else JSONResponse(body, status_code=503)
 
@@ -270,8 +282,15 @@ def create_app(guard: Guard, config: "ServiceConfig | None" = None) -> FastAPI:
     app.get("/metrics", responses={200: {"content": {"text/plain": {}},
                                          "description": "Prometheus text format"}}
             )(api.prometheus)
+    own_auth: tuple[str, ...] = ()
+    if cfg.gateway is not None:
+        from ..gateway.app import PATHS, mount
+
+        mount(app, api, cfg)
+        own_auth = PATHS
     _add_docs(app)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(GuardMiddleware, token=cfg.token, max_body_bytes=cfg.max_body_bytes,
-                       max_drain_bytes=cfg.max_drain_bytes, metrics=api.metrics)
+                       max_drain_bytes=cfg.max_drain_bytes, metrics=api.metrics,
+                       own_auth=own_auth)
     return app

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ...errors import UsageError
 from ...settings import at_least, positive, setting, tcp_port
+from ..gateway.config import GatewayConfig
 
 TOKEN_ENV = "MHSAFETY_GUARD_TOKEN"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -46,6 +47,8 @@ class ServiceConfig:
                            "more cores).", check=at_least(1))
     log_level: str = setting("info", "Log level of the service's lines.", choices=LOG_LEVELS)
     token: str | None = field(default=None, repr=False)
+    # The gateway (``mhsafety serve --upstream``): its own settings, none when off.
+    gateway: GatewayConfig | None = field(default=None)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

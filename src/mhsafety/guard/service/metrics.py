@@ -10,7 +10,8 @@ from ..results import CheckResult
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own (never any text)."""
 
-    ENDPOINTS = ("/v1/check", "/v1/check_dialogue", "/v1/taxonomy", "/v1/policy", "/healthz",
+    ENDPOINTS = ("/v1/check", "/v1/check_dialogue", "/v1/taxonomy", "/v1/policy",
+                 "/v1/chat/completions", "/v1/models", "/healthz",
                  "/readyz",
                  "/metrics", "/docs", "/redoc", "/openapi.json")
 

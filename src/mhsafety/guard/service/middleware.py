@@ -40,8 +40,11 @@ class GuardMiddleware:
     """
 
     def __init__(self, app: Callable, token: str | None, max_body_bytes: int,
-                 max_drain_bytes: int, metrics: Metrics | None = None) -> None:
+                 max_drain_bytes: int, metrics: Metrics | None = None,
+                 own_auth: tuple[str, ...] = ()) -> None:
         self.app = app
+        # Paths that check their clients themselves (the gateway's own token set).
+        self.own_auth = frozenset(own_auth)
         self.expected = f"Bearer {token}".encode() if token else None
         self.max_body_bytes = max_body_bytes
         self.max_drain_bytes = max(max_drain_bytes, max_body_bytes)
@@ -78,7 +81,8 @@ class GuardMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send,
                       headers: dict[bytes, bytes], info: dict[str, Any]) -> None:
         path = scope.get("path", "")
-        if self.expected is not None and path.startswith("/v1/"):
+        if self.expected is not None and path.startswith("/v1/") and \
+                path not in self.own_auth:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 await _send_json(send, 401, {"detail": "unauthorized"},

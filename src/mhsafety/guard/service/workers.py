@@ -119,6 +119,10 @@ def serve_config(guard_config: GuardConfig, config: ServiceConfig | None = None,
     and micro-batchers, so HTTP handling and model calls use several cores.
     """
     cfg = with_token_from_env(config or ServiceConfig())
+    if cfg.gateway is not None:
+        from ..gateway.config import check_access
+
+        check_access(cfg.gateway, cfg.host)
     guard = Guard.from_config(guard_config)  # fail here, once, on a bad checkpoint or file
     if cfg.workers == 1:
         serve(guard, cfg, announce)
