@@ -566,16 +566,6 @@ def _load_source(settings: ProbeSettings) -> tuple[list[Any], str]:
     return examples, examples_hash(examples)
 
 
-def usage_of(out: Path) -> dict[str, dict[str, int]]:
-    """Token totals per target (and ``seeker``) over every answer in ``asked.jsonl``."""
-    return Logged.read(out).usage()
-
-
-def failures_of(out: Path) -> dict[str, int]:
-    """Target requests whose last attempt failed and never got an answer, per target."""
-    return Logged.read(out).failures()
-
-
 def write_summary(out: Path, settings: ProbeSettings, calibration: Calibration | None = None,
                   calibration_info: dict[str, Any] | None = None,
                   run: dict[str, Any] | None = None, logged: Logged | None = None
