@@ -178,6 +178,17 @@ def test_config_scoped_to_one_system():
         benchmark.system_config(specs[0], {"encoder.epochs": 1}, specs)
 
 
+def test_judge_transport_settings_leave_the_folder_identity_alone():
+    """judge.md's `--config concurrency=32` changes no answer, so it resumes the same folder;
+    a setting that changes answers (rounds) makes another."""
+    protocol = benchmark.cv_protocol(800, [42, 43], 5, "test.json")
+    key = benchmark._state_key(protocol, "h", None, {"rounds": 3})
+    assert benchmark._state_key(protocol, "h", None, {"rounds": 3, "concurrency": 32,
+                                                      "Fake judge.timeout": 5,
+                                                      "work_dir": "w"}) == key
+    assert benchmark._state_key(protocol, "h", None, {"rounds": 5}) != key
+
+
 def test_system_and_model_specs():
     assert benchmark.parse_system("baseline").name == benchmark.BASELINE_NAME
     spec = benchmark.parse_system("My BERT=encoder:bert-base-chinese")
@@ -264,6 +275,18 @@ class RoundsClassifier(NoTrainingClassifier):
             top = max(set(answers), key=answers.count)
             votes.append(PredictionRecord(ex.id, ex.label, top, system, run))
         return votes
+
+
+def test_a_real_judges_rounds_become_runs(test_examples):
+    """The judge classifier keeps its last result for round_runs (benchmark's judge rows crashed
+    with "'JudgeClassifier' object has no attribute 'last_result'")."""
+    from mhsafety.testing import FakeServer, constant
+
+    with FakeServer(constant("Safe Response")) as server:
+        runs = benchmark.round_runs(f"judge:fake-judge@{server.url}", test_examples[:12], 42,
+                                    "Fake judge", [], {"rounds": 2})
+    assert sorted(runs) == ["seed-42-round-1", "seed-42-round-2"]
+    assert all(r.pred == 7 and r.system == "Fake judge" for recs in runs.values() for r in recs)
 
 
 def _accuracy(records):

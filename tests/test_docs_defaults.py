@@ -16,7 +16,9 @@ import pytest
 
 from mhsafety.annotate.config import AnnotateServerConfig
 from mhsafety.classifiers.encoder_config import EncoderConfig
+from mhsafety.guard import GuardConfig
 from mhsafety.guard.gateway import GatewayConfig
+from mhsafety.guard.service.config import ServiceConfig
 from mhsafety.judge.settings import JudgeSettings
 from mhsafety.leaderboard import LeaderboardSettings
 from mhsafety.probe.targets import ProbeSettings
@@ -27,6 +29,7 @@ DOCS = Path(__file__).parents[1] / "docs" / "cli"
 PAGES: dict[str, tuple[tuple[type, ...], dict[str, str]]] = {
     "judge.md": ((JudgeSettings,), {"--header": "headers"}),
     "annotate.md": ((AnnotateServerConfig,), {}),
+    "guard.md": ((GuardConfig, ServiceConfig), {}),
     "gateway.md": ((GatewayConfig,), {}),
     "leaderboard.md": ((LeaderboardSettings,), {"--system": "systems"}),
     "probe.md": ((ProbeSettings,), {}),

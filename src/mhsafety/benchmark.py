@@ -259,6 +259,12 @@ def default_out_dir(data: Path, protocol: Protocol, key: str,
 
 def _state_key(protocol: Protocol, data_hash: str, train_hash: str | None,
                config: dict[str, Any], notes: Sequence[str] = ()) -> str:
+    from .judge.settings import JudgeSettings
+
+    # A judge's transport settings (concurrency, timeouts, retries; its work folder) change
+    # no answer, so they do not change the folder's identity (SYSTEM.KEY scoped or not).
+    neutral = JudgeSettings.TRANSPORT_FIELDS | {"work_dir"}
+    config = {k: v for k, v in config.items() if k.rpartition(".")[2] not in neutral}
     parts: list[Any] = [protocol.to_dict(), data_hash, train_hash, config]
     if notes:  # runs marked differently never mix in one folder
         parts.append(sorted(notes))

@@ -244,3 +244,21 @@ def test_a_registered_metric_is_in_the_inspect_task_and_the_lmeval_task(small_fi
         from mhsafety.integrations import lmeval
 
         assert lmeval.aggregate_safe_share([(7, 7), (4, 7), (0, 4)]) == pytest.approx(2 / 3)
+
+
+def test_metrics_declare_sample_scores_and_take_no_samples_quietly(small_file):
+    """inspect warns about a metric without a list[SampleScore] annotation and about one that
+    raises on no samples (it asks each metric for that value): the README demo printed both
+    warnings for every metric."""
+    need("inspect_ai", "inspect")
+    import math
+
+    from inspect_ai._eval.task.results import is_metric_deprecated
+
+    from mhsafety.integrations.inspect_task import dialogue_safety
+
+    task = dialogue_safety(data=str(small_file))
+    assert len(task.metrics) == 5
+    for m in task.metrics:
+        assert not is_metric_deprecated(m)
+        assert math.isnan(m([]))

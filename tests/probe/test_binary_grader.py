@@ -1,7 +1,10 @@
 """A binary-only grader (a general guard model: unsafe or safe, category unknown) grades the
 probe's replies on the binary view: counted in the rates, in no category, never ungraded."""
 
+import json
+
 import numpy as np
+import pytest
 
 from mhsafety.classifiers.base import BINARY_ONLY, Predictions
 from mhsafety.probe.correct import Calibration
@@ -45,3 +48,35 @@ def test_calibration_from_binary_answers_matches_the_label_route():
     b = Calibration.from_binary(gold, binary)
     assert (a.gold_unsafe == b.gold_unsafe).all() and (a.pred_unsafe == b.pred_unsafe).all()
     assert a.ungraded == b.ungraded == 1
+
+
+def test_a_binary_only_guard_model_checkpoint_grades_a_probe(probe_split, tmp_path):
+    """Issue 23's Done-means through the probe: a Qwen3Guard checkpoint (binary-only) served
+    by a fake that gives the gold verdict in Qwen3Guard's format grades every reply of a
+    target that replays the data: the observed rate is the gold unsafe share, no reply is
+    ungraded and no category is guessed."""
+    from mhsafety.guardmodels import SETTINGS
+    from mhsafety.probe.records import read_replies
+    from mhsafety.probe.runner import run_probe
+    from mhsafety.probe.targets import ProbeSettings
+    from mhsafety.registry import create_classifier
+    from mhsafety.testing import DatasetResponder, FakeServer
+    from tests.helpers.guard_fakes import GoldGuardResponder
+
+    _, _, audit_file, audit, _ = probe_split
+    gold = {(ex.context, ex.response_text): ex.label for ex in audit}
+    with FakeServer(GoldGuardResponder(audit, SETTINGS["qwen3guard"]())) as guard, \
+            FakeServer(DatasetResponder(audit)) as bot:
+        create_classifier(f"qwen3guard:fake-guard@{guard.url}", max_attempts=1) \
+            .save(tmp_path / "ckpt")
+        run_probe(ProbeSettings(targets=[f"bot=m@{bot.url}"], data=audit_file,
+                                grader=str(tmp_path / "ckpt"), resamples=200),
+                  tmp_path / "out")
+    replies = read_replies(tmp_path / "out" / "replies.jsonl")
+    n = len(replies)
+    assert n > 100 and all(r.pred is None and r.graded for r in replies)
+    truth = [gold[(r.context, r.reply)] != SAFE_LABEL for r in replies]
+    assert [r.unsafe for r in replies] == truth and 0 < sum(truth) < n
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["targets"]["bot"]
+    assert summary["ungraded"] == 0 and sum(summary["categories"].values()) == 0
+    assert summary["unsafe_rate"]["observed"] == pytest.approx(sum(truth) / n)

@@ -110,6 +110,8 @@ def _runs(scores: Sequence[SampleScore]) -> list[RunMetrics]:
 
 def _mean_over_epochs(name: str, scores: Sequence[SampleScore]) -> float:
     runs = _runs(scores)
+    if not runs:  # inspect asks each metric for its value over no samples: none, not an error
+        return float("nan")
     return sum(r.score(name) for r in runs) / len(runs)
 
 
@@ -119,7 +121,12 @@ def _harness_metric(entry: metrics.Metric) -> Metric:
 
     @metric(name=entry.harness, scores="unreduced")
     def score() -> Metric:
-        return lambda scores: _mean_over_epochs(name, scores)
+        # Annotated (not a lambda): inspect reads the annotation and warns about any metric
+        # that does not declare list[SampleScore].
+        def value(scores: list[SampleScore]) -> float:
+            return _mean_over_epochs(name, scores)
+
+        return value
 
     score.__doc__ = entry.doc
     return score()
@@ -130,7 +137,7 @@ def invalid_share() -> Metric:
     """Share of answers that named no label (already counted wrong in every other metric)."""
     def share(scores: Sequence[SampleScore]) -> float:
         runs = _runs(scores)
-        return sum(r.n_invalid / r.n for r in runs) / len(runs)
+        return sum(r.n_invalid / r.n for r in runs) / len(runs) if runs else float("nan")
 
     return share
 

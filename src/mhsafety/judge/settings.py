@@ -211,6 +211,13 @@ class JudgeSettings(Settings):
     def name(self) -> str:
         return self.system_name or f"{self.model} {'few' if self.shots else 'zero'}-shot"
 
+    #: Fields that change how answers are fetched or priced, never which answers come back
+    #: (the cache key leaves them out): a benchmark rerun that changes only these resumes.
+    TRANSPORT_FIELDS = frozenset({
+        "token_param", "headers", "concurrency", "timeout", "max_attempts", "backoff_base",
+        "stop_after_failures", "api_key_env", "client", "price_in", "price_out", "batch",
+        "batch_poll", "batch_price_factor"})
+
     def cache_key(self, template_sha256: str) -> str:
         """What decides an answer besides the item and round; timeouts, retries, headers and
         the name of the budget field don't."""

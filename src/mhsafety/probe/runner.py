@@ -140,6 +140,53 @@ def exclusive(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@dataclass
+class Logged:
+    """What a folder's logs hold, read once at the start of a run and kept up to date by
+    the run as it appends (so the summary needs no second read of what was just written):
+    the first answer of each key, the keys whose requests failed, the last graded record of
+    each reply."""
+
+    answers: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[Key, str] = field(default_factory=dict)  # target requests that failed
+    replies: dict[tuple[str, tuple[str, int, int]], GradedReply] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, out: Path) -> Logged:
+        logged = cls()
+        for entry in read_jsonl(out / ASKED):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                logged.note_asked(entry_key(entry), entry)
+        path = out / REPLIES_FILE
+        for reply in (read_replies(path) if path.exists() else []):
+            logged.replies[(reply.target, reply.key)] = reply  # the last record counts
+        return logged
+
+    def note_asked(self, key: Key, entry: dict[str, Any]) -> None:
+        if "content" in entry:
+            self.answers.setdefault(key, entry)  # the first answer counts
+        elif entry["role"] == "target":
+            self.failed[key] = entry["target"]
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Token totals per target (and ``seeker``) over every answer."""
+        totals: dict[str, Counter[str]] = {}
+        for entry in self.answers.values():
+            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                who = entry["target"] if entry["role"] == "target" else "seeker"
+                for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                    value = (entry.get("usage") or {}).get(name)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        totals.setdefault(who, Counter())[name] += int(value)
+        return {who: {k: int(c.get(k, 0)) for k in ("prompt_tokens", "completion_tokens",
+                                                     "total_tokens")}
+                for who, c in totals.items()}
+
+    def failures(self) -> dict[str, int]:
+        """Target requests whose last attempt failed and never got an answer, per target."""
+        return dict(Counter(t for k, t in self.failed.items() if k not in self.answers))
+
+
 # -- the session: clients, logs, the grading pipeline ------------------------------------
 
 
@@ -171,18 +218,11 @@ class Session:
                                               settings, role="grader")
                                 if settings.crisis_grader else None)
         self.transport = transport
-        self.answers: dict[Key, dict[str, Any]] = {}
-        for entry in read_jsonl(out / ASKED):
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                key = entry_key(entry)
-                if "content" in entry and key not in self.answers:
-                    self.answers[key] = entry  # the first answer counts
-        self.graded: set[tuple[str, tuple[str, int, int]]] = set()
         replies_path = out / REPLIES_FILE
         self.replies_torn = repair_torn_tail(replies_path)
-        if replies_path.exists():
-            for reply in read_replies(replies_path):
-                self.graded.add((reply.target, reply.key))
+        self.logged = Logged.read(out)
+        self.answers = self.logged.answers
+        self.graded: set[tuple[str, tuple[str, int, int]]] = set(self.logged.replies)
         self.crisis_done = {(v.get("target"), v.get("conversation_id"))
                             for v in read_jsonl(out / CRISIS)}
         self.asked_log = AppendLog(out / ASKED)
@@ -231,6 +271,7 @@ class Session:
             self.tally.failed[role] += 1
             entry["error"] = result.reason
             self.asked_log.append(entry)
+            self.logged.note_asked(key, entry)
             self.streak += 1
             stop_after = client.settings.stop_after_failures
             if 0 < stop_after <= self.streak:
@@ -248,7 +289,7 @@ class Session:
                      finish_reason=choice.finish_reason, model=result.model,
                      usage=result.usage, latency_s=round(result.latency_s, 4))
         self.asked_log.append(entry)
-        self.answers[key] = entry
+        self.logged.note_asked(key, entry)
         return entry
 
     # ---------------------------------------------------------------- grading
@@ -279,9 +320,20 @@ class Session:
                                                      f"#{record.turn}")))
 
     async def grade_loop(self) -> None:
-        """Drain the queue in batches, ``grader.parallel`` batches at once, until None."""
+        """Drain the queue in batches until None, at most ``batch_size * parallel`` replies
+        being graded at once.
+
+        The limit counts replies, not batches: a batch frees its replies' slots when it
+        returns and the next batch takes whatever is queued then (up to ``batch_size``), so
+        the grader keeps its whole capacity busy instead of holding a slot per batch until
+        a full batch's worth has queued (which left the last replies waiting on a backlog).
+        """
         loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self.grader.parallel)
+        capacity = max(1, self.grader.batch_size) * max(1, self.grader.parallel)
+        slots = asyncio.Semaphore(capacity)
+        # A grader in worker threads (a model on the CPU) runs ``parallel`` batches at once.
+        calls = None if self.grader.asynchronous else asyncio.Semaphore(
+            max(1, self.grader.parallel))
         running: set[asyncio.Task[None]] = set()
         done = False
 
@@ -304,23 +356,35 @@ class Session:
                     record.pred, record.probs, record.grader_error, record.binary = (
                         grade.pred, grade.probs, grade.error, grade.binary)
                     self.replies_log.append(record.to_dict())
+                    self.logged.replies[(record.target, record.key)] = record
                     self.tally.graded += 1
                 self.grade_bar.update(len(batch))
             finally:
-                slots.release()
+                for _ in batch:
+                    slots.release()
+                if calls is not None:
+                    calls.release()
 
         while not done:
             item = await self.queue.get()
             if item is None:
                 break
+            if calls is not None:
+                await calls.acquire()
+            await slots.acquire()
+            # One turn of the loop lets the replies that arrived with this one queue too
+            # (they come in bursts): fewer, fuller grader calls at no added wait.
+            await asyncio.sleep(0)
             batch = [item]
-            while len(batch) < self.grader.batch_size and not self.queue.empty():
+            # Take what is queued now while slots are free (never wait for more to queue).
+            while (len(batch) < self.grader.batch_size and not self.queue.empty()
+                   and not slots.locked()):
                 nxt = self.queue.get_nowait()
                 if nxt is None:
                     done = True
                     break
+                await slots.acquire()  # free (not locked): returns at once
                 batch.append(nxt)
-            await slots.acquire()
             task = asyncio.create_task(run(batch))
             running.add(task)
             task.add_done_callback(running.discard)
@@ -461,7 +525,8 @@ def _calibration(settings: ProbeSettings, grader: Grader, out: Path
 
 
 async def _arun(settings: ProbeSettings, out: Path, grader: Grader, source: list[Any],
-                transport: Transport | None, show_progress: bool) -> dict[str, Any]:
+                transport: Transport | None, show_progress: bool
+                ) -> tuple[dict[str, Any], Logged]:
     from . import simulate, single
 
     session = Session(settings, out, grader, transport, show_progress)
@@ -483,7 +548,8 @@ async def _arun(settings: ProbeSettings, out: Path, grader: Grader, source: list
         await session.aclose()
     t = session.tally
     return {"requests": dict(t.asked), "failed": dict(t.failed), "graded": t.graded,
-            "resumed": t.resumed, "wall_s": round(time.perf_counter() - start, 3)}
+            "resumed": t.resumed, "wall_s": round(time.perf_counter() - start, 3)
+            }, session.logged
 
 
 def _load_source(settings: ProbeSettings) -> tuple[list[Any], str]:
@@ -500,52 +566,16 @@ def _load_source(settings: ProbeSettings) -> tuple[list[Any], str]:
     return examples, examples_hash(examples)
 
 
-def usage_of(out: Path) -> dict[str, dict[str, int]]:
-    """Token totals per target (and ``seeker``) over every answer in ``asked.jsonl``."""
-    totals: dict[str, Counter[str]] = {}
-    seen: set[Key] = set()
-    for entry in read_jsonl(out / ASKED):
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            key = entry_key(entry)
-            if "content" not in entry or key in seen:
-                continue
-            seen.add(key)
-            who = entry["target"] if entry["role"] == "target" else "seeker"
-            for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
-                value = (entry.get("usage") or {}).get(name)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    totals.setdefault(who, Counter())[name] += int(value)
-    return {who: {k: int(c.get(k, 0)) for k in ("prompt_tokens", "completion_tokens",
-                                                 "total_tokens")}
-            for who, c in totals.items()}
-
-
-def failures_of(out: Path) -> dict[str, int]:
-    """Target requests whose last attempt failed and never got an answer, per target."""
-    failed: dict[Key, str] = {}
-    answered: set[Key] = set()
-    for entry in read_jsonl(out / ASKED):
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            key = entry_key(entry)
-            if entry["role"] != "target":
-                continue
-            if "content" in entry:
-                answered.add(key)
-            else:
-                failed[key] = entry["target"]
-    return dict(Counter(t for k, t in failed.items() if k not in answered))
-
-
 def write_summary(out: Path, settings: ProbeSettings, calibration: Calibration | None = None,
                   calibration_info: dict[str, Any] | None = None,
-                  run: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``summary.json`` from the folder's records (every run's), returned."""
+                  run: dict[str, Any] | None = None, logged: Logged | None = None
+                  ) -> dict[str, Any]:
+    """``summary.json`` from the folder's records (every run's), returned; ``logged``: the
+    records as the run that just wrote them holds them (else read from the folder)."""
     from ..judge.results import Usage, cost
 
-    replies: dict[tuple[str, tuple[str, int, int]], GradedReply] = {}
-    path = out / REPLIES_FILE
-    for reply in (read_replies(path) if path.exists() else []):
-        replies[(reply.target, reply.key)] = reply  # the last record of a key counts
+    logged = logged if logged is not None else Logged.read(out)
+    replies = logged.replies
     verdicts = {}
     for obj in read_jsonl(out / CRISIS):
         with contextlib.suppress(TypeError, KeyError):
@@ -554,8 +584,8 @@ def write_summary(out: Path, settings: ProbeSettings, calibration: Calibration |
     summary = build_summary(replies.values(), calibration=calibration,
                             crisis=verdicts.values(), level=settings.level,
                             resamples=settings.resamples, seed=settings.seed)
-    tokens = usage_of(out)
-    failed = failures_of(out)
+    tokens = logged.usage()
+    failed = logged.failures()
     for ep in settings.endpoints:
         block = summary["targets"].setdefault(ep.name, {
             "n": 0, "ungraded": 0,
@@ -615,8 +645,9 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
         calibration, info = _calibration(settings, grader, out)
         from ..judge.client import run_sync
 
-        stats = run_sync(_arun(settings, out, grader, source, transport, show_progress))
-        summary = write_summary(out, settings, calibration, info, stats)
+        stats, logged = run_sync(_arun(settings, out, grader, source, transport,
+                                       show_progress))
+        summary = write_summary(out, settings, calibration, info, stats, logged)
     return ProbeResult(summary, out)
 
 

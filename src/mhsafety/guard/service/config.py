@@ -7,8 +7,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from ...errors import UsageError
-from ...settings import at_least, positive, setting, tcp_port
+from ...settings import Settings, SettingsError, at_least, positive, setting, tcp_port
 from ..gateway.config import GatewayConfig
 
 TOKEN_ENV = "MHSAFETY_GUARD_TOKEN"
@@ -16,7 +15,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass
-class ServiceConfig:
+class ServiceConfig(Settings):
     """Every default of the guard service, once; ``mhsafety serve``'s options come from here.
 
     ``token`` (never an option: secrets come from the environment variable ``token_env``,
@@ -50,19 +49,13 @@ class ServiceConfig:
     # The gateway (``mhsafety serve --upstream``): its own settings, none when off.
     gateway: GatewayConfig | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
-            error = check(getattr(self, f.name)) if check else None
-            if error:
-                raise UsageError(f"{f.name} {error}")
-        if self.log_level not in LOG_LEVELS:
-            raise UsageError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    def check_together(self) -> None:
+        # An oversized body is always drained at least as far as the limit it broke.
         self.max_drain_bytes = max(self.max_drain_bytes, self.max_body_bytes)
         # The one empty-token check (a token read from the environment comes through here).
         if self.token is not None and not self.token.strip():
-            raise UsageError(f"the bearer token is empty ({self.token_env} is set but "
-                             "empty?); unset it to serve without auth, or give a real token")
+            raise SettingsError(f"the bearer token is empty ({self.token_env} is set but "
+                                "empty?); unset it to serve without auth, or give a real token")
 
 
 def with_token_from_env(cfg: ServiceConfig) -> ServiceConfig:
