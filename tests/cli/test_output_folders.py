@@ -7,28 +7,9 @@ import json
 
 import pytest
 
-from mhsafety.cli import main
 from mhsafety.data import write_examples
 from mhsafety.io import OUTPUT_MARKER, output_writer
-
-FAST = ["--config", "c_grid=[1.0]", "--config", "inner_folds=2"]
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture(scope="module")
-def small_file(test_examples, tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "small.jsonl"
-    write_examples(path, test_examples[::5])
-    return path
+from tests.helpers.cli import FAST, run
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,7 @@ import pytest
 from mhsafety.cli import main
 from mhsafety.data import write_examples
 from mhsafety.records import NOTE_OVERLAP, NOTE_TEXTS, read_records, write_records
-
-FAST = ["--config", "c_grid=[1.0]", "--config", "inner_folds=2"]
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.helpers.cli import FAST, run
 
 
 @pytest.fixture(scope="module")

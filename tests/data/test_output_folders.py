@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mhsafety.cli import main
 from mhsafety.data import load_examples, write_examples
 from mhsafety.io import OUTPUT_MARKER, output_writer
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.helpers.cli import run
 
 
 @pytest.fixture
