@@ -235,21 +235,10 @@ class FakeServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                line = await reader.readline()
-                if not line:
+                request = await read_request(reader)
+                if request is None:
                     return
-                method, path, _ = line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while True:
-                    h = await reader.readline()
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = h.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    body = await _read_chunked(reader)
-                else:
-                    body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                method, path, headers, body = request
                 reply = await self._respond(method, path, headers, body)
                 if reply is None:  # "drop" or "hang": close without answering
                     return
@@ -428,6 +417,29 @@ class DatasetResponder:
 # ``progress_s``); its requests are answered by this server's own chat endpoint (latency and
 # faults included, all at once) when it reaches finalizing. An invalid input file, or
 # ``fail_next``, makes it ``failed`` with ``errors.data``.
+
+
+async def read_request(reader: asyncio.StreamReader
+                       ) -> tuple[str, str, dict[str, str], bytes] | None:
+    """One HTTP/1.1 request off ``reader``: (method, path, lower-cased headers, body), the
+    body read by content-length or chunked; None when the client has closed. The fake
+    servers' one request reader."""
+    line = await reader.readline()
+    if not line:
+        return None
+    method, path, _ = line.decode("latin-1").split(" ", 2)
+    headers: dict[str, str] = {}
+    while True:
+        raw = await reader.readline()
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = raw.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+    return method, path, headers, body
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .fakeserver import read_request
+
 Reply = Callable[..., "str | UpstreamFault"]
 MODEL = "fake-chat"
 
@@ -137,19 +139,10 @@ class FakeUpstream:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                line = await reader.readline()
-                if not line:
+                request = await read_request(reader)
+                if request is None:
                     break
-                method, path, _ = line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while True:
-                    raw = await reader.readline()
-                    if raw in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = raw.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                size = int(headers.get("content-length", "0") or 0)
-                body = await reader.readexactly(size) if size else b""
+                method, path, headers, body = request
                 keep = await self._respond(method, path.split("?")[0], headers, body, writer)
                 if not keep or headers.get("connection", "").lower() == "close":
                     break
