@@ -170,9 +170,10 @@ class Log:
 
 
 @contextlib.contextmanager
-def exclusive(out: Path) -> Iterator[None]:
+def exclusive(out: Path, command: str = "judge") -> Iterator[None]:
     """Hold an advisory lock on ``out`` so two runs never append to the same logs at once
-    (the kernel drops it when the process dies, kill -9 included)."""
+    (the kernel drops it when the process dies, kill -9 included); ``command`` names the
+    run that holds it (``mhsafety judge``, ``mhsafety probe``) in the refusal."""
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -184,7 +185,7 @@ def exclusive(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"{out}: another `mhsafety judge` is writing to this folder; "
+            raise UsageError(f"{out}: another `mhsafety {command}` is writing to this folder; "
                              "wait for it to finish or choose another --out") from None
         yield
     finally:

@@ -43,7 +43,7 @@ from ..data import Example
 from ..errors import DataError, UsageError
 from ..io import prepare_output_dir, write_json
 from ..judge.client import Answer, ChatClient, Failure, FatalAPIError, refusal_message
-from ..judge.log import repair_torn_tail
+from ..judge.log import exclusive, repair_torn_tail
 from ..judge.parse import split_reasoning
 from ..judge.transport import UNREACHABLE, Transport
 from ..settings import SettingsError
@@ -117,27 +117,6 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def entry_key(entry: dict[str, Any]) -> Key:
     return (entry["role"], entry["target"], entry["cluster"], int(entry["sample"]),
             int(entry["turn"]))
-
-
-@contextlib.contextmanager
-def exclusive(out: Path) -> Iterator[None]:
-    """An advisory lock so two runs never append to one folder (dropped when the process
-    dies, kill -9 included)."""
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks here: run unguarded
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"{out}: another `mhsafety probe` is writing to this folder; "
-                             "wait for it to finish or choose another --out") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -629,7 +608,7 @@ def run_probe(settings: ProbeSettings, out: str | os.PathLike[str], *,
     source, source_sha = _load_source(settings)
     identity = audit_identity(settings, source_sha, grader)
     prepare_output_dir(out, command="probe", create=True, force_flag=None)
-    with exclusive(out):
+    with exclusive(out, "probe"):
         check_manifest(out, identity)
         old: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
